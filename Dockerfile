@@ -1,0 +1,26 @@
+# tls_exporter container image.
+#
+#   docker build -t tls_exporter .
+#   docker run --rm -p 19443:19443 tls_exporter
+#   docker run --rm -p 19443:19443 -v "$PWD/my.yml:/etc/tls_exporter/config.yml:ro" tls_exporter
+#
+# Runtime: distroless (glibc + libgcc, no shell, no package manager), user
+# nonroot (65532). The configuration lives at /etc/tls_exporter/config.yml;
+# mount your own file there (or pass --config.file). Reload with SIGHUP
+# (docker kill -s HUP) or POST /-/reload.
+
+# ---- build ------------------------------------------------------------------
+FROM rust:1.95-slim-bookworm AS builder
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked \
+ && install -D -m 0755 target/release/tls_exporter /out/tls_exporter
+
+# ---- runtime ----------------------------------------------------------------
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=builder /out/tls_exporter /usr/local/bin/tls_exporter
+COPY config/example.yml /etc/tls_exporter/config.yml
+USER 65532:65532
+EXPOSE 19443
+ENTRYPOINT ["/usr/local/bin/tls_exporter"]
+CMD ["--config.file=/etc/tls_exporter/config.yml", "--web.listen-address=0.0.0.0:19443"]

@@ -1,0 +1,689 @@
+//! The validated configuration: every default applied, every file loaded, every rule checked.
+//!
+//! `load` parses the YAML into `raw` structs, then `convert` turns them into `Config`, collecting
+//! every problem of the file with its line, column and field path. Nothing downstream re-checks.
+//! TLS objects (trust anchors, client keys, rustls configs) are built here, once per config.
+
+mod duration;
+mod error;
+mod raw;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::ClientConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use serde_saphyr::Spanned;
+
+pub(crate) use duration::format as format_duration;
+pub use error::{ConfigError, Problem};
+use raw::{RawConfig, RawTarget};
+
+use crate::tls::verifier::{self, Roots};
+
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_CONCURRENCY: u32 = 64;
+
+/// Labels the exporter sets itself, or that Prometheus and our conventions reserve.
+const RESERVED_LABELS: [&str; 24] = [
+    "target",
+    "depth",
+    "reason",
+    "phase",
+    "version",
+    "cipher",
+    "group",
+    "cn",
+    "subject",
+    "issuer",
+    "serial",
+    "fingerprint_sha256",
+    "dns_names",
+    "key",
+    "signature_algorithm",
+    "job",
+    "instance",
+    "type",
+    "service",
+    "env",
+    "cluster",
+    "le",
+    "quantile",
+    "revision",
+];
+
+/// A loaded, validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub path: PathBuf,
+    /// Probes in flight at most, across all targets.
+    pub concurrency: usize,
+    /// In file order; names are unique.
+    pub targets: Vec<Arc<Target>>,
+}
+
+/// How a target is probed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeKind {
+    /// TCP connect and a full TLS handshake.
+    Tls,
+}
+
+/// One endpoint, with everything a probe needs already built.
+#[derive(Debug)]
+pub struct Target {
+    pub name: String,
+    /// As written in the config (`host:port`).
+    pub address: String,
+    /// Host name or IP literal (without brackets).
+    pub host: String,
+    pub port: u16,
+    pub server_name: ServerName<'static>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// User labels, sorted by name; valid and not clashing with ours.
+    pub labels: Vec<(String, String)>,
+    pub kind: ProbeKind,
+    pub roots: Arc<Roots>,
+    pub client_config: Arc<ClientConfig>,
+    /// Everything the target was built from, file contents included: equal specs mean an
+    /// unchanged target across a reload.
+    spec: Spec,
+}
+
+impl Target {
+    /// True when `other` was built from the same settings and file contents.
+    pub fn same_as(&self, other: &Target) -> bool {
+        self.spec == other.spec
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Spec {
+    name: String,
+    address: String,
+    server_name: String,
+    interval: Duration,
+    timeout: Duration,
+    labels: Vec<(String, String)>,
+    ca: Option<Vec<u8>>,
+    client_cert: Option<Vec<u8>>,
+    client_key: Option<Vec<u8>>,
+}
+
+/// Reads and validates the config file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, path)
+}
+
+/// Validates config text; `path` names the file in errors and anchors relative file paths.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let raw = deserialize(text).map_err(|p| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        problems: vec![p],
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut conv = Converter {
+        base,
+        problems: Vec::new(),
+        files: HashMap::new(),
+        roots: HashMap::new(),
+        configs: HashMap::new(),
+    };
+    let config = conv.config(raw, path);
+    if conv.problems.is_empty() {
+        Ok(config)
+    } else {
+        conv.problems.sort_by_key(|p| (p.line, p.column));
+        Err(ConfigError::Invalid {
+            path: path.to_path_buf(),
+            problems: conv.problems,
+        })
+    }
+}
+
+/// serde-saphyr parse with the field path of the first structural error.
+fn deserialize(text: &str) -> Result<RawConfig, Problem> {
+    let mut field = String::new();
+    let options = serde_saphyr::options! { with_snippet: false };
+    serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            field = e.path().to_string();
+            e.into_inner()
+        })
+    })
+    .map_err(|e| {
+        let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+        let message = e.to_string();
+        // The location is rendered separately; drop serde-saphyr's own suffix.
+        let message = match message.rfind(" at line ") {
+            Some(cut) => message[..cut].to_string(),
+            None => message,
+        };
+        let field = field
+            .trim_end_matches(".value")
+            .trim_matches('.')
+            .to_string();
+        Problem {
+            line,
+            column,
+            field,
+            message,
+        }
+    })
+}
+
+/// Builds a `Config` from raw structs, collecting problems instead of stopping at the first.
+struct Converter<'a> {
+    base: &'a Path,
+    problems: Vec<Problem>,
+    /// File contents by resolved path, each read once per load.
+    files: HashMap<PathBuf, Option<Vec<u8>>>,
+    roots: HashMap<Option<PathBuf>, Arc<Roots>>,
+    /// One rustls config per client identity (none, or cert+key paths).
+    configs: HashMap<Option<(PathBuf, PathBuf)>, Arc<ClientConfig>>,
+}
+
+/// Settings a target inherits from `global`.
+struct Defaults {
+    interval: Duration,
+    timeout: Duration,
+    ca_file: Option<Spanned<String>>,
+}
+
+impl Converter<'_> {
+    fn config(&mut self, raw: RawConfig, path: &Path) -> Config {
+        let global = raw.global;
+        let interval = self.duration(
+            global.interval.as_ref(),
+            "global.interval",
+            DEFAULT_INTERVAL,
+        );
+        let timeout = self.duration(global.timeout.as_ref(), "global.timeout", DEFAULT_TIMEOUT);
+        if let Some(t) = &global.timeout {
+            if timeout >= interval {
+                self.problem(
+                    t,
+                    "global.timeout",
+                    format!(
+                        "must be shorter than interval ({})",
+                        format_duration(interval)
+                    ),
+                );
+            }
+        }
+        let concurrency = match &global.concurrency {
+            Some(c) if c.value == 0 => {
+                self.problem(c, "global.concurrency", "must be at least 1");
+                1
+            }
+            Some(c) => c.value,
+            None => DEFAULT_CONCURRENCY,
+        };
+        if let Some(ca) = &global.ca_file {
+            self.roots_for(Some(ca), "global.ca_file");
+        }
+        let defaults = Defaults {
+            interval,
+            timeout,
+            ca_file: global.ca_file,
+        };
+        let mut names = HashSet::new();
+        let mut targets = Vec::with_capacity(raw.targets.len());
+        for (i, t) in raw.targets.into_iter().enumerate() {
+            if let Some(target) = self.target(i, t, &defaults, &mut names) {
+                targets.push(Arc::new(target));
+            }
+        }
+        Config {
+            path: path.to_path_buf(),
+            concurrency: concurrency as usize,
+            targets,
+        }
+    }
+
+    fn target(
+        &mut self,
+        i: usize,
+        t: RawTarget,
+        defaults: &Defaults,
+        names: &mut HashSet<String>,
+    ) -> Option<Target> {
+        let at = |field: &str| format!("targets[{i}].{field}");
+        let before = self.problems.len();
+
+        let address = parse_address(&t.address.value)
+            .map_err(|m| self.problem(&t.address, &at("address"), m))
+            .ok();
+        let name_span = t.name.as_ref().unwrap_or(&t.address);
+        let name = name_span.value.clone();
+        if name.is_empty() {
+            self.problem(name_span, &at("name"), "must not be empty");
+        } else if !names.insert(name.clone()) {
+            self.problem(
+                name_span,
+                &at("name"),
+                format!("duplicate target name {name:?}"),
+            );
+        }
+
+        let server_name_text = match (&t.server_name, &address) {
+            (Some(s), _) => Some((s.value.clone(), s)),
+            (None, Some((host, _))) => Some((host.clone(), &t.address)),
+            (None, None) => None,
+        };
+        let server_name = server_name_text.and_then(|(text, span)| {
+            ServerName::try_from(text.clone())
+                .map_err(|_| {
+                    self.problem(
+                        span,
+                        &at("server_name"),
+                        format!("{text:?} is not a valid DNS name or IP address"),
+                    )
+                })
+                .ok()
+        });
+
+        let interval = match &t.interval {
+            Some(_) => self.duration(t.interval.as_ref(), &at("interval"), defaults.interval),
+            None => defaults.interval,
+        };
+        let timeout = match &t.timeout {
+            Some(_) => self.duration(t.timeout.as_ref(), &at("timeout"), defaults.timeout),
+            None => defaults.timeout,
+        };
+        if timeout >= interval {
+            let msg = format!(
+                "must be shorter than interval ({})",
+                format_duration(interval)
+            );
+            match (&t.timeout, &t.interval) {
+                (Some(span), _) => self.problem(span, &at("timeout"), msg),
+                (None, Some(span)) => self.problem(
+                    span,
+                    &at("interval"),
+                    format!("must be longer than timeout ({})", format_duration(timeout)),
+                ),
+                // Both inherited: reported on global already.
+                (None, None) => {}
+            }
+        }
+
+        let labels = self.labels(i, &t.labels);
+        let ca_file = t.ca_file.as_ref().or(defaults.ca_file.as_ref());
+        let ca_field = if t.ca_file.is_some() {
+            at("ca_file")
+        } else {
+            "global.ca_file".to_string()
+        };
+        let roots = self.roots_for(ca_file, &ca_field);
+        let client = self.client_identity(i, &t);
+
+        if self.problems.len() > before {
+            return None;
+        }
+        let (host, port) = address?;
+        let server_name = server_name?;
+        let (client_config, client_cert, client_key) = client?;
+        let ca = ca_file.and_then(|c| self.files.get(&self.resolve(&c.value)).cloned().flatten());
+        let spec = Spec {
+            name: name.clone(),
+            address: t.address.value.clone(),
+            server_name: server_name.to_str().into_owned(),
+            interval,
+            timeout,
+            labels: labels.clone(),
+            ca,
+            client_cert,
+            client_key,
+        };
+        Some(Target {
+            name,
+            address: t.address.value,
+            host,
+            port,
+            server_name,
+            interval,
+            timeout,
+            labels,
+            kind: ProbeKind::Tls,
+            roots: roots?,
+            client_config,
+            spec,
+        })
+    }
+
+    fn labels(
+        &mut self,
+        i: usize,
+        raw: &BTreeMap<String, Spanned<String>>,
+    ) -> Vec<(String, String)> {
+        let mut out = Vec::with_capacity(raw.len());
+        for (name, value) in raw {
+            let field = format!("targets[{i}].labels.{name}");
+            if !valid_label_name(name) {
+                self.problem(value, &field, format!("{name:?} is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)"));
+            } else if RESERVED_LABELS.contains(&name.as_str()) {
+                self.problem(
+                    value,
+                    &field,
+                    format!("label {name:?} clashes with a label the exporter or Prometheus sets"),
+                );
+            } else {
+                out.push((name.clone(), value.value.clone()));
+            }
+        }
+        out
+    }
+
+    /// The rustls config for a target's client identity, plus the identity's file contents.
+    #[allow(clippy::type_complexity)]
+    fn client_identity(
+        &mut self,
+        i: usize,
+        t: &RawTarget,
+    ) -> Option<(Arc<ClientConfig>, Option<Vec<u8>>, Option<Vec<u8>>)> {
+        let (cert, key) = match (&t.client_cert_file, &t.client_key_file) {
+            (None, None) => {
+                let config = self
+                    .configs
+                    .entry(None)
+                    .or_insert_with(|| verifier::client_config(None));
+                return Some((config.clone(), None, None));
+            }
+            (Some(c), Some(k)) => (c, k),
+            (Some(c), None) => {
+                self.problem(
+                    c,
+                    &format!("targets[{i}].client_cert_file"),
+                    "needs client_key_file too",
+                );
+                return None;
+            }
+            (None, Some(k)) => {
+                self.problem(
+                    k,
+                    &format!("targets[{i}].client_key_file"),
+                    "needs client_cert_file too",
+                );
+                return None;
+            }
+        };
+        let cert_field = format!("targets[{i}].client_cert_file");
+        let key_field = format!("targets[{i}].client_key_file");
+        let cert_bytes = self.read(cert, &cert_field)?;
+        let key_bytes = self.read(key, &key_field)?;
+        let chain = self.certs(&cert_bytes, cert, &cert_field)?;
+        let private = match PrivateKeyDer::from_pem_slice(&key_bytes) {
+            Ok(k) => k,
+            Err(e) => {
+                self.problem(
+                    key,
+                    &key_field,
+                    format!("no usable private key in {}: {e}", key.value),
+                );
+                return None;
+            }
+        };
+        let identity = (self.resolve(&cert.value), self.resolve(&key.value));
+        if let Some(config) = self.configs.get(&Some(identity.clone())) {
+            return Some((config.clone(), Some(cert_bytes), Some(key_bytes)));
+        }
+        let certified = match verifier::certified_key(chain, private) {
+            Ok(k) => k,
+            Err(e) => {
+                self.problem(
+                    key,
+                    &key_field,
+                    format!("key does not fit the client certificate: {e}"),
+                );
+                return None;
+            }
+        };
+        let config = verifier::client_config(Some(certified));
+        self.configs.insert(Some(identity), config.clone());
+        Some((config, Some(cert_bytes), Some(key_bytes)))
+    }
+
+    /// Trust anchors for a `ca_file` (or webpki-roots without one), loaded once per path.
+    fn roots_for(&mut self, ca_file: Option<&Spanned<String>>, field: &str) -> Option<Arc<Roots>> {
+        let key = ca_file.map(|c| self.resolve(&c.value));
+        if let Some(r) = self.roots.get(&key) {
+            return Some(r.clone());
+        }
+        let roots = match ca_file {
+            None => Roots::webpki(),
+            Some(span) => {
+                let bytes = self.read(span, field)?;
+                let certs = self.certs(&bytes, span, field)?;
+                match Roots::from_certs(&certs) {
+                    Ok(r) => r,
+                    Err(m) => {
+                        self.problem(span, field, format!("{}: {m}", span.value));
+                        return None;
+                    }
+                }
+            }
+        };
+        let roots = Arc::new(roots);
+        self.roots.insert(key, roots.clone());
+        Some(roots)
+    }
+
+    fn certs(
+        &mut self,
+        bytes: &[u8],
+        span: &Spanned<String>,
+        field: &str,
+    ) -> Option<Vec<CertificateDer<'static>>> {
+        let parsed: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(bytes).collect();
+        match parsed {
+            Ok(certs) if certs.is_empty() => {
+                self.problem(
+                    span,
+                    field,
+                    format!("{}: no PEM certificates found", span.value),
+                );
+                None
+            }
+            Ok(certs) => Some(certs),
+            Err(e) => {
+                self.problem(span, field, format!("{}: invalid PEM: {e}", span.value));
+                None
+            }
+        }
+    }
+
+    /// Reads a file named in the config, once per load; unreadable files are problems.
+    fn read(&mut self, span: &Spanned<String>, field: &str) -> Option<Vec<u8>> {
+        let path = self.resolve(&span.value);
+        if let Some(cached) = self.files.get(&path) {
+            return cached.clone();
+        }
+        let result = std::fs::read(&path);
+        let bytes = match result {
+            Ok(b) => Some(b),
+            Err(e) => {
+                self.problem(span, field, format!("cannot read {}: {e}", path.display()));
+                None
+            }
+        };
+        self.files.insert(path, bytes.clone());
+        bytes
+    }
+
+    fn resolve(&self, file: &str) -> PathBuf {
+        let p = Path::new(file);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    fn duration(
+        &mut self,
+        span: Option<&Spanned<String>>,
+        field: &str,
+        default: Duration,
+    ) -> Duration {
+        let Some(span) = span else { return default };
+        match duration::parse(&span.value) {
+            Ok(d) if d.is_zero() => {
+                self.problem(span, field, "must be greater than 0");
+                default
+            }
+            Ok(d) => d,
+            Err(m) => {
+                self.problem(span, field, m);
+                default
+            }
+        }
+    }
+
+    fn problem<T>(&mut self, span: &Spanned<T>, field: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            line: span.referenced.line(),
+            column: span.referenced.column(),
+            field: field.to_string(),
+            message: message.into(),
+        });
+    }
+}
+
+/// Splits `host:port`, `[v6]:port` or `IP:port`.
+fn parse_address(text: &str) -> Result<(String, u16), String> {
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or_else(|| format!("{text:?}: missing ']' after IPv6 address"))?;
+        let port = after
+            .strip_prefix(':')
+            .ok_or_else(|| format!("{text:?}: expected [ipv6]:port"))?;
+        if host.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!("{text:?}: {host:?} is not an IPv6 address"));
+        }
+        (host, port)
+    } else {
+        let (host, port) = text
+            .rsplit_once(':')
+            .ok_or_else(|| format!("{text:?}: expected host:port"))?;
+        if host.contains(':') {
+            return Err(format!(
+                "{text:?}: write IPv6 addresses in brackets, e.g. [::1]:443"
+            ));
+        }
+        (host, port)
+    };
+    if host.is_empty() {
+        return Err(format!("{text:?}: empty host"));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok((host.to_string(), p)),
+        _ => Err(format!("{text:?}: port must be a number from 1 to 65535")),
+    }
+}
+
+fn valid_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    first_ok && chars.all(|c| c.is_ascii_alphanumeric() || c == '_') && !name.starts_with("__")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(yaml: &str) -> Vec<String> {
+        match parse(yaml, Path::new("t.yml")) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.lines(),
+        }
+    }
+
+    #[test]
+    fn minimal_target_gets_defaults() {
+        let c = parse(
+            "targets:\n  - address: example.com:443\n",
+            Path::new("t.yml"),
+        )
+        .expect("valid config");
+        let t = &c.targets[0];
+        assert_eq!(t.name, "example.com:443");
+        assert_eq!(t.server_name.to_str(), "example.com");
+        assert_eq!((t.interval, t.timeout), (DEFAULT_INTERVAL, DEFAULT_TIMEOUT));
+        assert_eq!(c.concurrency, 64);
+    }
+
+    #[test]
+    fn addresses_accept_hosts_ipv4_and_bracketed_ipv6() {
+        assert_eq!(
+            parse_address("a.example:443"),
+            Ok(("a.example".into(), 443))
+        );
+        assert_eq!(
+            parse_address("10.0.0.1:8443"),
+            Ok(("10.0.0.1".into(), 8443))
+        );
+        assert_eq!(parse_address("[::1]:443"), Ok(("::1".into(), 443)));
+        for bad in [
+            "a.example",
+            "::1:443",
+            "[::1]443",
+            ":443",
+            "a:0",
+            "a:99999",
+            "[zz]:1",
+        ] {
+            assert!(parse_address(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_problem_of_a_file_is_reported_at_once() {
+        let yaml = "targets:\n  - address: a:443\n    timeout: 2m\n  - address: nope\n    labels: {job: x}\n";
+        assert_eq!(
+            problems(yaml),
+            vec![
+                "t.yml:3:14: targets[0].timeout: must be shorter than interval (1m)",
+                "t.yml:4:14: targets[1].address: \"nope\": expected host:port",
+                "t.yml:5:19: targets[1].labels.job: label \"job\" clashes with a label the exporter or Prometheus sets",
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_field_names_path_and_line() {
+        assert_eq!(
+            problems("targets:\n  - address: a:443\n    tmeout: 5s\n"),
+            vec!["t.yml:3:5: targets[0].tmeout: unknown field `tmeout`, expected one of name, address, server_name, ca_file, client_cert_file, client_key_file, interval, timeout, labels"]
+        );
+    }
+
+    #[test]
+    fn same_spec_means_unchanged_target() {
+        let a = parse("targets:\n  - address: a:443\n", Path::new("t.yml")).expect("valid");
+        let b = parse(
+            "global: {interval: 60s}\ntargets:\n  - address: a:443\n",
+            Path::new("t.yml"),
+        )
+        .expect("valid");
+        let c = parse(
+            "targets:\n  - address: a:443\n    interval: 30s\n",
+            Path::new("t.yml"),
+        )
+        .expect("valid");
+        assert!(a.targets[0].same_as(&b.targets[0]));
+        assert!(!a.targets[0].same_as(&c.targets[0]));
+    }
+}

@@ -1,0 +1,46 @@
+//! The YAML file as written: serde structs that mirror it field for field.
+//!
+//! Nothing here applies defaults or judges values; `Config::try_from` (in `mod.rs`) does that, so
+//! every value a rule may reject keeps its source position through `Spanned`.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    #[serde(default)]
+    pub(crate) global: RawGlobal,
+    #[serde(default)]
+    pub(crate) targets: Vec<RawTarget>,
+}
+
+/// Defaults for every target; every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGlobal {
+    pub(crate) interval: Option<Spanned<String>>,
+    pub(crate) timeout: Option<Spanned<String>>,
+    pub(crate) concurrency: Option<Spanned<u32>>,
+    pub(crate) ca_file: Option<Spanned<String>>,
+}
+
+/// One endpoint to probe.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTarget {
+    pub(crate) name: Option<Spanned<String>>,
+    pub(crate) address: Spanned<String>,
+    pub(crate) server_name: Option<Spanned<String>>,
+    pub(crate) ca_file: Option<Spanned<String>>,
+    pub(crate) client_cert_file: Option<Spanned<String>>,
+    pub(crate) client_key_file: Option<Spanned<String>>,
+    pub(crate) interval: Option<Spanned<String>>,
+    pub(crate) timeout: Option<Spanned<String>>,
+    /// Label values carry the position used for errors about their names too.
+    #[serde(default)]
+    pub(crate) labels: BTreeMap<String, Spanned<String>>,
+}

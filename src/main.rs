@@ -1,0 +1,204 @@
+//! The `tls_exporter` binary: command line, logging, runtime, signals; prints errors once.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use tokio::signal::unix::{signal, SignalKind};
+
+use tls_exporter::config;
+use tls_exporter::reload::Reloader;
+use tls_exporter::server::{router, App};
+use tls_exporter::state::State;
+
+/// Default listen port: outside the 9100–9999 range of the Prometheus exporter port
+/// allocations, which is fully allocated.
+const DEFAULT_LISTEN: &str = "0.0.0.0:19443";
+/// How long in-flight probes may run on after SIGTERM/SIGINT.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Prometheus exporter for TLS endpoint health.
+#[derive(Debug, Parser)]
+#[command(name = "tls_exporter", disable_version_flag = true)]
+struct Args {
+    /// Path to the YAML config file.
+    #[arg(
+        long = "config.file",
+        value_name = "PATH",
+        default_value = "config/example.yml"
+    )]
+    config_file: PathBuf,
+    /// Address to serve /metrics and the status page on.
+    #[arg(long = "web.listen-address", value_name = "HOST:PORT", default_value = DEFAULT_LISTEN)]
+    listen: SocketAddr,
+    /// Minimum level of log lines.
+    #[arg(long = "log.level", value_enum, default_value = "info")]
+    log_level: LogLevel,
+    /// Log line format.
+    #[arg(long = "log.format", value_enum, default_value = "logfmt")]
+    log_format: LogFormat,
+    /// Validate the config file, print every problem, and exit 0 (valid) or 1 (invalid).
+    #[arg(long = "check-config")]
+    check_config: bool,
+    /// Print version and exit.
+    #[arg(long = "version")]
+    version: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Logfmt,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.version {
+        println!("{}", tls_exporter::metrics::version_string());
+        return ExitCode::SUCCESS;
+    }
+    if args.check_config {
+        return match config::load(&args.config_file) {
+            Ok(c) => {
+                println!(
+                    "{}: ok, {} targets",
+                    args.config_file.display(),
+                    c.targets.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                for line in e.lines() {
+                    eprintln!("{line}");
+                }
+                ExitCode::FAILURE
+            }
+        };
+    }
+    init_logging(args.log_level, args.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let initial = config::load(&args.config_file).map_err(|e| format!("invalid config:\n{e}"))?;
+    let state = Arc::new(State::default());
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("listen on {}: {e}", args.listen))?;
+    let reloader = Arc::new(Reloader::start(
+        args.config_file.clone(),
+        state.clone(),
+        &initial,
+    ));
+    tracing::info!(
+        version = %tls_exporter::metrics::version_string(),
+        listen = %listener.local_addr().map_or(args.listen, |a| a),
+        config = %args.config_file.display(),
+        targets = initial.targets.len(),
+        "tls_exporter started"
+    );
+    drop(initial);
+
+    let app = Arc::new(App {
+        state,
+        reloader: reloader.clone(),
+    });
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router(app))
+            .with_graceful_shutdown(async {
+                let _ = stop_rx.await;
+            })
+            .await
+    });
+
+    wait_for_signals(&reloader)
+        .await
+        .map_err(|e| format!("install signal handlers: {e}"))?;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, server).await;
+    match Arc::try_unwrap(reloader) {
+        Ok(r) => r.shutdown(SHUTDOWN_GRACE).await,
+        Err(_) => tracing::warn!("a reload was still running at shutdown"),
+    }
+    Ok(())
+}
+
+/// Handles SIGHUP (reload) until SIGTERM or SIGINT arrives.
+async fn wait_for_signals(reloader: &Reloader) -> std::io::Result<()> {
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => { let _ = reloader.reload().await; }
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+        }
+    }
+}
+
+fn init_logging(level: LogLevel, format: LogFormat) {
+    let level = match level {
+        LogLevel::Debug => tracing::Level::DEBUG,
+        LogLevel::Info => tracing::Level::INFO,
+        LogLevel::Warn => tracing::Level::WARN,
+        LogLevel::Error => tracing::Level::ERROR,
+    };
+    // Our crate at the chosen level; dependencies one level quieter at most.
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_default(level.max(tracing::Level::WARN))
+        .with_target("tls_exporter", level);
+    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr);
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    match format {
+        LogFormat::Json => {
+            let layer = tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(std::io::stderr);
+            let _ = tracing_subscriber::registry()
+                .with(layer)
+                .with(filter)
+                .try_init();
+        }
+        LogFormat::Logfmt => {
+            let layer = tracing_subscriber::fmt::layer()
+                .event_format(tls_exporter::logfmt::Logfmt)
+                .with_writer(std::io::stderr);
+            let _ = tracing_subscriber::registry()
+                .with(layer)
+                .with(filter)
+                .try_init();
+        }
+    }
+    drop(builder);
+}

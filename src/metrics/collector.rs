@@ -1,0 +1,224 @@
+//! Renders `/metrics` from a state snapshot: per-target families, then exporter self metrics.
+//!
+//! Pure function of the snapshot and the scrape time (`tls_cert_days_to_expiry` is derived from
+//! not-after at scrape time, never stored). Families are written once each, grouping all targets.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::*;
+use crate::probe::outcome::{FailureReason, ProbeOutcome};
+use crate::state::{Entry, State};
+
+/// The whole exposition for one scrape.
+pub fn render(state: &State, now: SystemTime) -> String {
+    let entries = state.snapshot();
+    let mut e = Encoder::with_capacity(1024 + entries.len() * 2048);
+    let now_s = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let probed: Vec<(&Entry, &ProbeOutcome)> = entries
+        .iter()
+        .filter_map(|en| en.latest.as_deref().map(|o| (en, o)))
+        .collect();
+
+    per_target(&mut e, &PROBE_SUCCESS, &probed, |o| {
+        Some(bool_value(o.success()))
+    });
+    per_target(&mut e, &HANDSHAKE_SUCCESS, &probed, |o| {
+        Some(bool_value(o.handshake_ok))
+    });
+    e.family(&PROBE_FAILURE_INFO);
+    for (en, o) in &probed {
+        if let Some(r) = o.reason() {
+            e.sample(
+                &PROBE_FAILURE_INFO,
+                &en.labels,
+                &[("reason", r.as_label())],
+                1.0,
+            );
+        }
+    }
+    per_target(&mut e, &PROBE_DURATION, &probed, |o| {
+        Some(o.duration.as_secs_f64())
+    });
+    e.family(&PROBE_PHASE_DURATION);
+    for (en, o) in &probed {
+        let p = &o.phases;
+        for (phase, d) in [
+            ("resolve", p.resolve),
+            ("connect", p.connect),
+            ("handshake", p.handshake),
+        ] {
+            if let Some(d) = d {
+                e.sample(
+                    &PROBE_PHASE_DURATION,
+                    &en.labels,
+                    &[("phase", phase)],
+                    d.as_secs_f64(),
+                );
+            }
+        }
+    }
+    per_target(&mut e, &PROBE_TIMESTAMP, &probed, |o| {
+        o.finished_at
+            .duration_since(UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_secs_f64())
+    });
+    e.family(&PROBE_INTERVAL);
+    for en in &entries {
+        e.sample(
+            &PROBE_INTERVAL,
+            &en.labels,
+            &[],
+            en.target.interval.as_secs_f64(),
+        );
+    }
+    e.family(&PROBES_TOTAL);
+    for en in &entries {
+        e.sample(&PROBES_TOTAL, &en.labels, &[], en.probes_total as f64);
+    }
+    e.family(&PROBE_FAILURES_TOTAL);
+    for en in &entries {
+        for r in FailureReason::ALL {
+            let n = en.failures_total[r.index()];
+            if n > 0 {
+                e.sample(
+                    &PROBE_FAILURES_TOTAL,
+                    &en.labels,
+                    &[("reason", r.as_label())],
+                    n as f64,
+                );
+            }
+        }
+    }
+
+    negotiated(&mut e, &probed);
+    per_target(&mut e, &CLIENT_AUTH_REQUESTED, &probed, |o| {
+        o.handshake_ok
+            .then_some(bool_value(o.client_auth_requested))
+    });
+    chains(&mut e, &probed, now_s);
+
+    exporter::render(&mut e, state, entries.len());
+    e.out
+}
+
+fn bool_value(b: bool) -> f64 {
+    if b {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+/// A family with at most one unlabelled-beyond-target sample per probed target.
+fn per_target(
+    e: &mut Encoder,
+    f: &Family,
+    probed: &[(&Entry, &ProbeOutcome)],
+    value: impl Fn(&ProbeOutcome) -> Option<f64>,
+) {
+    e.family(f);
+    for (en, o) in probed {
+        if let Some(v) = value(o) {
+            e.sample(f, &en.labels, &[], v);
+        }
+    }
+}
+
+fn negotiated(e: &mut Encoder, probed: &[(&Entry, &ProbeOutcome)]) {
+    let with: Vec<_> = probed
+        .iter()
+        .filter_map(|(en, o)| o.negotiated.as_ref().map(|n| (*en, n)))
+        .collect();
+    e.family(&VERSION_INFO);
+    for (en, n) in &with {
+        e.sample(&VERSION_INFO, &en.labels, &[("version", n.version)], 1.0);
+    }
+    e.family(&CIPHER_INFO);
+    for (en, n) in &with {
+        e.sample(&CIPHER_INFO, &en.labels, &[("cipher", &n.cipher)], 1.0);
+    }
+    e.family(&KEY_EXCHANGE_INFO);
+    for (en, n) in &with {
+        if let Some(g) = &n.group {
+            e.sample(&KEY_EXCHANGE_INFO, &en.labels, &[("group", g)], 1.0);
+        }
+    }
+}
+
+fn chains(e: &mut Encoder, probed: &[(&Entry, &ProbeOutcome)], now_s: f64) {
+    let with: Vec<_> = probed
+        .iter()
+        .filter_map(|(en, o)| o.chain.as_ref().map(|c| (*en, c)))
+        .collect();
+    e.family(&CHAIN_VALID);
+    for (en, c) in &with {
+        e.sample(
+            &CHAIN_VALID,
+            &en.labels,
+            &[],
+            bool_value(c.problem.is_none()),
+        );
+    }
+    e.family(&CHAIN_CERTIFICATES);
+    for (en, c) in &with {
+        e.sample(&CHAIN_CERTIFICATES, &en.labels, &[], c.sent as f64);
+    }
+    let mut depth_buf = itoa_cache();
+    for family in [&CERT_NOT_AFTER, &CERT_NOT_BEFORE, &CERT_DAYS_TO_EXPIRY] {
+        e.family(family);
+        for (en, c) in &with {
+            for (depth, f) in &c.certs {
+                let value = match family.name {
+                    n if n == CERT_NOT_BEFORE.name => f.not_before as f64,
+                    n if n == CERT_DAYS_TO_EXPIRY.name => (f.not_after as f64 - now_s) / 86_400.0,
+                    _ => f.not_after as f64,
+                };
+                e.sample(
+                    family,
+                    &en.labels,
+                    &[("depth", depth_label(&mut depth_buf, *depth))],
+                    value,
+                );
+            }
+        }
+    }
+    e.family(&CHAIN_EXPIRY);
+    for (en, c) in &with {
+        if let (None, Some(t)) = (&c.problem, c.path_expiry) {
+            e.sample(&CHAIN_EXPIRY, &en.labels, &[], t as f64);
+        }
+    }
+    e.family(&CERT_INFO);
+    for (en, c) in &with {
+        for (depth, f) in &c.certs {
+            let labels = [
+                ("depth", depth_label(&mut depth_buf, *depth)),
+                ("cn", f.cn.as_str()),
+                ("subject", f.subject.as_str()),
+                ("issuer", f.issuer.as_str()),
+                ("serial", f.serial.as_str()),
+                ("fingerprint_sha256", f.fingerprint_sha256.as_str()),
+                ("dns_names", f.dns_names.as_str()),
+                ("key", f.key.as_str()),
+                ("signature_algorithm", f.signature_algorithm.as_str()),
+            ];
+            e.sample(&CERT_INFO, &en.labels, &labels, 1.0);
+        }
+    }
+}
+
+/// Depth labels without allocating per sample.
+fn itoa_cache() -> Vec<String> {
+    (0..16).map(|d| d.to_string()).collect()
+}
+
+fn depth_label(cache: &mut Vec<String>, depth: usize) -> &str {
+    while cache.len() <= depth {
+        cache.push(cache.len().to_string());
+    }
+    cache[depth].as_str()
+}

@@ -1,0 +1,160 @@
+//! Exporter self metrics: build info, reload status, scheduler health and `process_*`.
+
+use std::sync::atomic::Ordering;
+
+use super::*;
+use crate::state::State;
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+const REVISION: &str = env!("TLS_EXPORTER_REVISION");
+const RUSTC_VERSION: &str = env!("TLS_EXPORTER_RUSTC_VERSION");
+
+/// The version string `--version` prints.
+pub fn version_string() -> String {
+    format!("tls_exporter {VERSION} (revision {REVISION}, {RUSTC_VERSION})")
+}
+
+pub(super) fn render(e: &mut Encoder, state: &State, targets: usize) {
+    let s = &state.stats;
+    e.family(&BUILD_INFO);
+    e.sample(
+        &BUILD_INFO,
+        "",
+        &[
+            ("version", VERSION),
+            ("revision", REVISION),
+            ("rustc_version", RUSTC_VERSION),
+        ],
+        1.0,
+    );
+    let single = |e: &mut Encoder, f: &Family, v: f64| {
+        e.family(f);
+        e.sample(f, "", &[], v);
+    };
+    single(
+        e,
+        &RELOAD_SUCCESSFUL,
+        if s.reload_successful.load(Ordering::Relaxed) {
+            1.0
+        } else {
+            0.0
+        },
+    );
+    single(e, &RELOAD_SUCCESS_TIMESTAMP, s.reload_success_time());
+    single(e, &TARGETS, targets as f64);
+    single(
+        e,
+        &PROBES_IN_FLIGHT,
+        s.probes_in_flight.load(Ordering::Relaxed) as f64,
+    );
+    single(
+        e,
+        &PROBES_SKIPPED,
+        s.probes_skipped_total.load(Ordering::Relaxed) as f64,
+    );
+    single(e, &SCHEDULER_LAG, s.scheduler_lag());
+    process(e);
+}
+
+/// Standard `process_*` metrics from /proc (Linux only; absent elsewhere).
+fn process(e: &mut Encoder) {
+    let Some(p) = read_proc() else { return };
+    let families = [
+        (
+            counter(
+                "process_cpu_seconds_total",
+                "Total user and system CPU time spent in seconds.",
+            ),
+            p.cpu_seconds,
+        ),
+        (
+            gauge(
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes.",
+            ),
+            p.rss_bytes,
+        ),
+        (
+            gauge(
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes.",
+            ),
+            p.vsize_bytes,
+        ),
+        (
+            gauge(
+                "process_start_time_seconds",
+                "Start time of the process since unix epoch in seconds.",
+            ),
+            p.start_time,
+        ),
+        (
+            gauge("process_open_fds", "Number of open file descriptors."),
+            p.open_fds,
+        ),
+        (
+            gauge(
+                "process_max_fds",
+                "Maximum number of open file descriptors.",
+            ),
+            p.max_fds,
+        ),
+    ];
+    for (f, v) in families {
+        e.family(&f);
+        e.sample(&f, "", &[], v);
+    }
+}
+
+struct Proc {
+    cpu_seconds: f64,
+    rss_bytes: f64,
+    vsize_bytes: f64,
+    start_time: f64,
+    open_fds: f64,
+    max_fds: f64,
+}
+
+fn read_proc() -> Option<Proc> {
+    // Linux reports these in clock ticks and pages; both are 100 and 4096 on every platform we
+    // ship for (x86_64, aarch64 Linux).
+    const TICKS: f64 = 100.0;
+    const PAGE: f64 = 4096.0;
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name, which may itself contain spaces.
+    let after = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let num = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok());
+    // `after` starts at field 3 (state): utime=14, stime=15, starttime=22, vsize=23, rss=24.
+    let (utime, stime, start, vsize, rss) = (num(11)?, num(12)?, num(19)?, num(20)?, num(21)?);
+    let boot = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("btime ")
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        })?;
+    let open_fds = std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count() as f64)
+        .unwrap_or(0.0);
+    let max_fds = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|l| {
+            l.lines()
+                .find(|x| x.starts_with("Max open files"))
+                .and_then(|x| {
+                    x.split_whitespace()
+                        .nth(3)
+                        .and_then(|v| v.parse::<f64>().ok())
+                })
+        })
+        .unwrap_or(0.0);
+    Some(Proc {
+        cpu_seconds: (utime + stime) / TICKS,
+        rss_bytes: rss * PAGE,
+        vsize_bytes: vsize,
+        start_time: boot + start / TICKS,
+        open_fds,
+        max_fds,
+    })
+}

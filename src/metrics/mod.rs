@@ -1,0 +1,211 @@
+//! Every metric name, HELP text and type, and the text-format encoder that writes them.
+//!
+//! We write the Prometheus text format (0.0.4) directly from the state snapshot at scrape time:
+//! no registry, no label-set objects rebuilt per scrape, no sample timestamps. (prometheus-client
+//! only encodes OpenMetrics, whose `_total`/`info` conventions `promtool check metrics` rejects.)
+
+mod collector;
+mod exporter;
+
+use std::fmt::Write;
+
+pub use collector::render;
+pub use exporter::version_string;
+
+/// A metric family: name, type and HELP.
+pub(crate) struct Family {
+    pub(crate) name: &'static str,
+    pub(crate) kind: &'static str,
+    pub(crate) help: &'static str,
+}
+
+const fn gauge(name: &'static str, help: &'static str) -> Family {
+    Family {
+        name,
+        kind: "gauge",
+        help,
+    }
+}
+
+const fn counter(name: &'static str, help: &'static str) -> Family {
+    Family {
+        name,
+        kind: "counter",
+        help,
+    }
+}
+
+pub(crate) const PROBE_SUCCESS: Family = gauge(
+    "tls_probe_success",
+    "1 if the latest probe completed a handshake, the chain is valid for the server name and the server accepted us; else 0.",
+);
+pub(crate) const HANDSHAKE_SUCCESS: Family = gauge(
+    "tls_handshake_success",
+    "1 if the latest probe established a TLS session, chain problems not counted; else 0.",
+);
+pub(crate) const PROBE_FAILURE_INFO: Family = gauge(
+    "tls_probe_failure_info",
+    "Why the latest probe failed (value 1); absent when the latest probe succeeded.",
+);
+pub(crate) const PROBE_DURATION: Family = gauge(
+    "tls_probe_duration_seconds",
+    "Duration of the latest probe, in seconds.",
+);
+pub(crate) const PROBE_PHASE_DURATION: Family = gauge(
+    "tls_probe_phase_duration_seconds",
+    "Duration of each phase (resolve, connect, handshake) of the latest probe, in seconds.",
+);
+pub(crate) const PROBE_TIMESTAMP: Family = gauge(
+    "tls_probe_timestamp_seconds",
+    "Unix time at which the latest probe finished.",
+);
+pub(crate) const PROBE_INTERVAL: Family = gauge(
+    "tls_probe_interval_seconds",
+    "Configured probe interval of the target, in seconds (for staleness alerts).",
+);
+pub(crate) const PROBES_TOTAL: Family = counter(
+    "tls_probes_total",
+    "Probes finished since the exporter started.",
+);
+pub(crate) const PROBE_FAILURES_TOTAL: Family = counter(
+    "tls_probe_failures_total",
+    "Failed probes since the exporter started, by reason.",
+);
+pub(crate) const VERSION_INFO: Family = gauge(
+    "tls_version_info",
+    "TLS protocol version negotiated by the latest probe (value 1).",
+);
+pub(crate) const CIPHER_INFO: Family = gauge(
+    "tls_cipher_info",
+    "IANA name of the cipher suite negotiated by the latest probe (value 1).",
+);
+pub(crate) const KEY_EXCHANGE_INFO: Family = gauge(
+    "tls_key_exchange_info",
+    "IANA name of the key-exchange group negotiated by the latest probe (value 1).",
+);
+pub(crate) const CLIENT_AUTH_REQUESTED: Family = gauge(
+    "tls_client_auth_requested",
+    "1 if the server asked for a client certificate in the latest probe; else 0.",
+);
+pub(crate) const CHAIN_VALID: Family = gauge(
+    "tls_chain_valid",
+    "1 if the chain sent in the latest probe is trusted, in date, valid for the server name and passes policy; else 0.",
+);
+pub(crate) const CHAIN_CERTIFICATES: Family = gauge(
+    "tls_chain_certificates",
+    "Number of certificates the server sent in the latest probe.",
+);
+pub(crate) const CERT_NOT_AFTER: Family = gauge(
+    "tls_cert_not_after_timestamp_seconds",
+    "Unix time after which each certificate sent in the latest probe expires (depth 0 is the leaf).",
+);
+pub(crate) const CERT_NOT_BEFORE: Family = gauge(
+    "tls_cert_not_before_timestamp_seconds",
+    "Unix time before which each certificate sent in the latest probe is not valid.",
+);
+pub(crate) const CERT_DAYS_TO_EXPIRY: Family = gauge(
+    "tls_cert_days_to_expiry",
+    "Days until each certificate sent in the latest probe expires, computed at scrape time; negative once expired.",
+);
+pub(crate) const CHAIN_EXPIRY: Family = gauge(
+    "tls_chain_expiry_timestamp_seconds",
+    "Earliest expiry along the verified path of the latest probe; absent when the chain is not valid.",
+);
+pub(crate) const CERT_INFO: Family = gauge(
+    "tls_cert_info",
+    "Descriptive facts of each certificate sent in the latest probe (value 1).",
+);
+pub(crate) const BUILD_INFO: Family = gauge(
+    "tls_exporter_build_info",
+    "Version, git revision and compiler of this tls_exporter build (value 1).",
+);
+pub(crate) const RELOAD_SUCCESSFUL: Family = gauge(
+    "tls_exporter_config_last_reload_successful",
+    "1 if the latest config (re)load succeeded; 0 if it failed and the previous config is still in use.",
+);
+pub(crate) const RELOAD_SUCCESS_TIMESTAMP: Family = gauge(
+    "tls_exporter_config_last_reload_success_timestamp_seconds",
+    "Unix time of the latest successful config (re)load.",
+);
+pub(crate) const TARGETS: Family = gauge("tls_exporter_targets", "Number of configured targets.");
+pub(crate) const PROBES_IN_FLIGHT: Family =
+    gauge("tls_exporter_probes_in_flight", "Probes running right now.");
+pub(crate) const PROBES_SKIPPED: Family = counter(
+    "tls_exporter_probes_skipped_total",
+    "Scheduled probes skipped because the previous probe of the target (or its wait for a slot) was still running.",
+);
+pub(crate) const SCHEDULER_LAG: Family = gauge(
+    "tls_exporter_scheduler_lag_seconds",
+    "How late the most recently started probe started after its scheduled time, in seconds.",
+);
+
+/// Writes families and samples in the Prometheus text format.
+pub(crate) struct Encoder {
+    pub(crate) out: String,
+}
+
+impl Encoder {
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        Encoder {
+            out: String::with_capacity(n),
+        }
+    }
+
+    pub(crate) fn family(&mut self, f: &Family) {
+        let _ = writeln!(self.out, "# HELP {} {}", f.name, f.help);
+        let _ = writeln!(self.out, "# TYPE {} {}", f.name, f.kind);
+    }
+
+    /// One sample: `labels` is a pre-escaped `k="v",…` prefix (may be empty); `extra` label
+    /// values are escaped here.
+    pub(crate) fn sample(&mut self, f: &Family, labels: &str, extra: &[(&str, &str)], value: f64) {
+        self.out.push_str(f.name);
+        if !labels.is_empty() || !extra.is_empty() {
+            self.out.push('{');
+            self.out.push_str(labels);
+            let mut first = labels.is_empty();
+            for (k, v) in extra {
+                if !first {
+                    self.out.push(',');
+                }
+                first = false;
+                let _ = write!(self.out, "{k}=\"{}\"", crate::state::escape_label(v));
+            }
+            self.out.push('}');
+        }
+        self.out.push(' ');
+        write_value(&mut self.out, value);
+        self.out.push('\n');
+    }
+}
+
+fn write_value(out: &mut String, v: f64) {
+    if v.is_nan() {
+        out.push_str("NaN");
+    } else if v.is_infinite() {
+        out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
+    } else if v.fract() == 0.0 && v.abs() < 1e15 {
+        let _ = write!(out, "{}", v as i64);
+    } else {
+        let _ = write!(out, "{v}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_render_labels_and_values() {
+        let mut e = Encoder::with_capacity(64);
+        e.sample(&PROBE_SUCCESS, "target=\"a\"", &[("depth", "0")], 1.0);
+        e.sample(&TARGETS, "", &[], 3.0);
+        e.sample(&PROBE_DURATION, "target=\"a\"", &[], 0.25);
+        e.sample(&CERT_INFO, "", &[("cn", "x\"y")], 1.0);
+        assert_eq!(
+            e.out,
+            "tls_probe_success{target=\"a\",depth=\"0\"} 1\ntls_exporter_targets 3\n\
+             tls_probe_duration_seconds{target=\"a\"} 0.25\ntls_cert_info{cn=\"x\\\"y\"} 1\n"
+        );
+    }
+}

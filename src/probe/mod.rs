@@ -1,0 +1,166 @@
+//! One probe contract for every kind: `probe(&Target, &ProbeCtx) -> ProbeOutcome`.
+//!
+//! The scheduler decides when to probe and bounds the whole probe by the target's timeout; the
+//! probers classify what went wrong into `FailureReason` through `classify`.
+
+pub mod outcome;
+mod tls;
+
+use std::io;
+use std::time::Duration;
+
+use rustls::AlertDescription;
+use tokio::time::Instant;
+
+use crate::config::{ProbeKind, Target};
+use outcome::{FailureReason, ProbeOutcome};
+
+/// What a probe gets from the scheduler.
+#[derive(Debug, Clone)]
+pub struct ProbeCtx {
+    /// The probe must have finished by then (start + target timeout).
+    pub deadline: Instant,
+}
+
+impl ProbeCtx {
+    /// A context whose deadline is `timeout` from now.
+    pub fn with_timeout(timeout: Duration) -> Self {
+        ProbeCtx {
+            deadline: Instant::now() + timeout,
+        }
+    }
+}
+
+/// Probes `target` once, never panicking and never outliving `ctx.deadline` by more than the
+/// time it takes to notice it.
+pub async fn probe(target: &Target, ctx: &ProbeCtx) -> ProbeOutcome {
+    match target.kind {
+        ProbeKind::Tls => tls::probe(target, ctx).await,
+    }
+}
+
+/// Maps an I/O error (possibly wrapping a rustls error) onto a failure reason.
+pub(crate) fn classify(e: &io::Error, client_auth_requested: bool) -> FailureReason {
+    if let Some(tls) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        return classify_tls(tls, client_auth_requested);
+    }
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => FailureReason::ConnectionRefused,
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe => FailureReason::ConnectionReset,
+        io::ErrorKind::UnexpectedEof => FailureReason::UnexpectedEof,
+        io::ErrorKind::NetworkUnreachable
+        | io::ErrorKind::HostUnreachable
+        | io::ErrorKind::AddrNotAvailable => FailureReason::NetworkUnreachable,
+        io::ErrorKind::TimedOut => FailureReason::ConnectTimeout,
+        _ => FailureReason::Other,
+    }
+}
+
+/// Maps a rustls error onto a failure reason. rustls enums are non-exhaustive: the catch-all
+/// arms keep new variants classified.
+pub(crate) fn classify_tls(e: &rustls::Error, client_auth_requested: bool) -> FailureReason {
+    use rustls::{Error as E, InvalidMessage as M, PeerIncompatible as P};
+    match e {
+        // Record-layer nonsense: the peer is not speaking TLS at all.
+        E::InvalidMessage(
+            M::InvalidContentType
+            | M::UnknownProtocolVersion
+            | M::MessageTooLarge
+            | M::InvalidEmptyPayload,
+        ) => FailureReason::NotTls,
+        E::AlertReceived(AlertDescription::ProtocolVersion) => FailureReason::ProtocolVersion,
+        E::AlertReceived(a) if client_auth_requested && rejects_client_cert(*a) => {
+            FailureReason::ClientCertificateRejected
+        }
+        E::PeerIncompatible(
+            P::ServerDoesNotSupportTls12Or13
+            | P::ServerTlsVersionIsDisabledByOurConfig
+            | P::SupportedVersionsExtensionRequired
+            | P::Tls12NotOffered
+            | P::Tls12NotOfferedOrEnabled,
+        ) => FailureReason::ProtocolVersion,
+        E::AlertReceived(_)
+        | E::PeerIncompatible(_)
+        | E::PeerMisbehaved(_)
+        | E::InvalidMessage(_)
+        | E::InappropriateMessage { .. }
+        | E::InappropriateHandshakeMessage { .. }
+        | E::NoCertificatesPresented
+        | E::DecryptError => FailureReason::HandshakeFailure,
+        _ => FailureReason::Other,
+    }
+}
+
+/// Alerts a server sends when it refuses (or did not get) our client certificate.
+fn rejects_client_cert(a: AlertDescription) -> bool {
+    matches!(
+        a,
+        AlertDescription::HandshakeFailure
+            | AlertDescription::BadCertificate
+            | AlertDescription::UnsupportedCertificate
+            | AlertDescription::CertificateRevoked
+            | AlertDescription::CertificateExpired
+            | AlertDescription::CertificateUnknown
+            | AlertDescription::UnknownCA
+            | AlertDescription::AccessDenied
+            | AlertDescription::CertificateRequired
+            | AlertDescription::DecryptError
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wrapped(e: rustls::Error) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, e)
+    }
+
+    #[test]
+    fn plain_http_reply_is_not_tls() {
+        let e = wrapped(rustls::Error::InvalidMessage(
+            rustls::InvalidMessage::InvalidContentType,
+        ));
+        assert_eq!(classify(&e, false), FailureReason::NotTls);
+    }
+
+    #[test]
+    fn certificate_required_alert_is_client_certificate_rejected_only_when_asked() {
+        let e = wrapped(rustls::Error::AlertReceived(
+            AlertDescription::CertificateRequired,
+        ));
+        assert_eq!(classify(&e, true), FailureReason::ClientCertificateRejected);
+        assert_eq!(classify(&e, false), FailureReason::HandshakeFailure);
+    }
+
+    #[test]
+    fn protocol_version_alert_is_protocol_version() {
+        let e = wrapped(rustls::Error::AlertReceived(
+            AlertDescription::ProtocolVersion,
+        ));
+        assert_eq!(classify(&e, false), FailureReason::ProtocolVersion);
+    }
+
+    #[test]
+    fn io_kinds_map_to_reasons() {
+        let k = |kind| classify(&io::Error::from(kind), false);
+        assert_eq!(
+            k(io::ErrorKind::ConnectionRefused),
+            FailureReason::ConnectionRefused
+        );
+        assert_eq!(
+            k(io::ErrorKind::ConnectionReset),
+            FailureReason::ConnectionReset
+        );
+        assert_eq!(
+            k(io::ErrorKind::UnexpectedEof),
+            FailureReason::UnexpectedEof
+        );
+        assert_eq!(k(io::ErrorKind::Other), FailureReason::Other);
+    }
+}

@@ -1,0 +1,227 @@
+//! The TLS probe: resolve, connect, full handshake (tokio-rustls), inspect.
+//!
+//! Each phase is bounded by the probe's deadline and classified on failure. The handshake runs
+//! with the recording verifier (see `tls::verifier`), so a broken chain still yields protocol,
+//! cipher and every certificate; the verdict on the chain is computed after the handshake.
+
+use std::future::{poll_fn, Future};
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::time::{Duration, SystemTime};
+
+use rustls::ProtocolVersion;
+use rustls_pki_types::UnixTime;
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::{timeout, timeout_at, Instant};
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+use super::outcome::{Failure, FailureReason, Negotiated, Phases, ProbeOutcome};
+use super::{classify, ProbeCtx};
+use crate::config::Target;
+use crate::tls::names;
+use crate::tls::verifier::{self, Recorder};
+
+/// How long we wait, after a TLS 1.3 handshake in which the server asked for a client
+/// certificate, for the alert a server sends when it rejects that certificate.
+const REJECTION_WINDOW_MIN: Duration = Duration::from_millis(250);
+const REJECTION_WINDOW_MAX: Duration = Duration::from_secs(1);
+
+pub(super) async fn probe(target: &Target, ctx: &ProbeCtx) -> ProbeOutcome {
+    let started = Instant::now();
+    let mut out = ProbeOutcome {
+        failure: None,
+        handshake_ok: false,
+        phases: Phases::default(),
+        duration: Duration::ZERO,
+        finished_at: SystemTime::now(),
+        negotiated: None,
+        chain: None,
+        client_auth_requested: false,
+    };
+    if let Err(f) = run(target, ctx, &mut out).await {
+        out.failure = Some(f);
+    }
+    out.duration = started.elapsed();
+    out.finished_at = SystemTime::now();
+    out
+}
+
+async fn run(target: &Target, ctx: &ProbeCtx, out: &mut ProbeOutcome) -> Result<(), Failure> {
+    let t = Instant::now();
+    let addrs = resolve(target, ctx).await;
+    out.phases.resolve = Some(t.elapsed());
+    let addrs = addrs?;
+
+    let t = Instant::now();
+    let tcp = connect(&addrs, ctx).await;
+    let connect_time = t.elapsed();
+    out.phases.connect = Some(connect_time);
+    let tcp = tcp?;
+
+    let t = Instant::now();
+    let mut rec = Recorder::default();
+    let handshake = handshake(target, tcp, ctx, &mut rec).await;
+    out.phases.handshake = Some(t.elapsed());
+    out.client_auth_requested = rec.client_auth_requested;
+    let now = UnixTime::now();
+    if !rec.chain.is_empty() {
+        out.chain = Some(verifier::judge(
+            &rec.chain,
+            &target.roots,
+            &target.server_name,
+            now,
+        ));
+    }
+    let mut stream = handshake?;
+    out.handshake_ok = true;
+    let (_, conn) = stream.get_ref();
+    let version = conn.protocol_version();
+    out.negotiated = Some(Negotiated {
+        version: version.map_or("unknown", names::version),
+        cipher: conn
+            .negotiated_cipher_suite()
+            .map_or_else(|| "unknown".to_string(), |s| names::cipher(s.suite())),
+        group: conn
+            .negotiated_key_exchange_group()
+            .map(|g| names::group(g.name())),
+    });
+
+    if version == Some(ProtocolVersion::TLSv1_3) && rec.client_auth_requested {
+        let window = (connect_time * 4).clamp(REJECTION_WINDOW_MIN, REJECTION_WINDOW_MAX);
+        await_rejection(&mut stream, ctx, window, &mut rec).await?;
+    }
+    // Be polite: close_notify, but never wait long for it.
+    let _ = timeout(Duration::from_millis(100), stream.shutdown()).await;
+
+    if let Some(sig) = rec.signature_error {
+        let leaf_weak = out
+            .chain
+            .as_ref()
+            .and_then(|c| c.problem.as_ref())
+            .map(|p| p.reason)
+            == Some(FailureReason::WeakKey);
+        if !leaf_weak {
+            return Err(Failure::new(
+                FailureReason::HandshakeFailure,
+                format!("server's handshake signature did not verify: {sig}"),
+            ));
+        }
+    }
+    match out.chain.as_ref().and_then(|c| c.problem.clone()) {
+        Some(problem) => Err(problem),
+        None if out.chain.is_none() => Err(Failure::new(
+            FailureReason::Other,
+            "server sent no certificate",
+        )),
+        None => Ok(()),
+    }
+}
+
+async fn resolve(target: &Target, ctx: &ProbeCtx) -> Result<Vec<SocketAddr>, Failure> {
+    if let Ok(ip) = target.host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, target.port)]);
+    }
+    let host = (target.host.as_str(), target.port);
+    // tokio runs getaddrinfo on its blocking pool: the runtime itself never blocks.
+    match timeout_at(ctx.deadline, tokio::net::lookup_host(host)).await {
+        Err(_) => Err(Failure::new(
+            FailureReason::DnsError,
+            format!("resolve {} timed out", target.host),
+        )),
+        Ok(Err(e)) => Err(Failure::new(
+            FailureReason::DnsError,
+            format!("resolve {}: {e}", target.host),
+        )),
+        Ok(Ok(addrs)) => {
+            let addrs: Vec<SocketAddr> = addrs.collect();
+            if addrs.is_empty() {
+                Err(Failure::new(
+                    FailureReason::DnsError,
+                    format!("resolve {}: no addresses", target.host),
+                ))
+            } else {
+                Ok(addrs)
+            }
+        }
+    }
+}
+
+/// Connects to the first address that accepts, in resolver order.
+async fn connect(addrs: &[SocketAddr], ctx: &ProbeCtx) -> Result<TcpStream, Failure> {
+    let mut last = Failure::new(FailureReason::Other, "no address to connect to");
+    for addr in addrs {
+        match timeout_at(ctx.deadline, TcpStream::connect(addr)).await {
+            Err(_) => {
+                return Err(Failure::new(
+                    FailureReason::ConnectTimeout,
+                    format!("connect to {addr} timed out"),
+                ));
+            }
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Ok(Err(e)) => {
+                last = Failure::new(classify(&e, false), format!("connect to {addr}: {e}"))
+            }
+        }
+    }
+    Err(last)
+}
+
+async fn handshake(
+    target: &Target,
+    tcp: TcpStream,
+    ctx: &ProbeCtx,
+    rec: &mut Recorder,
+) -> Result<TlsStream<TcpStream>, Failure> {
+    let connector = TlsConnector::from(target.client_config.clone());
+    let mut connect = connector.connect(target.server_name.clone(), tcp);
+    // rustls calls our verifier synchronously inside each poll; route what it sees into `rec`.
+    let recorded = poll_fn(|cx| verifier::recording(rec, || Pin::new(&mut connect).poll(cx)));
+    match timeout_at(ctx.deadline, recorded).await {
+        Err(_) => Err(Failure::new(
+            FailureReason::HandshakeTimeout,
+            "TLS handshake timed out",
+        )),
+        Ok(Err(e)) => {
+            let reason = classify(&e, rec.client_auth_requested);
+            Err(Failure::new(reason, format!("TLS handshake: {e}")))
+        }
+        Ok(Ok(stream)) => Ok(stream),
+    }
+}
+
+/// In TLS 1.3 a server rejects our client certificate with an alert after our Finished; read
+/// once, briefly, so such a server is not reported healthy.
+async fn await_rejection(
+    stream: &mut TlsStream<TcpStream>,
+    ctx: &ProbeCtx,
+    window: Duration,
+    rec: &mut Recorder,
+) -> Result<(), Failure> {
+    let until = (Instant::now() + window).min(ctx.deadline);
+    let mut buf = [0u8; 512];
+    let read = poll_fn(|cx| {
+        verifier::recording(rec, || {
+            let mut rb = ReadBuf::new(&mut buf);
+            Pin::new(&mut *stream)
+                .poll_read(cx, &mut rb)
+                .map_ok(|()| rb.filled().len())
+        })
+    });
+    match timeout_at(until, read).await {
+        // Nothing but silence (or session tickets): the server kept the session.
+        Err(_) | Ok(Ok(1..)) => Ok(()),
+        Ok(Ok(0)) => Err(Failure::new(
+            FailureReason::ClientCertificateRejected,
+            "server closed the connection right after the handshake (client certificate refused?)",
+        )),
+        Ok(Err(e)) => Err(Failure::new(
+            classify(&e, true),
+            format!("after handshake: {e}"),
+        )),
+    }
+}

@@ -1,0 +1,80 @@
+//! Config reloads (SIGHUP, `POST /-/reload`): load, validate, apply; a bad file keeps the last
+//! good config running and flips `tls_exporter_config_last_reload_successful` to 0.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::Mutex;
+
+use crate::config::{self, Config, ConfigError};
+use crate::scheduler::Scheduler;
+use crate::state::State;
+
+/// Owns the scheduler and applies configs to it, one reload at a time.
+pub struct Reloader {
+    path: PathBuf,
+    state: Arc<State>,
+    scheduler: Mutex<Scheduler>,
+}
+
+impl Reloader {
+    /// Starts probing `initial` (already loaded from `path`).
+    pub fn start(path: PathBuf, state: Arc<State>, initial: &Config) -> Self {
+        let mut scheduler = Scheduler::new(state.clone());
+        scheduler.apply(initial);
+        mark_success(&state);
+        state.stats.ready.store(true, Ordering::Relaxed);
+        Reloader {
+            path,
+            state,
+            scheduler: Mutex::new(scheduler),
+        }
+    }
+
+    /// Re-reads the config file; on success applies it and returns the number of targets.
+    pub async fn reload(&self) -> Result<usize, ConfigError> {
+        let path = self.path.clone();
+        let loaded = tokio::task::spawn_blocking(move || config::load(&path))
+            .await
+            .unwrap_or_else(|e| {
+                Err(ConfigError::Read {
+                    path: self.path.clone(),
+                    source: std::io::Error::other(format!("config loader failed: {e}")),
+                })
+            });
+        match loaded {
+            Ok(config) => {
+                self.scheduler.lock().await.apply(&config);
+                mark_success(&self.state);
+                tracing::info!(file = %self.path.display(), targets = config.targets.len(), "config reloaded");
+                Ok(config.targets.len())
+            }
+            Err(e) => {
+                self.state
+                    .stats
+                    .reload_successful
+                    .store(false, Ordering::Relaxed);
+                for line in e.lines() {
+                    tracing::error!(error = %line, "config reload failed; keeping the last good config");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Stops probing; in-flight probes get `grace` to finish.
+    pub async fn shutdown(self, grace: Duration) {
+        self.scheduler.into_inner().shutdown(grace).await;
+    }
+}
+
+fn mark_success(state: &State) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    state.stats.reload_successful.store(true, Ordering::Relaxed);
+    state.stats.set_reload_success_time(now);
+}

@@ -1,0 +1,222 @@
+//! Periodic probing: one task per target, stable per-target start offsets, at most one probe
+//! per target in flight, at most `concurrency` probes in flight overall, every probe bounded.
+//!
+//! The scheduler owns timing: it sets the probe deadline, measures start lag, counts skipped
+//! ticks, records outcomes into `State` and logs state changes. Probers only probe.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio::time::{sleep_until, timeout_at, Instant};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Target};
+use crate::probe::outcome::{Failure, FailureReason, Phases, ProbeOutcome};
+use crate::probe::{self, ProbeCtx};
+use crate::state::{Change, State};
+
+/// Extra time past a probe's own deadline before the scheduler gives up on it (the prober is
+/// deadline-bounded itself; this only guards against a bug).
+const SAFETY_MARGIN: Duration = Duration::from_millis(500);
+
+/// Runs the probe loops of the current target set.
+pub struct Scheduler {
+    state: Arc<State>,
+    semaphore: Arc<Semaphore>,
+    concurrency: usize,
+    stop: CancellationToken,
+    tasks: HashMap<String, Running>,
+}
+
+struct Running {
+    target: Arc<Target>,
+    handle: JoinHandle<()>,
+}
+
+impl Scheduler {
+    pub fn new(state: Arc<State>) -> Self {
+        Scheduler {
+            state,
+            semaphore: Arc::new(Semaphore::new(0)),
+            concurrency: 0,
+            stop: CancellationToken::new(),
+            tasks: HashMap::new(),
+        }
+    }
+
+    /// Applies a config: unchanged targets keep running undisturbed, changed ones restart,
+    /// removed ones stop and vanish from `State`.
+    pub fn apply(&mut self, config: &Config) {
+        if config.concurrency != self.concurrency {
+            // A new limit: restart every loop on a fresh semaphore.
+            self.semaphore = Arc::new(Semaphore::new(config.concurrency));
+            self.concurrency = config.concurrency;
+            for (_, running) in self.tasks.drain() {
+                running.handle.abort();
+            }
+        }
+        let mut old = std::mem::take(&mut self.tasks);
+        let mut active = Vec::with_capacity(config.targets.len());
+        for target in &config.targets {
+            let running = match old.remove(&target.name) {
+                Some(r) if r.target.same_as(target) && !r.handle.is_finished() => r,
+                other => {
+                    if let Some(r) = other {
+                        r.handle.abort();
+                    }
+                    Running {
+                        target: target.clone(),
+                        handle: tokio::spawn(run_target(
+                            target.clone(),
+                            self.state.clone(),
+                            self.semaphore.clone(),
+                            self.stop.clone(),
+                        )),
+                    }
+                }
+            };
+            active.push(running.target.clone());
+            self.tasks.insert(target.name.clone(), running);
+        }
+        for (_, removed) in old {
+            removed.handle.abort();
+        }
+        // Record the target set only after the tasks exist, with the Arcs the tasks probe.
+        self.state.set_targets(&active);
+    }
+
+    /// Stops scheduling, lets in-flight probes finish within `grace`, then cancels the rest.
+    pub async fn shutdown(mut self, grace: Duration) {
+        self.stop.cancel();
+        let deadline = Instant::now() + grace;
+        for (_, running) in self.tasks.drain() {
+            let abort = running.handle.abort_handle();
+            if timeout_at(deadline, running.handle).await.is_err() {
+                abort.abort();
+            }
+        }
+    }
+}
+
+/// The probe loop of one target.
+async fn run_target(
+    target: Arc<Target>,
+    state: Arc<State>,
+    semaphore: Arc<Semaphore>,
+    stop: CancellationToken,
+) {
+    let interval = target.interval;
+    let mut due = Instant::now() + stable_offset(&target.name, interval);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = sleep_until(due) => {}
+        }
+        let permit = tokio::select! {
+            _ = stop.cancelled() => return,
+            p = semaphore.clone().acquire_owned() => p,
+        };
+        let Ok(permit) = permit else { return }; // semaphore closed: shutting down
+        let start = Instant::now();
+        state
+            .stats
+            .set_scheduler_lag(start.saturating_duration_since(due));
+        state.stats.probes_in_flight.fetch_add(1, Ordering::Relaxed);
+        let ctx = ProbeCtx {
+            deadline: start + target.timeout,
+        };
+        let outcome =
+            match timeout_at(ctx.deadline + SAFETY_MARGIN, probe::probe(&target, &ctx)).await {
+                Ok(outcome) => outcome,
+                Err(_) => overran(target.timeout, start),
+            };
+        state.stats.probes_in_flight.fetch_sub(1, Ordering::Relaxed);
+        drop(permit);
+        log_change(&target, &outcome, state.record(&target, outcome.clone()));
+
+        // A probe (or its wait for a permit) that ran past later ticks skips them.
+        let now = Instant::now();
+        due += interval;
+        while due <= now {
+            state
+                .stats
+                .probes_skipped_total
+                .fetch_add(1, Ordering::Relaxed);
+            due += interval;
+        }
+    }
+}
+
+/// Stable offset in [0, interval) from the target name, so first probes spread out and a
+/// restart or reload does not bunch them up.
+pub(crate) fn stable_offset(name: &str, interval: Duration) -> Duration {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    name.hash(&mut h);
+    let millis = interval.as_millis().max(1) as u64;
+    Duration::from_millis(h.finish() % millis)
+}
+
+fn overran(limit: Duration, start: Instant) -> ProbeOutcome {
+    ProbeOutcome {
+        failure: Some(Failure::new(
+            FailureReason::Other,
+            format!("probe did not finish within its timeout of {limit:?}"),
+        )),
+        handshake_ok: false,
+        phases: Phases::default(),
+        duration: start.elapsed(),
+        finished_at: SystemTime::now(),
+        negotiated: None,
+        chain: None,
+        client_auth_requested: false,
+    }
+}
+
+/// One log line per state change of a target; per-probe detail only at debug.
+fn log_change(target: &Target, outcome: &ProbeOutcome, change: Option<Change>) {
+    let name = target.name.as_str();
+    let detail = outcome.failure.as_ref().map_or("", |f| f.detail.as_str());
+    let reason = outcome.reason().map_or("", |r| r.as_label());
+    match change {
+        None => {}
+        Some(Change::Same) => {
+            tracing::debug!(
+                target = name,
+                success = outcome.success(),
+                reason,
+                detail,
+                "probe finished"
+            );
+        }
+        Some(Change::First) | Some(Change::Changed { .. }) if outcome.success() => {
+            tracing::info!(target = name, "target is healthy");
+        }
+        Some(Change::Changed { was }) => {
+            let was = was.map_or("ok", |r| r.as_label());
+            tracing::warn!(target = name, reason, was, detail, "target is failing");
+        }
+        Some(Change::First) => {
+            tracing::warn!(target = name, reason, detail, "target is failing");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_are_stable_and_within_the_interval() {
+        let i = Duration::from_secs(60);
+        assert_eq!(stable_offset("api", i), stable_offset("api", i));
+        for n in 0..100 {
+            assert!(stable_offset(&format!("t{n}"), i) < i);
+        }
+        assert_ne!(stable_offset("a", i), stable_offset("b", i));
+    }
+}

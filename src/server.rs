@@ -1,0 +1,197 @@
+//! HTTP endpoints: `/metrics`, the status page `/`, `/-/healthy`, `/-/ready`, `POST /-/reload`.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::State as AxumState;
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::reload::Reloader;
+use crate::state::State;
+
+/// What the handlers share.
+pub struct App {
+    pub state: Arc<State>,
+    pub reloader: Arc<Reloader>,
+}
+
+/// The exporter's routes.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/", get(status_page))
+        .route("/metrics", get(metrics))
+        .route("/-/healthy", get(|| async { "OK\n" }))
+        .route("/-/ready", get(ready))
+        .route("/-/reload", post(reload))
+        .with_state(app)
+}
+
+async fn metrics(AxumState(app): AxumState<Arc<App>>) -> Response {
+    let body = crate::metrics::render(&app.state, SystemTime::now());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+async fn ready(AxumState(app): AxumState<Arc<App>>) -> Response {
+    if app.state.stats.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, "OK\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "no config loaded\n").into_response()
+    }
+}
+
+async fn reload(AxumState(app): AxumState<Arc<App>>) -> Response {
+    match app.reloader.reload().await {
+        Ok(n) => (StatusCode::OK, format!("config reloaded: {n} targets\n")).into_response(),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            format!("config reload failed; keeping the last good config:\n{e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+async fn status_page(AxumState(app): AxumState<Arc<App>>) -> Html<String> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let mut rows = String::new();
+    for en in app.state.snapshot() {
+        let t = &en.target;
+        let (result, reason, detail, proto, cipher, expiry, when) = match en.latest.as_deref() {
+            None => (
+                "pending".to_string(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                "never".to_string(),
+            ),
+            Some(o) => {
+                let leaf = o
+                    .chain
+                    .as_ref()
+                    .and_then(|c| c.certs.iter().find(|(d, _)| *d == 0))
+                    .map(|(_, f)| f.not_after);
+                let finished = o
+                    .finished_at
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs() as i64)
+                    .unwrap_or(0);
+                (
+                    if o.success() { "ok" } else { "failing" }.to_string(),
+                    o.reason()
+                        .map(|r| r.as_label().to_string())
+                        .unwrap_or_default(),
+                    o.failure
+                        .as_ref()
+                        .map(|f| f.detail.clone())
+                        .unwrap_or_default(),
+                    o.negotiated
+                        .as_ref()
+                        .map(|n| n.version.to_string())
+                        .unwrap_or_default(),
+                    o.negotiated
+                        .as_ref()
+                        .map(|n| n.cipher.clone())
+                        .unwrap_or_default(),
+                    leaf.map(|na| {
+                        format!("{} ({:.1} days)", utc(na), (na - now) as f64 / 86_400.0)
+                    })
+                    .unwrap_or_default(),
+                    format!("{} ({}s ago)", utc(finished), now - finished),
+                )
+            }
+        };
+        let _ = writeln!(
+            rows,
+            "<tr class=\"{result}\"><td>{}</td><td>{}</td><td>{result}</td><td title=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            html(&t.name),
+            html(&t.address),
+            html(&detail),
+            html(&reason),
+            html(&proto),
+            html(&cipher),
+            html(&expiry),
+            html(&when),
+        );
+    }
+    Html(format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>tls_exporter</title>\n<style>\
+         body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}\
+         td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}\
+         tr.ok td:nth-child(3){{color:#070}}tr.failing td:nth-child(3){{color:#b00;font-weight:bold}}</style></head>\n\
+         <body><h1>tls_exporter</h1><p>{} &middot; <a href=\"/metrics\">metrics</a></p>\n\
+         <table><tr><th>target</th><th>address</th><th>result</th><th>reason</th><th>protocol</th><th>cipher</th><th>leaf expiry</th><th>last probe</th></tr>\n{rows}</table></body></html>\n",
+        html(&crate::metrics::version_string()),
+    ))
+}
+
+fn html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` for a unix time (civil-from-days, proleptic Gregorian).
+fn utc(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formats_known_instants() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(1_700_000_000), "2023-11-14 22:13:20 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+    }
+
+    #[test]
+    fn html_is_escaped() {
+        assert_eq!(
+            html("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+}

@@ -1,0 +1,169 @@
+//! The latest outcome per target plus exporter self-state; what `/metrics` and `/` render.
+//!
+//! Writers are the scheduler (one outcome per finished probe) and the reloader (target set);
+//! readers take a cheap snapshot of `Arc`s and render without holding the lock.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use crate::config::Target;
+use crate::probe::outcome::{FailureReason, ProbeOutcome};
+
+/// Per-target record.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub target: Arc<Target>,
+    /// `target="…"` plus the user labels, escaped, ready to splice into a label set.
+    pub labels: Arc<str>,
+    pub latest: Option<Arc<ProbeOutcome>>,
+    pub probes_total: u64,
+    pub failures_total: [u64; FailureReason::ALL.len()],
+}
+
+/// Exporter self-state, updated lock-free.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub reload_successful: AtomicBool,
+    /// f64 bits of the unix time of the last successful (re)load.
+    reload_success_time: AtomicU64,
+    pub probes_in_flight: AtomicI64,
+    pub probes_skipped_total: AtomicU64,
+    /// f64 bits of the start lag of the most recently started probe, in seconds.
+    scheduler_lag: AtomicU64,
+    /// A config has been loaded.
+    pub ready: AtomicBool,
+}
+
+impl Stats {
+    pub fn reload_success_time(&self) -> f64 {
+        f64::from_bits(self.reload_success_time.load(Ordering::Relaxed))
+    }
+
+    pub fn set_reload_success_time(&self, unix_seconds: f64) {
+        self.reload_success_time
+            .store(unix_seconds.to_bits(), Ordering::Relaxed);
+    }
+
+    pub fn scheduler_lag(&self) -> f64 {
+        f64::from_bits(self.scheduler_lag.load(Ordering::Relaxed))
+    }
+
+    pub fn set_scheduler_lag(&self, lag: Duration) {
+        self.scheduler_lag
+            .store(lag.as_secs_f64().to_bits(), Ordering::Relaxed);
+    }
+}
+
+/// What changed for a target with a new outcome, for state-change logging.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    First,
+    Same,
+    Changed { was: Option<FailureReason> },
+}
+
+/// Shared exporter state.
+#[derive(Debug, Default)]
+pub struct State {
+    entries: RwLock<BTreeMap<String, Entry>>,
+    pub stats: Stats,
+}
+
+impl State {
+    /// Replaces the target set. Unchanged targets keep their latest outcome and counters;
+    /// removed targets disappear with all their series.
+    pub fn set_targets(&self, targets: &[Arc<Target>]) {
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        let mut next = BTreeMap::new();
+        for t in targets {
+            let entry = match entries.remove(&t.name) {
+                Some(old) if Arc::ptr_eq(&old.target, t) => old,
+                Some(old) if old.target.labels == t.labels => Entry {
+                    target: t.clone(),
+                    latest: None,
+                    ..old
+                },
+                _ => Entry {
+                    target: t.clone(),
+                    labels: label_prefix(t).into(),
+                    latest: None,
+                    probes_total: 0,
+                    failures_total: [0; FailureReason::ALL.len()],
+                },
+            };
+            next.insert(t.name.clone(), entry);
+        }
+        *entries = next;
+    }
+
+    /// Stores the outcome of a probe of `target`; ignored if the target was replaced meanwhile.
+    pub fn record(&self, target: &Arc<Target>, outcome: ProbeOutcome) -> Option<Change> {
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        let entry = entries.get_mut(&target.name)?;
+        if !Arc::ptr_eq(&entry.target, target) {
+            return None;
+        }
+        entry.probes_total += 1;
+        if let Some(r) = outcome.reason() {
+            entry.failures_total[r.index()] += 1;
+        }
+        let change = match &entry.latest {
+            None => Change::First,
+            Some(prev) if prev.reason() == outcome.reason() => Change::Same,
+            Some(prev) => Change::Changed { was: prev.reason() },
+        };
+        entry.latest = Some(Arc::new(outcome));
+        Some(change)
+    }
+
+    /// A consistent copy of every entry, sorted by target name.
+    pub fn snapshot(&self) -> Vec<Entry> {
+        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        entries.values().cloned().collect()
+    }
+
+    pub fn target_count(&self) -> usize {
+        self.entries.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+/// `target="name",label="value"` with Prometheus text-format escaping.
+fn label_prefix(t: &Target) -> String {
+    let mut s = String::new();
+    let _ = write!(s, "target=\"{}\"", escape_label(&t.name));
+    for (k, v) in &t.labels {
+        let _ = write!(s, ",{k}=\"{}\"", escape_label(v));
+    }
+    s
+}
+
+/// Escapes a label value for the text exposition format.
+pub fn escape_label(v: &str) -> std::borrow::Cow<'_, str> {
+    if !v.contains(['\\', '"', '\n']) {
+        return std::borrow::Cow::Borrowed(v);
+    }
+    let mut out = String::with_capacity(v.len() + 4);
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape_label("plain"), "plain");
+        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

@@ -1,0 +1,340 @@
+//! Certificate verification that never aborts the handshake, plus the verdict we compute after it.
+//!
+//! rustls calls `RecordingVerifier` during the handshake; it records the chain the server sent
+//! (and whether the server asked for a client certificate) into the probe's `Recorder` and lets
+//! the handshake finish, so protocol, cipher and certificates are reported even for broken chains.
+//! `judge` then validates the recorded chain with webpki against the target's trust anchors and
+//! applies our policy (weak keys, SHA-1/MD5 signatures, self-signed leaves).
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::ResolvesClientCert;
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::sign::CertifiedKey;
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls_pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
+
+use crate::probe::outcome::{Chain, Failure, FailureReason};
+use crate::tls::cert::{self, CertFacts};
+
+/// RSA keys shorter than this are `weak_key`.
+const MIN_RSA_BITS: usize = 2048;
+
+/// What rustls told us during one handshake.
+#[derive(Debug, Default)]
+pub(crate) struct Recorder {
+    /// Leaf first, as sent.
+    pub(crate) chain: Vec<CertificateDer<'static>>,
+    pub(crate) client_auth_requested: bool,
+    /// The server's handshake signature did not verify with its leaf key.
+    pub(crate) signature_error: Option<String>,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Recorder>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` (which drives rustls synchronously) with `rec` receiving what the verifier sees.
+pub(crate) fn recording<R>(rec: &mut Recorder, f: impl FnOnce() -> R) -> R {
+    CURRENT.with(|c| *c.borrow_mut() = Some(std::mem::take(rec)));
+    let out = f();
+    CURRENT.with(|c| {
+        if let Some(back) = c.borrow_mut().take() {
+            *rec = back;
+        }
+    });
+    out
+}
+
+fn record(f: impl FnOnce(&mut Recorder)) {
+    CURRENT.with(|c| {
+        if let Some(rec) = c.borrow_mut().as_mut() {
+            f(rec);
+        }
+    });
+}
+
+/// Trust anchors of a target: webpki-roots or the certificates of a `ca_file`.
+#[derive(Debug)]
+pub struct Roots {
+    anchors: Vec<TrustAnchor<'static>>,
+    /// not-after of each anchor when we have its certificate (ca_file), by index.
+    not_after: Vec<Option<i64>>,
+}
+
+impl Roots {
+    /// The Mozilla roots shipped in webpki-roots.
+    pub fn webpki() -> Self {
+        let anchors = webpki_roots::TLS_SERVER_ROOTS.to_vec();
+        let not_after = vec![None; anchors.len()];
+        Roots { anchors, not_after }
+    }
+
+    /// Anchors from trusted certificates (a `ca_file`).
+    pub fn from_certs(certs: &[CertificateDer<'_>]) -> Result<Self, String> {
+        let mut anchors = Vec::with_capacity(certs.len());
+        let mut not_after = Vec::with_capacity(certs.len());
+        for (i, der) in certs.iter().enumerate() {
+            let anchor = webpki::anchor_from_trusted_cert(der).map_err(|e| {
+                format!("certificate {} is not a usable trust anchor: {e:?}", i + 1)
+            })?;
+            anchors.push(anchor.to_owned());
+            not_after.push(cert::parse(der).ok().map(|f| f.not_after));
+        }
+        if anchors.is_empty() {
+            return Err("contains no certificates".to_string());
+        }
+        Ok(Roots { anchors, not_after })
+    }
+}
+
+/// Builds the rustls client config for one trust/client-certificate combination.
+pub(crate) fn client_config(client_key: Option<Arc<CertifiedKey>>) -> Arc<ClientConfig> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let algs = provider.signature_verification_algorithms;
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .expect("aws-lc-rs provider supports TLS 1.2 and 1.3")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(RecordingVerifier { algs }))
+        .with_client_cert_resolver(Arc::new(ClientAuth { key: client_key }));
+    // Every probe is a full handshake: a resumed TLS 1.3 session carries no certificates.
+    config.resumption = rustls::client::Resumption::disabled();
+    config.enable_early_data = false;
+    Arc::new(config)
+}
+
+/// Loads a client certificate chain and key into the form rustls presents.
+pub(crate) fn certified_key(
+    chain: Vec<CertificateDer<'static>>,
+    key: rustls_pki_types::PrivateKeyDer<'static>,
+) -> Result<Arc<CertifiedKey>, rustls::Error> {
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    CertifiedKey::from_der(chain, key, &provider).map(Arc::new)
+}
+
+/// Accepts any chain during the handshake, recording it for `judge`.
+#[derive(Debug)]
+struct RecordingVerifier {
+    algs: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for RecordingVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        record(|r| {
+            r.chain = std::iter::once(end_entity)
+                .chain(intermediates)
+                .map(|c| c.clone().into_owned())
+                .collect();
+        });
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let verdict = rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs);
+        Ok(note_signature(verdict))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let verdict = rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs);
+        Ok(note_signature(verdict))
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algs.supported_schemes()
+    }
+}
+
+/// A failed handshake signature (e.g. a 1024-bit RSA leaf our crypto refuses) is recorded, not
+/// fatal: the probe still reports what it saw and fails with a classified reason.
+fn note_signature(
+    verdict: Result<HandshakeSignatureValid, rustls::Error>,
+) -> HandshakeSignatureValid {
+    if let Err(e) = verdict {
+        record(|r| r.signature_error = Some(e.to_string()));
+    }
+    HandshakeSignatureValid::assertion()
+}
+
+/// Presents the configured client certificate (if any) and records that one was requested.
+#[derive(Debug)]
+struct ClientAuth {
+    key: Option<Arc<CertifiedKey>>,
+}
+
+impl ResolvesClientCert for ClientAuth {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        record(|r| r.client_auth_requested = true);
+        self.key.clone()
+    }
+
+    fn has_certs(&self) -> bool {
+        // Always true so that rustls asks us when a CertificateRequest arrives.
+        true
+    }
+}
+
+/// Parses and validates the chain the server sent, at time `now`.
+pub(crate) fn judge(
+    sent: &[CertificateDer<'static>],
+    roots: &Roots,
+    server_name: &ServerName<'static>,
+    now: UnixTime,
+) -> Chain {
+    let mut certs = Vec::with_capacity(sent.len());
+    let mut malformed = None;
+    for (depth, der) in sent.iter().enumerate() {
+        match cert::parse(der) {
+            Ok(facts) => certs.push((depth, facts)),
+            Err(e) if malformed.is_none() => {
+                malformed = Some(Failure::new(
+                    FailureReason::Other,
+                    format!("certificate at depth {depth}: {e}"),
+                ));
+            }
+            Err(_) => {}
+        }
+    }
+    let mut chain = Chain {
+        certs,
+        sent: sent.len(),
+        problem: malformed,
+        path_expiry: None,
+    };
+    if chain.problem.is_some() {
+        return chain;
+    }
+    let facts: Vec<CertFacts> = chain.certs.iter().map(|(_, f)| f.clone()).collect();
+    match validate(sent, &facts, roots, server_name, now) {
+        Ok(expiry) => chain.path_expiry = Some(expiry),
+        Err(problem) => chain.problem = Some(problem),
+    }
+    chain
+}
+
+/// webpki path validation, then hostname, then our policy. Returns the path's earliest expiry.
+fn validate(
+    sent: &[CertificateDer<'static>],
+    facts: &[CertFacts],
+    roots: &Roots,
+    server_name: &ServerName<'static>,
+    now: UnixTime,
+) -> Result<i64, Failure> {
+    let (leaf_der, intermediates) = sent
+        .split_first()
+        .ok_or_else(|| Failure::new(FailureReason::Other, "server sent no certificate"))?;
+    let leaf = webpki::EndEntityCert::try_from(leaf_der)
+        .map_err(|e| Failure::new(FailureReason::Other, format!("leaf certificate: {e}")))?;
+    let algs = rustls::crypto::aws_lc_rs::default_provider()
+        .signature_verification_algorithms
+        .all;
+    let path = leaf
+        .verify_for_usage(
+            algs,
+            &roots.anchors,
+            intermediates,
+            now,
+            webpki::KeyUsage::server_auth(),
+            None,
+            None,
+        )
+        .map_err(|e| classify_path_error(&e, facts))?;
+    leaf.verify_is_valid_for_subject_name(server_name)
+        .map_err(|e| {
+            Failure::new(
+                FailureReason::HostnameMismatch,
+                format!("certificate is not valid for {}: {e}", server_name.to_str()),
+            )
+        })?;
+    policy(facts)?;
+
+    let mut expiry = facts.first().map(|f| f.not_after).unwrap_or(i64::MAX);
+    for inter in path.intermediate_certificates() {
+        if let Some(pos) = sent.iter().position(|d| d.as_ref() == inter.der().as_ref()) {
+            if let Some(f) = facts.get(pos) {
+                expiry = expiry.min(f.not_after);
+            }
+        }
+    }
+    let anchor = path.anchor();
+    if let Some(idx) = roots
+        .anchors
+        .iter()
+        .position(|a| a.subject == anchor.subject)
+    {
+        if let Some(Some(na)) = roots.not_after.get(idx) {
+            expiry = expiry.min(*na);
+        }
+    }
+    Ok(expiry)
+}
+
+/// Our policy on top of webpki: RSA under 2048 bits, SHA-1/MD5 signatures (self-signed roots
+/// excepted: their signature is never checked).
+fn policy(facts: &[CertFacts]) -> Result<(), Failure> {
+    for (depth, f) in facts.iter().enumerate() {
+        if let Some(bits) = f.rsa_bits.filter(|b| *b < MIN_RSA_BITS) {
+            return Err(Failure::new(
+                FailureReason::WeakKey,
+                format!("certificate at depth {depth} has a {bits}-bit RSA key (minimum {MIN_RSA_BITS})"),
+            ));
+        }
+        if f.weak_signature && !f.self_issued {
+            return Err(Failure::new(
+                FailureReason::BadSignatureAlgorithm,
+                format!(
+                    "certificate at depth {depth} is signed with {}",
+                    f.signature_algorithm
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn classify_path_error(e: &webpki::Error, facts: &[CertFacts]) -> Failure {
+    use webpki::Error as E;
+    let detail = format!("chain did not verify: {e}");
+    let reason = match e {
+        E::CertExpired { .. } => FailureReason::Expired,
+        E::CertNotValidYet { .. } => FailureReason::NotYetValid,
+        E::UnknownIssuer if facts.len() == 1 && facts.iter().all(|f| f.self_issued) => {
+            FailureReason::SelfSigned
+        }
+        E::UnknownIssuer => FailureReason::UnknownIssuer,
+        E::CertNotValidForName(_) => FailureReason::HostnameMismatch,
+        E::UnsupportedSignatureAlgorithmContext(_)
+        | E::UnsupportedSignatureAlgorithmForPublicKeyContext(_)
+        | E::InvalidSignatureForPublicKey => {
+            // Our policy usually explains why webpki could not check a signature.
+            return policy(facts)
+                .err()
+                .unwrap_or_else(|| Failure::new(FailureReason::BadSignatureAlgorithm, detail));
+        }
+        _ => FailureReason::Other,
+    };
+    Failure::new(reason, detail)
+}
