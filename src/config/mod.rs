@@ -8,7 +8,7 @@ mod duration;
 mod error;
 mod raw;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +20,7 @@ use serde_saphyr::Spanned;
 
 pub(crate) use duration::format as format_duration;
 pub use error::{ConfigError, Problem};
-use raw::{RawConfig, RawTarget};
+use raw::{RawConfig, RawGlobal, RawTarget};
 
 use crate::tls::verifier::{self, Roots};
 
@@ -126,14 +126,11 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 /// Validates config text; `path` names the file in errors and anchors relative file paths.
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-    let raw = deserialize(text).map_err(|p| ConfigError::Invalid {
-        path: path.to_path_buf(),
-        problems: vec![p],
-    })?;
+    let (raw, problems) = deserialize(text);
     let base = path.parent().unwrap_or(Path::new("."));
     let mut conv = Converter {
         base,
-        problems: Vec::new(),
+        problems,
         files: HashMap::new(),
         roots: HashMap::new(),
         configs: HashMap::new(),
@@ -150,8 +147,81 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     }
 }
 
-/// serde-saphyr parse with the field path of the first structural error.
-fn deserialize(text: &str) -> Result<RawConfig, Problem> {
+/// Parses the file into raw structs. When it does not fit the schema, each section (`global`,
+/// every target) is parsed on its own as well, so that one bad target does not hide the
+/// problems of the others: the sections that parse are returned with every problem found.
+fn deserialize(text: &str) -> (RawConfig, Vec<Problem>) {
+    if text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
+        let problem = Problem {
+            line: 1,
+            column: 1,
+            field: String::new(),
+            message:
+                "the file is empty; expected a mapping with `targets` (and optionally `global`)"
+                    .to_string(),
+        };
+        return (RawConfig::default(), vec![problem]);
+    }
+    let first = match parse_as::<RawConfig>(text, "") {
+        Ok(raw) => return (raw, Vec::new()),
+        Err(p) => p,
+    };
+    let Ok(loose) = parse_as::<raw::LooseConfig>(text, "") else {
+        return (RawConfig::default(), vec![first]);
+    };
+    let mut raw = RawConfig::default();
+    let mut problems = vec![first];
+    if let Some(g) = &loose.global {
+        match parse_as::<RawGlobal>(&section(text, g), "global") {
+            Ok(global) => raw.global = global,
+            Err(p) => problems.push(p),
+        }
+    }
+    for (i, t) in loose.targets.iter().flatten().enumerate() {
+        match parse_as::<RawTarget>(&section(text, t), &format!("targets[{i}]")) {
+            Ok(target) => raw.targets.push(target),
+            Err(p) => {
+                problems.push(p);
+                raw.skipped.push(i);
+            }
+        }
+    }
+    problems.sort_by_key(|p| (p.line, p.column));
+    problems.dedup_by_key(|p| (p.line, p.column));
+    (raw, problems)
+}
+
+/// The YAML node at `at`, alone, padded with newlines and spaces so that its positions are the
+/// same as in the whole file. A block node ends at the first line indented less than it.
+fn section(text: &str, at: &Spanned<serde::de::IgnoredAny>) -> String {
+    let line = at.referenced.line() as usize;
+    let col = at.referenced.column() as usize;
+    let mut lines = text.lines().skip(line.saturating_sub(1));
+    let Some(first) = lines.next() else {
+        return String::new();
+    };
+    let rest: String = first.chars().skip(col.saturating_sub(1)).collect();
+    let mut out = "\n".repeat(line.saturating_sub(1));
+    out.push_str(&" ".repeat(col.saturating_sub(1)));
+    out.push_str(&rest);
+    out.push('\n');
+    for l in lines {
+        let trimmed = l.trim_start();
+        let indent = l.len() - trimmed.len();
+        if !(trimmed.is_empty() || trimmed.starts_with('#') || indent + 1 >= col) {
+            break;
+        }
+        out.push_str(l);
+        out.push('\n');
+    }
+    out
+}
+
+/// serde-saphyr parse with the field path (under `prefix`) of the first structural error.
+fn parse_as<T: serde::de::DeserializeOwned>(text: &str, prefix: &str) -> Result<T, Problem> {
     let mut field = String::new();
     let options = serde_saphyr::options! { with_snippet: false };
     serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
@@ -163,15 +233,25 @@ fn deserialize(text: &str) -> Result<RawConfig, Problem> {
     .map_err(|e| {
         let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
         let message = e.to_string();
-        // The location is rendered separately; drop serde-saphyr's own suffix.
-        let message = match message.rfind(" at line ") {
-            Some(cut) => message[..cut].to_string(),
-            None => message,
-        };
-        let field = field
-            .trim_end_matches(".value")
-            .trim_matches('.')
+        // The location is rendered separately; drop serde-saphyr's own suffix and its advice
+        // about parser options.
+        let message = message
+            .rfind(" at line ")
+            .map_or(message.as_str(), |cut| &message[..cut]);
+        let message = message
+            .split(", set DuplicateKeyPolicy")
+            .next()
+            .unwrap_or(message)
             .to_string();
+        let path = field
+            .trim_end_matches(".value")
+            .trim_end_matches(".?")
+            .trim_matches('.');
+        let field = match (prefix, path) {
+            ("", p) => p.to_string(),
+            (pre, "") => pre.to_string(),
+            (pre, p) => format!("{pre}.{p}"),
+        };
         Problem {
             line,
             column,
@@ -194,8 +274,9 @@ struct Converter<'a> {
 
 /// Settings a target inherits from `global`.
 struct Defaults {
-    interval: Duration,
-    timeout: Duration,
+    /// `None` when the global value did not parse (already reported).
+    interval: Option<Duration>,
+    timeout: Option<Duration>,
     ca_file: Option<Spanned<String>>,
 }
 
@@ -208,7 +289,7 @@ impl Converter<'_> {
             DEFAULT_INTERVAL,
         );
         let timeout = self.duration(global.timeout.as_ref(), "global.timeout", DEFAULT_TIMEOUT);
-        if let Some(t) = &global.timeout {
+        if let (Some(t), Some(timeout), Some(interval)) = (&global.timeout, timeout, interval) {
             if timeout >= interval {
                 self.problem(
                     t,
@@ -236,9 +317,11 @@ impl Converter<'_> {
             timeout,
             ca_file: global.ca_file,
         };
-        let mut names = HashSet::new();
+        let mut names = HashMap::new();
         let mut targets = Vec::with_capacity(raw.targets.len());
-        for (i, t) in raw.targets.into_iter().enumerate() {
+        // Positions in the file: targets that did not parse are absent from `raw.targets`.
+        let positions = (0..).filter(|i| !raw.skipped.contains(i));
+        for (i, t) in positions.zip(raw.targets) {
             if let Some(target) = self.target(i, t, &defaults, &mut names) {
                 targets.push(Arc::new(target));
             }
@@ -255,7 +338,7 @@ impl Converter<'_> {
         i: usize,
         t: RawTarget,
         defaults: &Defaults,
-        names: &mut HashSet<String>,
+        names: &mut HashMap<String, (usize, u64)>,
     ) -> Option<Target> {
         let at = |field: &str| format!("targets[{i}].{field}");
         let before = self.problems.len();
@@ -267,12 +350,15 @@ impl Converter<'_> {
         let name = name_span.value.clone();
         if name.is_empty() {
             self.problem(name_span, &at("name"), "must not be empty");
-        } else if !names.insert(name.clone()) {
-            self.problem(
-                name_span,
-                &at("name"),
-                format!("duplicate target name {name:?}"),
-            );
+        } else if let Some((first, line)) = names.get(&name).copied() {
+            let hint = match t.name {
+                None => " (names default to the address; set a distinct name)",
+                Some(_) => "",
+            };
+            let msg = format!("duplicate target name {name:?}, first used by targets[{first}] on line {line}{hint}");
+            self.problem(name_span, &at("name"), msg);
+        } else {
+            names.insert(name.clone(), (i, name_span.referenced.line()));
         }
 
         let server_name_text = match (&t.server_name, &address) {
@@ -293,14 +379,16 @@ impl Converter<'_> {
         });
 
         let interval = match &t.interval {
-            Some(_) => self.duration(t.interval.as_ref(), &at("interval"), defaults.interval),
+            Some(span) => self.duration(Some(span), &at("interval"), DEFAULT_INTERVAL),
             None => defaults.interval,
         };
         let timeout = match &t.timeout {
-            Some(_) => self.duration(t.timeout.as_ref(), &at("timeout"), defaults.timeout),
+            Some(span) => self.duration(Some(span), &at("timeout"), DEFAULT_TIMEOUT),
             None => defaults.timeout,
         };
-        if timeout >= interval {
+        // Compared only when both parsed: a bad duration is one problem, not two.
+        let both = interval.zip(timeout);
+        if let Some((interval, timeout)) = both.filter(|(i, t)| t >= i) {
             let msg = format!(
                 "must be shorter than interval ({})",
                 format_duration(interval)
@@ -331,6 +419,7 @@ impl Converter<'_> {
             return None;
         }
         let (host, port) = address?;
+        let (interval, timeout) = both?;
         let server_name = server_name?;
         let (client_config, client_cert, client_key) = client?;
         let ca = ca_file.and_then(|c| self.files.get(&self.resolve(&c.value)).cloned().flatten());
@@ -375,7 +464,7 @@ impl Converter<'_> {
                 self.problem(
                     value,
                     &field,
-                    format!("label {name:?} clashes with a label the exporter or Prometheus sets"),
+                    format!("label {name:?} is reserved (set by the exporter or Prometheus); choose another name"),
                 );
             } else {
                 out.push((name.clone(), value.value.clone()));
@@ -439,11 +528,19 @@ impl Converter<'_> {
         }
         let certified = match verifier::certified_key(chain, private) {
             Ok(k) => k,
+            Err(rustls::Error::InconsistentKeys(_)) => {
+                let msg = format!(
+                    "{} is not the private key of the certificate in {}",
+                    key.value, cert.value
+                );
+                self.problem(key, &key_field, msg);
+                return None;
+            }
             Err(e) => {
                 self.problem(
                     key,
                     &key_field,
-                    format!("key does not fit the client certificate: {e}"),
+                    format!("{}: unusable private key: {e}", key.value),
                 );
                 return None;
             }
@@ -529,22 +626,25 @@ impl Converter<'_> {
         }
     }
 
+    /// The duration written at `span`, `default` when absent, `None` (reported) when invalid.
     fn duration(
         &mut self,
         span: Option<&Spanned<String>>,
         field: &str,
         default: Duration,
-    ) -> Duration {
-        let Some(span) = span else { return default };
+    ) -> Option<Duration> {
+        let Some(span) = span else {
+            return Some(default);
+        };
         match duration::parse(&span.value) {
             Ok(d) if d.is_zero() => {
                 self.problem(span, field, "must be greater than 0");
-                default
+                None
             }
-            Ok(d) => d,
+            Ok(d) => Some(d),
             Err(m) => {
                 self.problem(span, field, m);
-                default
+                None
             }
         }
     }
@@ -561,6 +661,11 @@ impl Converter<'_> {
 
 /// Splits `host:port`, `[v6]:port` or `IP:port`.
 fn parse_address(text: &str) -> Result<(String, u16), String> {
+    if text.contains("://") {
+        return Err(format!(
+            "{text:?}: expected host:port, not a URL (e.g. example.com:443)"
+        ));
+    }
     let (host, port) = if let Some(rest) = text.strip_prefix('[') {
         let (host, after) = rest
             .split_once(']')
@@ -657,7 +762,7 @@ mod tests {
             vec![
                 "t.yml:3:14: targets[0].timeout: must be shorter than interval (1m)",
                 "t.yml:4:14: targets[1].address: \"nope\": expected host:port",
-                "t.yml:5:19: targets[1].labels.job: label \"job\" clashes with a label the exporter or Prometheus sets",
+                "t.yml:5:19: targets[1].labels.job: label \"job\" is reserved (set by the exporter or Prometheus); choose another name",
             ]
         );
     }

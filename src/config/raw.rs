@@ -16,6 +16,16 @@ pub(crate) struct RawConfig {
     pub(crate) global: RawGlobal,
     #[serde(default)]
     pub(crate) targets: Vec<RawTarget>,
+    /// Positions of targets that did not parse (filled when salvaging a broken file).
+    #[serde(skip)]
+    pub(crate) skipped: Vec<usize>,
+}
+
+/// Just the shape of the file, to find each section's position when the strict parse fails.
+#[derive(Debug, Deserialize)]
+pub(crate) struct LooseConfig {
+    pub(crate) global: Option<Spanned<serde::de::IgnoredAny>>,
+    pub(crate) targets: Option<Vec<Spanned<serde::de::IgnoredAny>>>,
 }
 
 /// Defaults for every target; every field optional.

@@ -96,8 +96,8 @@ pub fn render(state: &State, now: SystemTime) -> String {
 
     negotiated(&mut e, &probed);
     per_target(&mut e, &CLIENT_AUTH_REQUESTED, &probed, |o| {
-        o.handshake_ok
-            .then_some(bool_value(o.client_auth_requested))
+        // Known once the handshake got as far as the server's CertificateRequest.
+        (o.handshake_ok || o.client_auth_requested).then_some(bool_value(o.client_auth_requested))
     });
     chains(&mut e, &probed, now_s);
 

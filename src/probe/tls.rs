@@ -95,27 +95,23 @@ async fn run(target: &Target, ctx: &ProbeCtx, out: &mut ProbeOutcome) -> Result<
     // Be polite: close_notify, but never wait long for it.
     let _ = timeout(Duration::from_millis(100), stream.shutdown()).await;
 
-    if let Some(sig) = rec.signature_error {
-        let leaf_weak = out
-            .chain
-            .as_ref()
-            .and_then(|c| c.problem.as_ref())
-            .map(|p| p.reason)
-            == Some(FailureReason::WeakKey);
-        if !leaf_weak {
-            return Err(Failure::new(
-                FailureReason::HandshakeFailure,
-                format!("server's handshake signature did not verify: {sig}"),
-            ));
-        }
+    // A chain problem explains more than a handshake signature that failed because of it
+    // (a malformed or weak leaf); a bad signature over a good chain is a handshake failure.
+    if let Some(problem) = out.chain.as_ref().and_then(|c| c.problem.clone()) {
+        return Err(problem);
     }
-    match out.chain.as_ref().and_then(|c| c.problem.clone()) {
-        Some(problem) => Err(problem),
-        None if out.chain.is_none() => Err(Failure::new(
+    if let Some(sig) = rec.signature_error {
+        return Err(Failure::new(
+            FailureReason::HandshakeFailure,
+            format!("server's handshake signature did not verify: {sig}"),
+        ));
+    }
+    match out.chain {
+        None => Err(Failure::new(
             FailureReason::Other,
             "server sent no certificate",
         )),
-        None => Ok(()),
+        Some(_) => Ok(()),
     }
 }
 

@@ -87,10 +87,21 @@ fn common_name(cert: &X509Certificate) -> String {
     cn.unwrap_or_default().to_string()
 }
 
+/// OpenSSL's short name for a signature algorithm; the OID registry lacks some old ones.
 fn signature_name(oid: &Oid) -> String {
-    x509_parser::objects::oid2sn(oid, x509_parser::objects::oid_registry())
-        .map(str::to_string)
-        .unwrap_or_else(|_| oid.to_id_string())
+    let id = oid.to_id_string();
+    let known = match id.as_str() {
+        "1.2.840.10045.4.1" => Some("ecdsa-with-SHA1"),
+        "1.2.840.10040.4.3" => Some("dsa-with-SHA1"),
+        "1.2.840.113549.1.1.2" => Some("md2WithRSAEncryption"),
+        "1.2.840.113549.1.1.3" => Some("md4WithRSAEncryption"),
+        _ => None,
+    };
+    match known {
+        Some(name) => name.to_string(),
+        None => x509_parser::objects::oid2sn(oid, x509_parser::objects::oid_registry())
+            .map_or(id, str::to_string),
+    }
 }
 
 fn describe_key(cert: &X509Certificate) -> (String, Option<usize>) {

@@ -321,7 +321,10 @@ fn classify_path_error(e: &webpki::Error, facts: &[CertFacts]) -> Failure {
     let reason = match e {
         E::CertExpired { .. } => FailureReason::Expired,
         E::CertNotValidYet { .. } => FailureReason::NotYetValid,
-        E::UnknownIssuer if facts.len() == 1 && facts.iter().all(|f| f.self_issued) => {
+        // A lone self-issued certificate (CA:TRUE or not, as `openssl req -x509` makes them).
+        E::UnknownIssuer | E::CaUsedAsEndEntity
+            if facts.len() == 1 && facts.iter().all(|f| f.self_issued) =>
+        {
             FailureReason::SelfSigned
         }
         E::UnknownIssuer => FailureReason::UnknownIssuer,

@@ -1,1 +1,8 @@
-fn main() {}
+//! The one integration test binary: real TLS peers on loopback, the real exporter binary.
+
+mod support;
+
+mod chain;
+mod config_fixtures;
+mod endpoints;
+mod lifecycle;

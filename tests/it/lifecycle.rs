@@ -1,0 +1,212 @@
+//! The exporter as a process: reloads, removed targets, endpoints, signals, exposition format.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::support::exporter::{write, Exporter};
+use crate::support::pki::{Ca, Spec};
+use crate::support::servers::{self, Opts};
+
+struct Fixture {
+    _server: servers::Server,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+async fn fixture() -> Fixture {
+    let root = Ca::root("Test Root");
+    let leaf = root.leaf(&Spec::leaf("localhost"));
+    let server = servers::rustls(Opts::new(vec![leaf.der.clone()], leaf.key_der())).await;
+    let dir = Exporter::dir();
+    write(dir.path(), "ca.pem", &root.cert.pem);
+    Fixture {
+        port: server.addr.port(),
+        _server: server,
+        dir,
+    }
+}
+
+fn targets(port: u16, names: &[&str]) -> String {
+    let mut y = "global: {interval: 1s, timeout: 800ms, ca_file: ca.pem}\ntargets:\n".to_string();
+    for n in names {
+        y.push_str(&format!("  - name: {n}\n    address: 127.0.0.1:{port}\n    server_name: localhost\n    labels: {{team: core}}\n"));
+    }
+    y
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_applies_good_config_and_removed_series_vanish() {
+    let f = fixture().await;
+    let e = Exporter::start(f.dir, &targets(f.port, &["a", "b"]));
+    e.wait_for("both targets probed", |m| {
+        m.value("tls_probe_success{target=\"a\",team=\"core\"}") == Some(1.0)
+            && m.value("tls_probe_success{target=\"b\",team=\"core\"}") == Some(1.0)
+    });
+    std::fs::write(&e.config, targets(f.port, &["a", "c"])).expect("rewrite config");
+    let (status, body) = e.post("/-/reload").expect("reload");
+    assert_eq!(status, 200, "{body}");
+    let m = e.wait_for("new target c probed", |m| {
+        m.value("tls_probe_success{target=\"c\",team=\"core\"}") == Some(1.0)
+    });
+    assert!(
+        m.lines_of("b").is_empty(),
+        "series of removed target b remain:\n{}",
+        m.0
+    );
+    m.assert_lines(&[
+        "tls_exporter_config_last_reload_successful 1".to_string(),
+        "tls_exporter_targets 2".to_string(),
+    ]);
+    // Unchanged target a kept its history across the reload.
+    assert!(
+        m.value("tls_probes_total{target=\"a\",team=\"core\"}")
+            .unwrap_or(0.0)
+            >= 1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_config_on_sighup_keeps_last_good_config() {
+    let f = fixture().await;
+    let e = Exporter::start(f.dir, &targets(f.port, &["a"]));
+    e.wait_probes("a\",team=\"core", 1);
+    let before = e
+        .scrape()
+        .value("tls_exporter_config_last_reload_success_timestamp_seconds")
+        .expect("reload timestamp");
+    std::fs::write(
+        &e.config,
+        "targets:\n  - address: 127.0.0.1:1\n    timeout: soon\n",
+    )
+    .expect("rewrite config");
+    e.signal("HUP");
+    let m = e.wait_for("reload failure", |m| {
+        m.value("tls_exporter_config_last_reload_successful") == Some(0.0)
+    });
+    // Still probing the old target, and the failure is logged with file, line and field.
+    let n = m
+        .value("tls_probes_total{target=\"a\",team=\"core\"}")
+        .unwrap_or(0.0);
+    e.wait_probes("a\",team=\"core", n as u64 + 1);
+    assert_eq!(
+        m.value("tls_exporter_config_last_reload_success_timestamp_seconds"),
+        Some(before)
+    );
+    assert!(
+        e.log()
+            .contains("config.yml:3:14: targets[0].timeout: invalid duration \\\"soon\\\""),
+        "{}",
+        e.log()
+    );
+    let (status, body) = e.post("/-/reload").expect("reload");
+    assert_eq!(status, 400);
+    assert!(body.contains("targets[0].timeout"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_endpoints_answer() {
+    let f = fixture().await;
+    let e = Exporter::start(f.dir, &targets(f.port, &["a<b>"]));
+    e.wait_probes("a<b>\",team=\"core", 1);
+    assert_eq!(e.get("/-/healthy").expect("healthy").0, 200);
+    assert_eq!(e.get("/-/ready").expect("ready").0, 200);
+    assert_eq!(e.get("/-/reload").expect("GET reload").0, 405);
+    let (status, page) = e.get("/").expect("status page");
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("<td>a&lt;b&gt;</td>"),
+        "escaped target name on status page:\n{page}"
+    );
+    assert!(page.contains(">ok<") && page.contains("TLS 1.3"), "{page}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exposition_passes_promtool_except_the_contract_days_name() {
+    let f = fixture().await;
+    let e = Exporter::start(f.dir, &targets(f.port, &["a"]));
+    let m = e.wait_probes("a\",team=\"core", 1);
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is installed (scripts/install-test-deps)");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(m.0.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("promtool");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The contract names tls_cert_days_to_expiry; promtool's lint wants base units.
+    let problems: Vec<&str> = report
+        .lines()
+        .filter(|l| !l.starts_with("tls_cert_days_to_expiry use base unit"))
+        .collect();
+    assert!(
+        problems.is_empty(),
+        "promtool check metrics:\n{report}\n--- exposition ---\n{}",
+        m.0
+    );
+    for forbidden in ["job=", "instance=", "le=", "quantile="] {
+        assert!(!m.0.contains(forbidden), "{forbidden} in exposition");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_exits_zero_promptly() {
+    let f = fixture().await;
+    let mut e = Exporter::start(f.dir, &targets(f.port, &["a"]));
+    e.wait_probes("a\",team=\"core", 1);
+    e.signal("TERM");
+    assert_eq!(e.wait_exit(Duration::from_secs(7)), Some(0), "{}", e.log());
+}
+
+#[test]
+fn version_flag_prints_version() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tls_exporter"))
+        .arg("--version")
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with(&format!("tls_exporter {}", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+}
+
+#[test]
+fn check_config_accepts_the_shipped_example() {
+    // The example trusts the throwaway CA that scripts/run-example makes; lay out the same
+    // relative paths in a temp dir.
+    let dir = Exporter::dir();
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/example.yml"))
+            .expect("example");
+    std::fs::create_dir_all(dir.path().join("config")).expect("mkdir");
+    std::fs::create_dir_all(dir.path().join("target/example-pki")).expect("mkdir");
+    let config = write(&dir.path().join("config"), "example.yml", &example);
+    write(
+        &dir.path().join("target/example-pki"),
+        "ca.pem",
+        &Ca::root("Example CA").cert.pem,
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_tls_exporter"))
+        .arg("--check-config")
+        .arg(format!("--config.file={}", config.display()))
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
