@@ -19,7 +19,7 @@ RUN cargo build --release --locked \
 # ---- runtime ----------------------------------------------------------------
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=builder /out/tls_exporter /usr/local/bin/tls_exporter
-COPY config/example.yml /etc/tls_exporter/config.yml
+COPY config/container.yml /etc/tls_exporter/config.yml
 USER 65532:65532
 EXPOSE 19443
 ENTRYPOINT ["/usr/local/bin/tls_exporter"]

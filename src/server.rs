@@ -179,6 +179,76 @@ fn utc(unix: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    async fn app() -> Router {
+        let path = std::path::Path::new("t.yml");
+        let config = crate::config::parse("targets: []\n", path).expect("valid config");
+        let state = Arc::new(State::default());
+        let reloader = Arc::new(Reloader::start(path.to_path_buf(), state.clone(), &config));
+        router(Arc::new(App { state, reloader }))
+    }
+
+    async fn call(router: Router, method: &str, uri: &str) -> (StatusCode, String, String) {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::empty())
+            .expect("request");
+        let resp = router.oneshot(req).await.expect("infallible");
+        let status = resp.status();
+        let ctype = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (status, ctype, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn health_and_readiness_answer_ok_once_a_config_is_loaded() {
+        assert_eq!(
+            call(app().await, "GET", "/-/healthy").await.0,
+            StatusCode::OK
+        );
+        assert_eq!(call(app().await, "GET", "/-/ready").await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn reload_only_accepts_post() {
+        let (status, _, _) = call(app().await, "GET", "/-/reload").await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    }
+
+    #[tokio::test]
+    async fn metrics_are_prometheus_text_with_self_metrics() {
+        let (status, ctype, body) = call(app().await, "GET", "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(ctype, "text/plain; version=0.0.4; charset=utf-8");
+        assert!(body.contains("\ntls_exporter_targets 0\n"), "{body}");
+        assert!(
+            body.contains("\ntls_exporter_config_last_reload_successful 1\n"),
+            "{body}"
+        );
+        assert!(
+            body.contains("# TYPE tls_exporter_probes_skipped_total counter\n"),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn status_page_is_html() {
+        let (status, ctype, body) = call(app().await, "GET", "/").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(ctype.starts_with("text/html"), "{ctype}");
+        assert!(body.contains("<table>"), "{body}");
+    }
 
     #[test]
     fn utc_formats_known_instants() {
