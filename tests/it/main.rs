@@ -6,3 +6,4 @@ mod chain;
 mod config_fixtures;
 mod endpoints;
 mod lifecycle;
+mod prometheus;

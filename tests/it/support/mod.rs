@@ -4,6 +4,7 @@
 pub mod exporter;
 pub mod hostile;
 pub mod pki;
+pub mod prom;
 pub mod servers;
 
 use std::time::Duration;
