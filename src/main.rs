@@ -1,6 +1,5 @@
 //! The `tls_exporter` binary: command line, logging, runtime, signals; prints errors once.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -16,7 +15,7 @@ use tls_exporter::state::State;
 
 /// Default listen port: outside the 9100–9999 range of the Prometheus exporter port
 /// allocations, which is fully allocated.
-const DEFAULT_LISTEN: &str = "0.0.0.0:19443";
+const DEFAULT_LISTEN: &str = ":19443";
 /// How long in-flight probes may run on after SIGTERM/SIGINT.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -32,8 +31,8 @@ struct Args {
     )]
     config_file: PathBuf,
     /// Address to serve /metrics and the status page on.
-    #[arg(long = "web.listen-address", value_name = "HOST:PORT", default_value = DEFAULT_LISTEN)]
-    listen: SocketAddr,
+    #[arg(long = "web.listen-address", value_name = "[HOST]:PORT", default_value = DEFAULT_LISTEN)]
+    listen: String,
     /// Minimum level of log lines.
     #[arg(long = "log.level", value_enum, default_value = "info")]
     log_level: LogLevel,
@@ -97,7 +96,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
+    let result = runtime.block_on(run(args));
+    // Don't wait for resolver threads still stuck in getaddrinfo after their probe timed out.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             tracing::error!("{message}");
@@ -109,7 +111,7 @@ fn main() -> ExitCode {
 async fn run(args: Args) -> Result<(), String> {
     let initial = config::load(&args.config_file).map_err(|e| format!("invalid config:\n{e}"))?;
     let state = Arc::new(State::default());
-    let listener = tokio::net::TcpListener::bind(args.listen)
+    let listener = bind(&args.listen)
         .await
         .map_err(|e| format!("listen on {}: {e}", args.listen))?;
     let reloader = Arc::new(Reloader::start(
@@ -119,7 +121,7 @@ async fn run(args: Args) -> Result<(), String> {
     ));
     tracing::info!(
         version = %tls_exporter::metrics::version_string(),
-        listen = %listener.local_addr().map_or(args.listen, |a| a),
+        listen = %listener.local_addr().map_or_else(|_| args.listen.clone(), |a| a.to_string()),
         config = %args.config_file.display(),
         targets = initial.targets.len(),
         "tls_exporter started"
@@ -143,13 +145,26 @@ async fn run(args: Args) -> Result<(), String> {
         .await
         .map_err(|e| format!("install signal handlers: {e}"))?;
     tracing::info!("shutting down");
+    // One deadline for everything: stop scheduling, drain HTTP and in-flight probes together.
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
     let _ = stop_tx.send(());
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, server).await;
-    match Arc::try_unwrap(reloader) {
-        Ok(r) => r.shutdown(SHUTDOWN_GRACE).await,
-        Err(_) => tracing::warn!("a reload was still running at shutdown"),
-    }
+    let drain_server = async {
+        let _ = tokio::time::timeout_at(deadline, server).await;
+    };
+    tokio::join!(reloader.shutdown(deadline), drain_server);
     Ok(())
+}
+
+/// Binds `HOST:PORT` like the Prometheus tools: `:PORT` means every interface, IPv6 and IPv4.
+async fn bind(listen: &str) -> std::io::Result<tokio::net::TcpListener> {
+    match listen.strip_prefix(':') {
+        Some(port) => match tokio::net::TcpListener::bind(format!("[::]:{port}")).await {
+            Ok(l) => Ok(l),
+            // No IPv6 on this host (some containers): IPv4 only.
+            Err(_) => tokio::net::TcpListener::bind(format!("0.0.0.0:{port}")).await,
+        },
+        None => tokio::net::TcpListener::bind(listen).await,
+    }
 }
 
 /// Handles SIGHUP (reload) until SIGTERM or SIGINT arrives.
@@ -175,9 +190,8 @@ fn init_logging(level: LogLevel, format: LogFormat) {
     };
     // Our crate at the chosen level; dependencies one level quieter at most.
     let filter = tracing_subscriber::filter::Targets::new()
-        .with_default(level.max(tracing::Level::WARN))
+        .with_default(level.min(tracing::Level::WARN))
         .with_target("tls_exporter", level);
-    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr);
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     match format {
@@ -200,5 +214,4 @@ fn init_logging(level: LogLevel, format: LogFormat) {
                 .try_init();
         }
     }
-    drop(builder);
 }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Mutex;
 
@@ -34,7 +34,9 @@ impl Reloader {
     }
 
     /// Re-reads the config file; on success applies it and returns the number of targets.
+    /// Reloads run one at a time, from load to the recorded verdict.
     pub async fn reload(&self) -> Result<usize, ConfigError> {
+        let mut scheduler = self.scheduler.lock().await;
         let path = self.path.clone();
         let loaded = tokio::task::spawn_blocking(move || config::load(&path))
             .await
@@ -46,7 +48,7 @@ impl Reloader {
             });
         match loaded {
             Ok(config) => {
-                self.scheduler.lock().await.apply(&config);
+                scheduler.apply(&config);
                 mark_success(&self.state);
                 tracing::info!(file = %self.path.display(), targets = config.targets.len(), "config reloaded");
                 Ok(config.targets.len())
@@ -64,9 +66,11 @@ impl Reloader {
         }
     }
 
-    /// Stops probing; in-flight probes get `grace` to finish.
-    pub async fn shutdown(self, grace: Duration) {
-        self.scheduler.into_inner().shutdown(grace).await;
+    /// Stops scheduling at once, then gives in-flight probes until `deadline` to finish.
+    pub async fn shutdown(&self, deadline: tokio::time::Instant) {
+        let mut scheduler = self.scheduler.lock().await;
+        scheduler.stop();
+        scheduler.drain(deadline).await;
     }
 }
 

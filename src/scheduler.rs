@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::Semaphore;
@@ -27,11 +27,15 @@ const SAFETY_MARGIN: Duration = Duration::from_millis(500);
 /// Runs the probe loops of the current target set.
 pub struct Scheduler {
     state: Arc<State>,
-    semaphore: Arc<Semaphore>,
+    slots: Slots,
     concurrency: usize,
     stop: CancellationToken,
     tasks: HashMap<String, Running>,
 }
+
+/// The concurrency limit, replaceable without restarting probe loops: each probe takes a permit
+/// from the semaphore current at its tick (in-flight probes finish on the one they hold).
+type Slots = Arc<RwLock<Arc<Semaphore>>>;
 
 struct Running {
     target: Arc<Target>,
@@ -42,7 +46,7 @@ impl Scheduler {
     pub fn new(state: Arc<State>) -> Self {
         Scheduler {
             state,
-            semaphore: Arc::new(Semaphore::new(0)),
+            slots: Arc::new(RwLock::new(Arc::new(Semaphore::new(0)))),
             concurrency: 0,
             stop: CancellationToken::new(),
             tasks: HashMap::new(),
@@ -53,47 +57,54 @@ impl Scheduler {
     /// removed ones stop and vanish from `State`.
     pub fn apply(&mut self, config: &Config) {
         if config.concurrency != self.concurrency {
-            // A new limit: restart every loop on a fresh semaphore.
-            self.semaphore = Arc::new(Semaphore::new(config.concurrency));
+            *self.slots.write().unwrap_or_else(|p| p.into_inner()) =
+                Arc::new(Semaphore::new(config.concurrency));
             self.concurrency = config.concurrency;
-            for (_, running) in self.tasks.drain() {
-                running.handle.abort();
-            }
         }
         let mut old = std::mem::take(&mut self.tasks);
-        let mut active = Vec::with_capacity(config.targets.len());
+        let mut plan = Vec::with_capacity(config.targets.len());
         for target in &config.targets {
-            let running = match old.remove(&target.name) {
-                Some(r) if r.target.same_as(target) && !r.handle.is_finished() => r,
+            match old.remove(&target.name) {
+                Some(r) if r.target.same_as(target) && !r.handle.is_finished() => {
+                    plan.push((r.target.clone(), Some(r)));
+                }
                 other => {
                     if let Some(r) = other {
                         r.handle.abort();
                     }
-                    Running {
-                        target: target.clone(),
-                        handle: tokio::spawn(run_target(
-                            target.clone(),
-                            self.state.clone(),
-                            self.semaphore.clone(),
-                            self.stop.clone(),
-                        )),
-                    }
+                    plan.push((target.clone(), None));
                 }
-            };
-            active.push(running.target.clone());
-            self.tasks.insert(target.name.clone(), running);
+            }
         }
         for (_, removed) in old {
             removed.handle.abort();
         }
-        // Record the target set only after the tasks exist, with the Arcs the tasks probe.
+        // State first, with the Arcs the loops will probe: a fast first result is never
+        // recorded before its target exists.
+        let active: Vec<Arc<Target>> = plan.iter().map(|(t, _)| t.clone()).collect();
         self.state.set_targets(&active);
+        for (target, running) in plan {
+            let running = running.unwrap_or_else(|| Running {
+                target: target.clone(),
+                handle: tokio::spawn(run_target(
+                    target.clone(),
+                    self.state.clone(),
+                    self.slots.clone(),
+                    self.stop.clone(),
+                )),
+            });
+            self.tasks.insert(target.name.clone(), running);
+        }
     }
 
-    /// Stops scheduling, lets in-flight probes finish within `grace`, then cancels the rest.
-    pub async fn shutdown(mut self, grace: Duration) {
+    /// Stops scheduling new probes; in-flight ones run on.
+    pub fn stop(&self) {
         self.stop.cancel();
-        let deadline = Instant::now() + grace;
+    }
+
+    /// Waits until `deadline` for in-flight probes to finish, then cancels the rest.
+    pub async fn drain(&mut self, deadline: Instant) {
+        self.stop.cancel();
         for (_, running) in self.tasks.drain() {
             let abort = running.handle.abort_handle();
             if timeout_at(deadline, running.handle).await.is_err() {
@@ -103,13 +114,28 @@ impl Scheduler {
     }
 }
 
+/// Counts a probe in `tls_exporter_probes_in_flight` for as long as it lives, including when
+/// the probe's task is cancelled by a reload.
+struct InFlight<'a>(&'a State);
+
+impl<'a> InFlight<'a> {
+    fn new(state: &'a State) -> Self {
+        state.stats.probes_in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(state)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0
+            .stats
+            .probes_in_flight
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// The probe loop of one target.
-async fn run_target(
-    target: Arc<Target>,
-    state: Arc<State>,
-    semaphore: Arc<Semaphore>,
-    stop: CancellationToken,
-) {
+async fn run_target(target: Arc<Target>, state: Arc<State>, slots: Slots, stop: CancellationToken) {
     let interval = target.interval;
     let mut due = Instant::now() + stable_offset(&target.name, interval);
     loop {
@@ -117,16 +143,17 @@ async fn run_target(
             _ = stop.cancelled() => return,
             _ = sleep_until(due) => {}
         }
+        let semaphore = slots.read().unwrap_or_else(|p| p.into_inner()).clone();
         let permit = tokio::select! {
             _ = stop.cancelled() => return,
-            p = semaphore.clone().acquire_owned() => p,
+            p = semaphore.acquire_owned() => p,
         };
-        let Ok(permit) = permit else { return }; // semaphore closed: shutting down
+        let Ok(permit) = permit else { return }; // never closed; nothing to probe with
         let start = Instant::now();
         state
             .stats
             .set_scheduler_lag(start.saturating_duration_since(due));
-        state.stats.probes_in_flight.fetch_add(1, Ordering::Relaxed);
+        let in_flight = InFlight::new(&state);
         let ctx = ProbeCtx {
             deadline: start + target.timeout,
         };
@@ -135,8 +162,9 @@ async fn run_target(
                 Ok(outcome) => outcome,
                 Err(_) => overran(target.timeout, start),
             };
-        state.stats.probes_in_flight.fetch_sub(1, Ordering::Relaxed);
+        drop(in_flight);
         drop(permit);
+        let outcome = Arc::new(outcome);
         log_change(&target, &outcome, state.record(&target, outcome.clone()));
 
         // A probe (or its wait for a permit) that ran past later ticks skips them.

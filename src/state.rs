@@ -73,8 +73,9 @@ pub struct State {
 }
 
 impl State {
-    /// Replaces the target set. Unchanged targets keep their latest outcome and counters;
-    /// removed targets disappear with all their series.
+    /// Replaces the target set. Targets that keep their name keep their latest outcome until
+    /// their next probe (no gap in their series), and their counters while their labels stay
+    /// the same; removed targets disappear with all their series.
     pub fn set_targets(&self, targets: &[Arc<Target>]) {
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
         let mut next = BTreeMap::new();
@@ -83,10 +84,16 @@ impl State {
                 Some(old) if Arc::ptr_eq(&old.target, t) => old,
                 Some(old) if old.target.labels == t.labels => Entry {
                     target: t.clone(),
-                    latest: None,
                     ..old
                 },
-                _ => Entry {
+                Some(old) => Entry {
+                    target: t.clone(),
+                    labels: label_prefix(t).into(),
+                    latest: old.latest,
+                    probes_total: 0,
+                    failures_total: [0; FailureReason::ALL.len()],
+                },
+                None => Entry {
                     target: t.clone(),
                     labels: label_prefix(t).into(),
                     latest: None,
@@ -100,7 +107,7 @@ impl State {
     }
 
     /// Stores the outcome of a probe of `target`; ignored if the target was replaced meanwhile.
-    pub fn record(&self, target: &Arc<Target>, outcome: ProbeOutcome) -> Option<Change> {
+    pub fn record(&self, target: &Arc<Target>, outcome: Arc<ProbeOutcome>) -> Option<Change> {
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
         let entry = entries.get_mut(&target.name)?;
         if !Arc::ptr_eq(&entry.target, target) {
@@ -115,7 +122,7 @@ impl State {
             Some(prev) if prev.reason() == outcome.reason() => Change::Same,
             Some(prev) => Change::Changed { was: prev.reason() },
         };
-        entry.latest = Some(Arc::new(outcome));
+        entry.latest = Some(outcome);
         Some(change)
     }
 

@@ -140,6 +140,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         Ok(config)
     } else {
         conv.problems.sort_by_key(|p| (p.line, p.column));
+        conv.problems.dedup();
         Err(ConfigError::Invalid {
             path: path.to_path_buf(),
             problems: conv.problems,
@@ -266,8 +267,9 @@ struct Converter<'a> {
     base: &'a Path,
     problems: Vec<Problem>,
     /// File contents by resolved path, each read once per load.
-    files: HashMap<PathBuf, Option<Vec<u8>>>,
-    roots: HashMap<Option<PathBuf>, Arc<Roots>>,
+    files: HashMap<PathBuf, Result<Vec<u8>, String>>,
+    /// Trust anchors by `ca_file` path (`None`: webpki-roots), or the problem loading them.
+    roots: HashMap<Option<PathBuf>, Result<Arc<Roots>, String>>,
     /// One rustls config per client identity (none, or cert+key paths).
     configs: HashMap<Option<(PathBuf, PathBuf)>, Arc<ClientConfig>>,
 }
@@ -289,16 +291,26 @@ impl Converter<'_> {
             DEFAULT_INTERVAL,
         );
         let timeout = self.duration(global.timeout.as_ref(), "global.timeout", DEFAULT_TIMEOUT);
-        if let (Some(t), Some(timeout), Some(interval)) = (&global.timeout, timeout, interval) {
+        // Checked when either is written: a short global interval against the default timeout
+        // is as wrong as a long timeout against the default interval.
+        if let (Some(timeout), Some(interval)) = (timeout, interval) {
             if timeout >= interval {
-                self.problem(
-                    t,
-                    "global.timeout",
-                    format!(
-                        "must be shorter than interval ({})",
-                        format_duration(interval)
+                match (&global.timeout, &global.interval) {
+                    (Some(t), _) => self.problem(
+                        t,
+                        "global.timeout",
+                        format!(
+                            "must be shorter than interval ({})",
+                            format_duration(interval)
+                        ),
                     ),
-                );
+                    (None, Some(i)) => self.problem(
+                        i,
+                        "global.interval",
+                        format!("must be longer than timeout ({})", format_duration(timeout)),
+                    ),
+                    (None, None) => {}
+                }
             }
         }
         let concurrency = match &global.concurrency {
@@ -422,7 +434,7 @@ impl Converter<'_> {
         let (interval, timeout) = both?;
         let server_name = server_name?;
         let (client_config, client_cert, client_key) = client?;
-        let ca = ca_file.and_then(|c| self.files.get(&self.resolve(&c.value)).cloned().flatten());
+        let ca = ca_file.and_then(|c| self.files.get(&self.resolve(&c.value)).cloned()?.ok());
         let spec = Spec {
             name: name.clone(),
             address: t.address.value.clone(),
@@ -553,26 +565,35 @@ impl Converter<'_> {
     /// Trust anchors for a `ca_file` (or webpki-roots without one), loaded once per path.
     fn roots_for(&mut self, ca_file: Option<&Spanned<String>>, field: &str) -> Option<Arc<Roots>> {
         let key = ca_file.map(|c| self.resolve(&c.value));
-        if let Some(r) = self.roots.get(&key) {
-            return Some(r.clone());
-        }
-        let roots = match ca_file {
-            None => Roots::webpki(),
-            Some(span) => {
-                let bytes = self.read(span, field)?;
-                let certs = self.certs(&bytes, span, field)?;
-                match Roots::from_certs(&certs) {
-                    Ok(r) => r,
-                    Err(m) => {
-                        self.problem(span, field, format!("{}: {m}", span.value));
-                        return None;
-                    }
-                }
+        match (self.roots.get(&key).cloned(), ca_file) {
+            (Some(Ok(roots)), _) => return Some(roots),
+            // Reported again at this use; identical reports (inherited globals) are merged.
+            (Some(Err(message)), Some(span)) => {
+                self.problem(span, field, message);
+                return None;
             }
+            _ => {}
+        }
+        let before = self.problems.len();
+        let roots = match ca_file {
+            None => Some(Roots::webpki()),
+            Some(span) => self.read(span, field).and_then(|bytes| {
+                let certs = self.certs(&bytes, span, field)?;
+                Roots::from_certs(&certs)
+                    .map_err(|m| self.problem(span, field, format!("{}: {m}", span.value)))
+                    .ok()
+            }),
         };
-        let roots = Arc::new(roots);
-        self.roots.insert(key, roots.clone());
-        Some(roots)
+        let cached = match roots {
+            Some(r) => Ok(Arc::new(r)),
+            None => Err(self
+                .problems
+                .get(before)
+                .map(|p| p.message.clone())
+                .unwrap_or_default()),
+        };
+        self.roots.insert(key, cached.clone());
+        cached.ok()
     }
 
     fn certs(
@@ -599,22 +620,20 @@ impl Converter<'_> {
         }
     }
 
-    /// Reads a file named in the config, once per load; unreadable files are problems.
+    /// Reads a file named in the config, once per load; unreadable files are problems at every
+    /// place that names them.
     fn read(&mut self, span: &Spanned<String>, field: &str) -> Option<Vec<u8>> {
         let path = self.resolve(&span.value);
-        if let Some(cached) = self.files.get(&path) {
-            return cached.clone();
-        }
-        let result = std::fs::read(&path);
-        let bytes = match result {
-            Ok(b) => Some(b),
-            Err(e) => {
-                self.problem(span, field, format!("cannot read {}: {e}", path.display()));
-                None
+        let result = match self.files.get(&path) {
+            Some(cached) => cached.clone(),
+            None => {
+                let read = std::fs::read(&path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()));
+                self.files.insert(path, read.clone());
+                read
             }
         };
-        self.files.insert(path, bytes.clone());
-        bytes
+        result.map_err(|m| self.problem(span, field, m)).ok()
     }
 
     fn resolve(&self, file: &str) -> PathBuf {

@@ -90,10 +90,15 @@ async fn run(target: &Target, ctx: &ProbeCtx, out: &mut ProbeOutcome) -> Result<
 
     if version == Some(ProtocolVersion::TLSv1_3) && rec.client_auth_requested {
         let window = (connect_time * 4).clamp(REJECTION_WINDOW_MIN, REJECTION_WINDOW_MAX);
-        await_rejection(&mut stream, ctx, window, &mut rec).await?;
+        if let Err(f) = await_rejection(&mut stream, ctx, window, &mut rec).await {
+            // The server refused the session after all: it was not established.
+            out.handshake_ok = false;
+            return Err(f);
+        }
     }
-    // Be polite: close_notify, but never wait long for it.
-    let _ = timeout(Duration::from_millis(100), stream.shutdown()).await;
+    // Be polite: close_notify, but never wait long for it, nor past the deadline.
+    let close_by = (Instant::now() + Duration::from_millis(100)).min(ctx.deadline);
+    let _ = timeout_at(close_by, stream.shutdown()).await;
 
     // A chain problem explains more than a handshake signature that failed because of it
     // (a malformed or weak leaf); a bad signature over a good chain is a handshake failure.
@@ -144,16 +149,19 @@ async fn resolve(target: &Target, ctx: &ProbeCtx) -> Result<Vec<SocketAddr>, Fai
     }
 }
 
-/// Connects to the first address that accepts, in resolver order.
+/// Connects to the first address that accepts, in resolver order. Each address gets an equal
+/// share of the time left, so one blackholed address does not use up the whole probe.
 async fn connect(addrs: &[SocketAddr], ctx: &ProbeCtx) -> Result<TcpStream, Failure> {
     let mut last = Failure::new(FailureReason::Other, "no address to connect to");
-    for addr in addrs {
-        match timeout_at(ctx.deadline, TcpStream::connect(addr)).await {
+    for (i, addr) in addrs.iter().enumerate() {
+        let left = addrs.len() - i;
+        let share = ctx.deadline.saturating_duration_since(Instant::now()) / left as u32;
+        match timeout(share, TcpStream::connect(addr)).await {
             Err(_) => {
-                return Err(Failure::new(
+                last = Failure::new(
                     FailureReason::ConnectTimeout,
                     format!("connect to {addr} timed out"),
-                ));
+                );
             }
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);

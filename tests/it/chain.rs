@@ -343,6 +343,10 @@ async fn mtls_without_client_certificate_is_rejected() {
     for versions in [vec![&rustls::version::TLS13], vec![&rustls::version::TLS12]] {
         let m = mtls(versions, None, true).await;
         m.assert_lines(&failing("client_certificate_rejected"));
+        m.assert_lines(&[
+            "tls_handshake_success{target=\"t\"} 0".to_string(),
+            "tls_client_auth_requested{target=\"t\"} 1".to_string(),
+        ]);
     }
 }
 
@@ -352,7 +356,10 @@ async fn mtls_with_untrusted_client_certificate_is_rejected() {
     for versions in [vec![&rustls::version::TLS13], vec![&rustls::version::TLS12]] {
         let m = mtls(versions, Some(&client_cert(&stranger)), true).await;
         m.assert_lines(&failing("client_certificate_rejected"));
-        m.assert_lines(&["tls_client_auth_requested{target=\"t\"} 1".to_string()]);
+        m.assert_lines(&[
+            "tls_handshake_success{target=\"t\"} 0".to_string(),
+            "tls_client_auth_requested{target=\"t\"} 1".to_string(),
+        ]);
     }
 }
 

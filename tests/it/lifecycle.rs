@@ -66,6 +66,51 @@ async fn reload_applies_good_config_and_removed_series_vanish() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_changing_concurrency_and_one_target_keeps_every_series() {
+    let f = fixture().await;
+    let e = Exporter::start(f.dir, &targets(f.port, &["a", "b"]));
+    e.wait_probes("a\",team=\"core", 2);
+    e.wait_probes("b\",team=\"core", 1);
+    // New concurrency for all, a new timeout for b only.
+    let changed = targets(f.port, &["a", "b"])
+        .replace(
+            "global: {interval: 1s, timeout: 800ms, ca_file: ca.pem}",
+            "global: {interval: 1s, timeout: 800ms, concurrency: 3, ca_file: ca.pem}",
+        )
+        .replacen(
+            "    labels: {team: core}\n  - name: b",
+            "    labels: {team: core}\n  - name: b\n    timeout: 700ms",
+            1,
+        );
+    assert!(changed.contains("timeout: 700ms"), "{changed}");
+    std::fs::write(&e.config, changed).expect("rewrite config");
+    let (status, body) = e.post("/-/reload").expect("reload");
+    assert_eq!(status, 200, "{body}");
+    // Right after the reload, before b's restarted loop probed again, nothing is missing.
+    let m = e.scrape();
+    m.assert_lines(&[
+        "tls_probe_success{target=\"a\",team=\"core\"} 1".to_string(),
+        "tls_probe_success{target=\"b\",team=\"core\"} 1".to_string(),
+    ]);
+    let a_before = m
+        .value("tls_probes_total{target=\"a\",team=\"core\"}")
+        .expect("a counter");
+    let m = e.wait_probes("a\",team=\"core", a_before as u64 + 1);
+    assert!(
+        m.value("tls_probes_total{target=\"b\",team=\"core\"}")
+            .unwrap_or(0.0)
+            >= 1.0,
+        "{}",
+        m.0
+    );
+    // No probe is left counted as in flight by the loops the reload replaced.
+    e.wait_for("in-flight probes settle", |m| {
+        m.value("tls_exporter_probes_in_flight")
+            .is_some_and(|v| v <= 2.0)
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_config_on_sighup_keeps_last_good_config() {
     let f = fixture().await;
     let e = Exporter::start(f.dir, &targets(f.port, &["a"]));
