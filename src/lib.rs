@@ -11,5 +11,6 @@ pub mod probe;
 pub mod reload;
 pub mod scheduler;
 pub mod server;
+pub mod shard;
 pub mod state;
 pub mod tls;

@@ -11,6 +11,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tls_exporter::config;
 use tls_exporter::reload::Reloader;
 use tls_exporter::server::{router, App};
+use tls_exporter::shard::Shard;
 use tls_exporter::state::State;
 
 /// Default listen port: outside the 9100–9999 range of the Prometheus exporter port
@@ -39,6 +40,10 @@ struct Args {
     /// Log line format.
     #[arg(long = "log.format", value_enum, default_value = "logfmt")]
     log_format: LogFormat,
+    /// Probe only shard I of N (targets whose stable hash of name falls in it); `auto/N` takes I
+    /// from the trailing number of the host name (StatefulSet pods).
+    #[arg(long = "shard", value_name = "I/N")]
+    shard: Option<String>,
     /// Validate the config file, print every problem, and exit 0 (valid) or 1 (invalid).
     #[arg(long = "check-config")]
     check_config: bool,
@@ -109,6 +114,17 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    let shard = match &args.shard {
+        None => None,
+        Some(text) => {
+            let host = std::env::var("HOSTNAME").ok().or_else(|| {
+                std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .ok()
+                    .map(|h| h.trim().to_string())
+            });
+            Some(Shard::parse(text, host.as_deref())?)
+        }
+    };
     let initial = config::load(&args.config_file).map_err(|e| format!("invalid config:\n{e}"))?;
     let state = Arc::new(State::default());
     let listener = bind(&args.listen)
@@ -116,6 +132,7 @@ async fn run(args: Args) -> Result<(), String> {
         .map_err(|e| format!("listen on {}: {e}", args.listen))?;
     let reloader = Arc::new(Reloader::start(
         args.config_file.clone(),
+        shard,
         state.clone(),
         &initial,
     ));
@@ -124,6 +141,7 @@ async fn run(args: Args) -> Result<(), String> {
         listen = %listener.local_addr().map_or_else(|_| args.listen.clone(), |a| a.to_string()),
         config = %args.config_file.display(),
         targets = initial.targets.len(),
+        shard = %shard.map_or_else(|| "all".to_string(), |s| s.to_string()),
         "tls_exporter started"
     );
     drop(initial);

@@ -8,26 +8,30 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Mutex;
 
-use crate::config::{self, Config, ConfigError};
+use crate::config::{self, Config, ConfigError, Target};
 use crate::scheduler::Scheduler;
+use crate::shard::Shard;
 use crate::state::State;
 
 /// Owns the scheduler and applies configs to it, one reload at a time.
 pub struct Reloader {
     path: PathBuf,
+    /// Only targets of this shard are probed.
+    shard: Option<Shard>,
     state: Arc<State>,
     scheduler: Mutex<Scheduler>,
 }
 
 impl Reloader {
     /// Starts probing `initial` (already loaded from `path`).
-    pub fn start(path: PathBuf, state: Arc<State>, initial: &Config) -> Self {
+    pub fn start(path: PathBuf, shard: Option<Shard>, state: Arc<State>, initial: &Config) -> Self {
         let mut scheduler = Scheduler::new(state.clone());
-        scheduler.apply(initial);
+        scheduler.apply(&mine(initial, shard), initial.concurrency);
         mark_success(&state);
         state.stats.ready.store(true, Ordering::Relaxed);
         Reloader {
             path,
+            shard,
             state,
             scheduler: Mutex::new(scheduler),
         }
@@ -48,7 +52,7 @@ impl Reloader {
             });
         match loaded {
             Ok(config) => {
-                scheduler.apply(&config);
+                scheduler.apply(&mine(&config, self.shard), config.concurrency);
                 mark_success(&self.state);
                 tracing::info!(file = %self.path.display(), targets = config.targets.len(), "config reloaded");
                 Ok(config.targets.len())
@@ -71,6 +75,19 @@ impl Reloader {
         let mut scheduler = self.scheduler.lock().await;
         scheduler.stop();
         scheduler.drain(deadline).await;
+    }
+}
+
+/// The targets of `config` this process probes.
+fn mine(config: &Config, shard: Option<Shard>) -> Vec<Arc<Target>> {
+    match shard {
+        None => config.targets.clone(),
+        Some(s) => config
+            .targets
+            .iter()
+            .filter(|t| s.owns(&t.name))
+            .cloned()
+            .collect(),
     }
 }
 

@@ -5,7 +5,6 @@
 //! ticks, records outcomes into `State` and logs state changes. Probers only probe.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
@@ -15,7 +14,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, Target};
+use crate::config::Target;
 use crate::probe::outcome::{Failure, FailureReason, Phases, ProbeOutcome};
 use crate::probe::{self, ProbeCtx};
 use crate::state::{Change, State};
@@ -55,15 +54,15 @@ impl Scheduler {
 
     /// Applies a config: unchanged targets keep running undisturbed, changed ones restart,
     /// removed ones stop and vanish from `State`.
-    pub fn apply(&mut self, config: &Config) {
-        if config.concurrency != self.concurrency {
+    pub fn apply(&mut self, targets: &[Arc<Target>], concurrency: usize) {
+        if concurrency != self.concurrency {
             *self.slots.write().unwrap_or_else(|p| p.into_inner()) =
-                Arc::new(Semaphore::new(config.concurrency));
-            self.concurrency = config.concurrency;
+                Arc::new(Semaphore::new(concurrency));
+            self.concurrency = concurrency;
         }
         let mut old = std::mem::take(&mut self.tasks);
-        let mut plan = Vec::with_capacity(config.targets.len());
-        for target in &config.targets {
+        let mut plan = Vec::with_capacity(targets.len());
+        for target in targets {
             match old.remove(&target.name) {
                 Some(r) if r.target.same_as(target) && !r.handle.is_finished() => {
                     plan.push((r.target.clone(), Some(r)));
@@ -183,10 +182,8 @@ async fn run_target(target: Arc<Target>, state: Arc<State>, slots: Slots, stop: 
 /// Stable offset in [0, interval) from the target name, so first probes spread out and a
 /// restart or reload does not bunch them up.
 pub(crate) fn stable_offset(name: &str, interval: Duration) -> Duration {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    name.hash(&mut h);
     let millis = interval.as_millis().max(1) as u64;
-    Duration::from_millis(h.finish() % millis)
+    Duration::from_millis(crate::shard::stable_hash(name) % millis)
 }
 
 fn overran(limit: Duration, start: Instant) -> ProbeOutcome {

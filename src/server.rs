@@ -187,7 +187,12 @@ mod tests {
         let path = std::path::Path::new("t.yml");
         let config = crate::config::parse("targets: []\n", path).expect("valid config");
         let state = Arc::new(State::default());
-        let reloader = Arc::new(Reloader::start(path.to_path_buf(), state.clone(), &config));
+        let reloader = Arc::new(Reloader::start(
+            path.to_path_buf(),
+            None,
+            state.clone(),
+            &config,
+        ));
         router(Arc::new(App { state, reloader }))
     }
 

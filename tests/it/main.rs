@@ -7,3 +7,4 @@ mod config_fixtures;
 mod endpoints;
 mod lifecycle;
 mod prometheus;
+mod scale;

@@ -42,12 +42,18 @@ impl Exporter {
 
     /// Starts the exporter with `yaml` as config.yml in `dir`, waiting until it serves.
     pub fn start(dir: tempfile::TempDir, yaml: &str) -> Exporter {
+        Exporter::start_with(dir, yaml, &[])
+    }
+
+    /// Like `start`, with extra command-line flags.
+    pub fn start_with(dir: tempfile::TempDir, yaml: &str, flags: &[&str]) -> Exporter {
         let config = write(dir.path(), "config.yml", yaml);
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let child = Command::new(env!("CARGO_BIN_EXE_tls_exporter"))
             .arg(format!("--config.file={}", config.display()))
             .arg(format!("--web.listen-address={addr}"))
             .arg("--log.level=debug")
+            .args(flags)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("stderr.log")).expect("log file"))
