@@ -44,6 +44,10 @@ struct Args {
     /// from the trailing number of the host name (StatefulSet pods).
     #[arg(long = "shard", value_name = "I/N")]
     shard: Option<String>,
+    /// Let `/probe` probe endpoints that are not in the config (off: the exporter cannot be
+    /// used to scan arbitrary hosts).
+    #[arg(long = "web.enable-adhoc-probes")]
+    adhoc_probes: bool,
     /// Validate the config file, print every problem, and exit 0 (valid) or 1 (invalid).
     #[arg(long = "check-config")]
     check_config: bool,
@@ -125,7 +129,8 @@ async fn run(args: Args) -> Result<(), String> {
             Some(Shard::parse(text, host.as_deref())?)
         }
     };
-    let initial = config::load(&args.config_file).map_err(|e| format!("invalid config:\n{e}"))?;
+    let initial =
+        Arc::new(config::load(&args.config_file).map_err(|e| format!("invalid config:\n{e}"))?);
     let state = Arc::new(State::default());
     let listener = bind(&args.listen)
         .await
@@ -134,7 +139,7 @@ async fn run(args: Args) -> Result<(), String> {
         args.config_file.clone(),
         shard,
         state.clone(),
-        &initial,
+        initial.clone(),
     ));
     tracing::info!(
         version = %tls_exporter::metrics::version_string(),
@@ -149,6 +154,7 @@ async fn run(args: Args) -> Result<(), String> {
     let app = Arc::new(App {
         state,
         reloader: reloader.clone(),
+        adhoc_probes: args.adhoc_probes,
     });
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {

@@ -16,6 +16,9 @@ use crate::state::State;
 /// Owns the scheduler and applies configs to it, one reload at a time.
 pub struct Reloader {
     path: PathBuf,
+    /// The config in force (all targets, every shard's).
+    current: std::sync::RwLock<Arc<Config>>,
+    slots: Arc<std::sync::RwLock<Arc<tokio::sync::Semaphore>>>,
     /// Only targets of this shard are probed.
     shard: Option<Shard>,
     state: Arc<State>,
@@ -24,13 +27,20 @@ pub struct Reloader {
 
 impl Reloader {
     /// Starts probing `initial` (already loaded from `path`).
-    pub fn start(path: PathBuf, shard: Option<Shard>, state: Arc<State>, initial: &Config) -> Self {
+    pub fn start(
+        path: PathBuf,
+        shard: Option<Shard>,
+        state: Arc<State>,
+        initial: Arc<Config>,
+    ) -> Self {
         let mut scheduler = Scheduler::new(state.clone());
-        scheduler.apply(&mine(initial, shard), initial.concurrency);
+        scheduler.apply(&mine(&initial, shard), initial.concurrency);
         mark_success(&state);
         state.stats.ready.store(true, Ordering::Relaxed);
         Reloader {
             path,
+            current: std::sync::RwLock::new(initial),
+            slots: scheduler.slots(),
             shard,
             state,
             scheduler: Mutex::new(scheduler),
@@ -53,9 +63,11 @@ impl Reloader {
         match loaded {
             Ok(config) => {
                 scheduler.apply(&mine(&config, self.shard), config.concurrency);
+                let targets = config.targets.len();
+                *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
                 mark_success(&self.state);
-                tracing::info!(file = %self.path.display(), targets = config.targets.len(), "config reloaded");
-                Ok(config.targets.len())
+                tracing::info!(file = %self.path.display(), targets, "config reloaded");
+                Ok(targets)
             }
             Err(e) => {
                 self.state
@@ -68,6 +80,20 @@ impl Reloader {
                 Err(e)
             }
         }
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// A slot under the probe concurrency limit, for an on-demand probe.
+    pub async fn permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let semaphore = self.slots.read().unwrap_or_else(|p| p.into_inner()).clone();
+        semaphore.acquire_owned().await.ok()
     }
 
     /// Stops scheduling at once, then gives in-flight probes until `deadline` to finish.

@@ -96,6 +96,11 @@ impl Scheduler {
         }
     }
 
+    /// The concurrency limit shared with on-demand probes.
+    pub fn slots(&self) -> Arc<RwLock<Arc<Semaphore>>> {
+        self.slots.clone()
+    }
+
     /// Stops scheduling new probes; in-flight ones run on.
     pub fn stop(&self) {
         self.stop.cancel();
@@ -133,6 +138,18 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// Probes `target` once under its timeout (plus a safety margin), whatever happens.
+pub async fn probe_bounded(target: &Target) -> ProbeOutcome {
+    let start = Instant::now();
+    let ctx = ProbeCtx {
+        deadline: start + target.timeout,
+    };
+    match timeout_at(ctx.deadline + SAFETY_MARGIN, probe::probe(target, &ctx)).await {
+        Ok(outcome) => outcome,
+        Err(_) => overran(target.timeout, start),
+    }
+}
+
 /// The probe loop of one target.
 async fn run_target(target: Arc<Target>, state: Arc<State>, slots: Slots, stop: CancellationToken) {
     let interval = target.interval;
@@ -153,14 +170,7 @@ async fn run_target(target: Arc<Target>, state: Arc<State>, slots: Slots, stop: 
             .stats
             .set_scheduler_lag(start.saturating_duration_since(due));
         let in_flight = InFlight::new(&state);
-        let ctx = ProbeCtx {
-            deadline: start + target.timeout,
-        };
-        let outcome =
-            match timeout_at(ctx.deadline + SAFETY_MARGIN, probe::probe(&target, &ctx)).await {
-                Ok(outcome) => outcome,
-                Err(_) => overran(target.timeout, start),
-            };
+        let outcome = probe_bounded(&target).await;
         drop(in_flight);
         drop(permit);
         let outcome = Arc::new(outcome);

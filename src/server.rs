@@ -5,11 +5,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::State as AxumState;
+use axum::extract::{Query, State as AxumState};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use serde::Deserialize;
 
 use crate::reload::Reloader;
 use crate::state::State;
@@ -18,6 +19,8 @@ use crate::state::State;
 pub struct App {
     pub state: Arc<State>,
     pub reloader: Arc<Reloader>,
+    /// `/probe` may probe endpoints that are not configured.
+    pub adhoc_probes: bool,
 }
 
 /// The exporter's routes.
@@ -28,11 +31,58 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/-/healthy", get(|| async { "OK\n" }))
         .route("/-/ready", get(ready))
         .route("/-/reload", post(reload))
+        .route("/probe", get(probe))
         .with_state(app)
 }
 
 async fn metrics(AxumState(app): AxumState<Arc<App>>) -> Response {
     let body = crate::metrics::render(&app.state, SystemTime::now());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// `?target=host:port[&server_name=name]`.
+#[derive(Debug, Deserialize)]
+struct ProbeQuery {
+    target: Option<String>,
+    server_name: Option<String>,
+}
+
+/// On-demand probe of one endpoint: the per-target families for it alone. Configured targets
+/// are probed with their settings; others only with `--web.enable-adhoc-probes`, with the
+/// global settings. Bounded by the same concurrency limit and timeout as scheduled probes.
+async fn probe(AxumState(app): AxumState<Arc<App>>, Query(q): Query<ProbeQuery>) -> Response {
+    let Some(address) = q.target.filter(|t| !t.is_empty()) else {
+        return (StatusCode::BAD_REQUEST, "missing ?target=host:port\n").into_response();
+    };
+    let config = app.reloader.config();
+    let target = match config.find(&address, q.server_name.as_deref()) {
+        Some(t) => t,
+        None if app.adhoc_probes => match config.adhoc_target(&address, q.server_name.as_deref()) {
+            Ok(t) => Arc::new(t),
+            Err(m) => return (StatusCode::BAD_REQUEST, format!("{m}\n")).into_response(),
+        },
+        None => {
+            let msg = format!(
+                "{address} is not a configured target; ad-hoc probes are off (--web.enable-adhoc-probes)\n"
+            );
+            return (StatusCode::FORBIDDEN, msg).into_response();
+        }
+    };
+    let Some(_permit) = app.reloader.permit().await else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    };
+    let outcome = crate::scheduler::probe_bounded(&target).await;
+    let one = State::default();
+    one.set_targets(std::slice::from_ref(&target));
+    one.record(&target, Arc::new(outcome));
+    let body = crate::metrics::render_targets(&one, SystemTime::now());
     (
         [(
             header::CONTENT_TYPE,
@@ -191,9 +241,13 @@ mod tests {
             path.to_path_buf(),
             None,
             state.clone(),
-            &config,
+            Arc::new(config),
         ));
-        router(Arc::new(App { state, reloader }))
+        router(Arc::new(App {
+            state,
+            reloader,
+            adhoc_probes: false,
+        }))
     }
 
     async fn call(router: Router, method: &str, uri: &str) -> (StatusCode, String, String) {

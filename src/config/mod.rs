@@ -64,6 +64,63 @@ pub struct Config {
     pub concurrency: usize,
     /// In file order; names are unique.
     pub targets: Vec<Arc<Target>>,
+    /// Global settings, for ad-hoc probes of endpoints that are not configured.
+    adhoc: Adhoc,
+}
+
+/// What an ad-hoc probe (`/probe` of an unconfigured endpoint) inherits: the global settings.
+#[derive(Debug, Clone)]
+struct Adhoc {
+    interval: Duration,
+    timeout: Duration,
+    roots: Arc<Roots>,
+    client_config: Arc<ClientConfig>,
+}
+
+impl Config {
+    /// The configured target probing `address` (and `server_name`, when given), or named so.
+    pub fn find(&self, address: &str, server_name: Option<&str>) -> Option<Arc<Target>> {
+        self.targets
+            .iter()
+            .find(|t| {
+                (t.address == address || t.name == address)
+                    && server_name.is_none_or(|s| t.server_name.to_str() == s)
+            })
+            .cloned()
+    }
+
+    /// A target for an endpoint that is not configured, with the global settings.
+    pub fn adhoc_target(&self, address: &str, server_name: Option<&str>) -> Result<Target, String> {
+        let (host, port) = parse_address(address)?;
+        let name_text = server_name.unwrap_or(&host).to_string();
+        let server_name = ServerName::try_from(name_text.clone())
+            .map_err(|_| format!("{name_text:?} is not a valid DNS name or IP address"))?;
+        let a = &self.adhoc;
+        Ok(Target {
+            name: address.to_string(),
+            address: address.to_string(),
+            host,
+            port,
+            server_name: server_name.clone(),
+            interval: a.interval,
+            timeout: a.timeout,
+            labels: Vec::new(),
+            kind: ProbeKind::Tls,
+            roots: a.roots.clone(),
+            client_config: a.client_config.clone(),
+            spec: Spec {
+                name: address.to_string(),
+                address: address.to_string(),
+                server_name: name_text,
+                interval: a.interval,
+                timeout: a.timeout,
+                labels: Vec::new(),
+                ca: None,
+                client_cert: None,
+                client_key: None,
+            },
+        })
+    }
 }
 
 /// How a target is probed.
@@ -321,9 +378,7 @@ impl Converter<'_> {
             Some(c) => c.value,
             None => DEFAULT_CONCURRENCY,
         };
-        if let Some(ca) = &global.ca_file {
-            self.roots_for(Some(ca), "global.ca_file");
-        }
+        let global_roots = self.roots_for(global.ca_file.as_ref(), "global.ca_file");
         let defaults = Defaults {
             interval,
             timeout,
@@ -338,10 +393,21 @@ impl Converter<'_> {
                 targets.push(Arc::new(target));
             }
         }
+        let adhoc = Adhoc {
+            interval: interval.unwrap_or(DEFAULT_INTERVAL),
+            timeout: timeout.unwrap_or(DEFAULT_TIMEOUT),
+            roots: global_roots.unwrap_or_else(|| Arc::new(Roots::webpki())),
+            client_config: self
+                .configs
+                .entry(None)
+                .or_insert_with(|| verifier::client_config(None))
+                .clone(),
+        };
         Config {
             path: path.to_path_buf(),
             concurrency: concurrency as usize,
             targets,
+            adhoc,
         }
     }
 

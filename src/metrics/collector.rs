@@ -13,6 +13,20 @@ use crate::state::{Entry, State};
 pub fn render(state: &State, now: SystemTime) -> String {
     let entries = state.snapshot();
     let mut e = Encoder::with_capacity(1024 + entries.len() * 2048);
+    targets(&mut e, &entries, now);
+    exporter::render(&mut e, state, entries.len());
+    e.out
+}
+
+/// Only the per-target families of `state` (what `/probe` answers).
+pub fn render_targets(state: &State, now: SystemTime) -> String {
+    let entries = state.snapshot();
+    let mut e = Encoder::with_capacity(4096);
+    targets(&mut e, &entries, now);
+    e.out
+}
+
+fn targets(e: &mut Encoder, entries: &[Entry], now: SystemTime) {
     let now_s = now
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
@@ -22,10 +36,10 @@ pub fn render(state: &State, now: SystemTime) -> String {
         .filter_map(|en| en.latest.as_deref().map(|o| (en, o)))
         .collect();
 
-    per_target(&mut e, &PROBE_SUCCESS, &probed, |o| {
+    per_target(e, &PROBE_SUCCESS, &probed, |o| {
         Some(bool_value(o.success()))
     });
-    per_target(&mut e, &HANDSHAKE_SUCCESS, &probed, |o| {
+    per_target(e, &HANDSHAKE_SUCCESS, &probed, |o| {
         Some(bool_value(o.handshake_ok))
     });
     e.family(&PROBE_FAILURE_INFO);
@@ -39,7 +53,7 @@ pub fn render(state: &State, now: SystemTime) -> String {
             );
         }
     }
-    per_target(&mut e, &PROBE_DURATION, &probed, |o| {
+    per_target(e, &PROBE_DURATION, &probed, |o| {
         Some(o.duration.as_secs_f64())
     });
     e.family(&PROBE_PHASE_DURATION);
@@ -60,14 +74,14 @@ pub fn render(state: &State, now: SystemTime) -> String {
             }
         }
     }
-    per_target(&mut e, &PROBE_TIMESTAMP, &probed, |o| {
+    per_target(e, &PROBE_TIMESTAMP, &probed, |o| {
         o.finished_at
             .duration_since(UNIX_EPOCH)
             .ok()
             .map(|d| d.as_secs_f64())
     });
     e.family(&PROBE_INTERVAL);
-    for en in &entries {
+    for en in entries {
         e.sample(
             &PROBE_INTERVAL,
             &en.labels,
@@ -76,11 +90,11 @@ pub fn render(state: &State, now: SystemTime) -> String {
         );
     }
     e.family(&PROBES_TOTAL);
-    for en in &entries {
+    for en in entries {
         e.sample(&PROBES_TOTAL, &en.labels, &[], en.probes_total as f64);
     }
     e.family(&PROBE_FAILURES_TOTAL);
-    for en in &entries {
+    for en in entries {
         for r in FailureReason::ALL {
             let n = en.failures_total[r.index()];
             if n > 0 {
@@ -94,15 +108,12 @@ pub fn render(state: &State, now: SystemTime) -> String {
         }
     }
 
-    negotiated(&mut e, &probed);
-    per_target(&mut e, &CLIENT_AUTH_REQUESTED, &probed, |o| {
+    negotiated(e, &probed);
+    per_target(e, &CLIENT_AUTH_REQUESTED, &probed, |o| {
         // Known once the handshake got as far as the server's CertificateRequest.
         (o.handshake_ok || o.client_auth_requested).then_some(bool_value(o.client_auth_requested))
     });
-    chains(&mut e, &probed, now_s);
-
-    exporter::render(&mut e, state, entries.len());
-    e.out
+    chains(e, &probed, now_s);
 }
 
 fn bool_value(b: bool) -> f64 {

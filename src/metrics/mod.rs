@@ -9,7 +9,7 @@ mod exporter;
 
 use std::fmt::Write;
 
-pub use collector::render;
+pub use collector::{render, render_targets};
 pub use exporter::version_string;
 
 /// A metric family: name, type and HELP.

@@ -51,3 +51,85 @@ fn invalid_shard_is_refused_at_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("invalid shard \\\"2/2\\\""), "{err}");
 }
+
+/// A healthy rustls endpoint and a config that names it `t`.
+async fn healthy() -> (crate::support::servers::Server, tempfile::TempDir, String) {
+    use crate::support::exporter::write;
+    use crate::support::pki::{Ca, Spec};
+    use crate::support::servers::{self, Opts};
+    let root = Ca::root("Test Root");
+    let leaf = root.leaf(&Spec::leaf("localhost"));
+    let server = servers::rustls(Opts::new(vec![leaf.der.clone()], leaf.key_der())).await;
+    let dir = Exporter::dir();
+    write(dir.path(), "ca.pem", &root.cert.pem);
+    let yaml = format!(
+        "global: {{interval: 1m, timeout: 2s, ca_file: ca.pem}}\ntargets:\n  - name: t\n    address: 127.0.0.1:{}\n    server_name: localhost\n    labels: {{team: core}}\n",
+        server.addr.port()
+    );
+    (server, dir, yaml)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_endpoint_probes_a_configured_target_now() {
+    let (server, dir, yaml) = healthy().await;
+    let e = Exporter::start(dir, &yaml);
+    let port = server.addr.port();
+    let (status, body) = e
+        .get(&format!(
+            "/probe?target=127.0.0.1:{port}&server_name=localhost"
+        ))
+        .expect("probe");
+    assert_eq!(status, 200, "{body}");
+    let m = Exposition(body);
+    m.assert_lines(&[
+        "tls_probe_success{target=\"t\",team=\"core\"} 1".to_string(),
+        "tls_chain_valid{target=\"t\",team=\"core\"} 1".to_string(),
+        "tls_version_info{target=\"t\",team=\"core\",version=\"TLS 1.3\"} 1".to_string(),
+    ]);
+    assert!(
+        !m.0.contains("tls_exporter_"),
+        "only the target's families:\n{}",
+        m.0
+    );
+    // By name too.
+    assert_eq!(e.get("/probe?target=t").expect("probe by name").0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_endpoint_refuses_unconfigured_targets_by_default() {
+    let (_server, dir, yaml) = healthy().await;
+    let e = Exporter::start(dir, &yaml);
+    let (status, body) = e.get("/probe?target=127.0.0.1:1").expect("probe");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("--web.enable-adhoc-probes"), "{body}");
+    assert_eq!(e.get("/probe").expect("probe").0, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adhoc_probes_use_global_settings_when_enabled() {
+    let (server, dir, yaml) = healthy().await;
+    let e = Exporter::start_with(dir, &yaml, &["--web.enable-adhoc-probes"]);
+    let closed = free_port();
+    let (status, body) = e
+        .get(&format!("/probe?target=127.0.0.1:{closed}"))
+        .expect("probe");
+    assert_eq!(status, 200, "{body}");
+    Exposition(body).assert_lines(&[
+        format!("tls_probe_success{{target=\"127.0.0.1:{closed}\"}} 0"),
+        format!("tls_probe_failure_info{{target=\"127.0.0.1:{closed}\",reason=\"connection_refused\"}} 1"),
+    ]);
+    // The global ca_file applies: the rustls endpoint verifies under another address form.
+    let (status, body) = e
+        .get(&format!(
+            "/probe?target=localhost:{}&server_name=localhost",
+            server.addr.port()
+        ))
+        .expect("probe");
+    assert_eq!(status, 200, "{body}");
+    Exposition(body).assert_lines(&[format!(
+        "tls_probe_success{{target=\"localhost:{}\"}} 1",
+        server.addr.port()
+    )]);
+    let (status, _) = e.get("/probe?target=not-an-address").expect("probe");
+    assert_eq!(status, 400);
+}
