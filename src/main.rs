@@ -40,6 +40,10 @@ struct Args {
     /// Log line format.
     #[arg(long = "log.format", value_enum, default_value = "logfmt")]
     log_format: LogFormat,
+    /// How often to check the config file and target files for changes and reload (0s: never;
+    /// SIGHUP and POST /-/reload always work).
+    #[arg(long = "config.watch-interval", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    watch_interval: Duration,
     /// Probe only shard I of N (targets whose stable hash of name falls in it); `auto/N` takes I
     /// from the trailing number of the host name (StatefulSet pods).
     #[arg(long = "shard", value_name = "I/N")]
@@ -78,12 +82,16 @@ fn main() -> ExitCode {
     }
     if args.check_config {
         return match config::load(&args.config_file) {
+            Ok(c) if !c.target_file_problems.is_empty() => {
+                for line in &c.target_file_problems {
+                    eprintln!("{line}");
+                }
+                ExitCode::FAILURE
+            }
             Ok(c) => {
-                println!(
-                    "{}: ok, {} targets",
-                    args.config_file.display(),
-                    c.targets.len()
-                );
+                let n = c.targets.len();
+                let noun = if n == 1 { "target" } else { "targets" };
+                println!("{}: ok, {n} {noun}", args.config_file.display());
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -129,8 +137,9 @@ async fn run(args: Args) -> Result<(), String> {
             Some(Shard::parse(text, host.as_deref())?)
         }
     };
-    let initial =
-        Arc::new(config::load(&args.config_file).map_err(|e| format!("invalid config:\n{e}"))?);
+    let mut cache = config::TargetFileCache::new();
+    let initial = config::load_with(&args.config_file, &mut cache);
+    let initial = Arc::new(initial.map_err(|e| format!("invalid config:\n{e}"))?);
     let state = Arc::new(State::default());
     let listener = bind(&args.listen)
         .await
@@ -140,6 +149,7 @@ async fn run(args: Args) -> Result<(), String> {
         shard,
         state.clone(),
         initial.clone(),
+        cache,
     ));
     tracing::info!(
         version = %tls_exporter::metrics::version_string(),
@@ -151,6 +161,9 @@ async fn run(args: Args) -> Result<(), String> {
     );
     drop(initial);
 
+    if !args.watch_interval.is_zero() {
+        tokio::spawn(reloader.clone().watch(args.watch_interval));
+    }
     let app = Arc::new(App {
         state,
         reloader: reloader.clone(),
@@ -203,6 +216,14 @@ async fn wait_for_signals(reloader: &Reloader) -> std::io::Result<()> {
             _ = int.recv() => return Ok(()),
         }
     }
+}
+
+/// Durations as in the config (`5s`, `500ms`), `0s` included.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    if text == "0" || text == "0s" {
+        return Ok(Duration::ZERO);
+    }
+    config::parse_duration(text)
 }
 
 fn init_logging(level: LogLevel, format: LogFormat) {

@@ -1,14 +1,16 @@
-//! Config reloads (SIGHUP, `POST /-/reload`): load, validate, apply; a bad file keeps the last
-//! good config running and flips `tls_exporter_config_last_reload_successful` to 0.
+//! Config reloads (SIGHUP, `POST /-/reload`, and a watcher of the config and target files):
+//! load, validate, apply; a bad file keeps the last good config running and flips
+//! `tls_exporter_config_last_reload_successful` to 0. A bad target file only costs that file:
+//! its last good content is kept.
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Mutex;
 
-use crate::config::{self, Config, ConfigError, Target};
+use crate::config::{self, Config, ConfigError, Target, TargetFileCache};
 use crate::scheduler::Scheduler;
 use crate::shard::Shard;
 use crate::state::State;
@@ -23,6 +25,10 @@ pub struct Reloader {
     shard: Option<Shard>,
     state: Arc<State>,
     scheduler: Mutex<Scheduler>,
+    /// Last good content of every target file.
+    cache: std::sync::Mutex<TargetFileCache>,
+    /// Set by `shutdown`: no reload applies after it.
+    stopping: AtomicBool,
 }
 
 impl Reloader {
@@ -32,10 +38,12 @@ impl Reloader {
         shard: Option<Shard>,
         state: Arc<State>,
         initial: Arc<Config>,
+        cache: TargetFileCache,
     ) -> Self {
         let mut scheduler = Scheduler::new(state.clone());
         scheduler.apply(&mine(&initial, shard), initial.concurrency);
         mark_success(&state);
+        note_target_file_problems(&state, &initial);
         state.stats.ready.store(true, Ordering::Relaxed);
         Reloader {
             path,
@@ -44,6 +52,8 @@ impl Reloader {
             shard,
             state,
             scheduler: Mutex::new(scheduler),
+            cache: std::sync::Mutex::new(cache),
+            stopping: AtomicBool::new(false),
         }
     }
 
@@ -51,17 +61,30 @@ impl Reloader {
     /// Reloads run one at a time, from load to the recorded verdict.
     pub async fn reload(&self) -> Result<usize, ConfigError> {
         let mut scheduler = self.scheduler.lock().await;
-        let path = self.path.clone();
-        let loaded = tokio::task::spawn_blocking(move || config::load(&path))
-            .await
-            .unwrap_or_else(|e| {
-                Err(ConfigError::Read {
-                    path: self.path.clone(),
-                    source: std::io::Error::other(format!("config loader failed: {e}")),
-                })
+        if self.stopping.load(Ordering::Relaxed) {
+            return Err(ConfigError::Read {
+                path: self.path.clone(),
+                source: std::io::Error::other("shutting down"),
             });
+        }
+        let path = self.path.clone();
+        let mut cache = std::mem::take(&mut *self.cache.lock().unwrap_or_else(|p| p.into_inner()));
+        let (loaded, cache) = tokio::task::spawn_blocking(move || {
+            let loaded = config::load_with(&path, &mut cache);
+            (loaded, cache)
+        })
+        .await
+        .unwrap_or_else(|e| {
+            let failed = Err(ConfigError::Read {
+                path: self.path.clone(),
+                source: std::io::Error::other(format!("config loader failed: {e}")),
+            });
+            (failed, TargetFileCache::new())
+        });
+        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = cache;
         match loaded {
             Ok(config) => {
+                note_target_file_problems(&self.state, &config);
                 scheduler.apply(&mine(&config, self.shard), config.concurrency);
                 let targets = config.targets.len();
                 *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
@@ -98,10 +121,75 @@ impl Reloader {
 
     /// Stops scheduling at once, then gives in-flight probes until `deadline` to finish.
     pub async fn shutdown(&self, deadline: tokio::time::Instant) {
+        self.stopping.store(true, Ordering::Relaxed);
         let mut scheduler = self.scheduler.lock().await;
         scheduler.stop();
         scheduler.drain(deadline).await;
     }
+}
+
+impl Reloader {
+    /// Reloads whenever the config file or the set or content of target files changes,
+    /// checking every `every`, until shutdown.
+    pub async fn watch(self: Arc<Self>, every: Duration) {
+        let mut seen = fingerprint(&self.config()).await;
+        loop {
+            tokio::time::sleep(every).await;
+            if self.stopping.load(Ordering::Relaxed) {
+                return;
+            }
+            let now = fingerprint(&self.config()).await;
+            if now != seen {
+                tracing::info!("config or target files changed; reloading");
+                let _ = self.reload().await;
+                // Compare against what was just loaded (the loaded config may name new files).
+                seen = fingerprint(&self.config()).await;
+            }
+        }
+    }
+}
+
+/// Size and modification time of the config file and of every file its target-file patterns
+/// match now.
+async fn fingerprint(config: &Config) -> Vec<(PathBuf, Option<(u64, Option<SystemTime>)>)> {
+    let mut paths = vec![config.path.clone()];
+    let patterns = config.target_file_patterns.clone();
+    tokio::task::spawn_blocking(move || {
+        for p in &patterns {
+            if let Ok(found) = glob::glob(p) {
+                paths.extend(found.filter_map(Result::ok));
+            }
+        }
+        paths.sort();
+        paths.dedup();
+        paths
+            .into_iter()
+            .map(|p| {
+                let meta = std::fs::metadata(&p)
+                    .ok()
+                    .map(|m| (m.len(), m.modified().ok()));
+                (p, meta)
+            })
+            .collect()
+    })
+    .await
+    .unwrap_or_default()
+}
+
+/// Logs target-file problems and counts the files that have them.
+fn note_target_file_problems(state: &State, config: &Config) {
+    for line in &config.target_file_problems {
+        tracing::warn!(problem = %line, "invalid target file");
+    }
+    let files: std::collections::HashSet<&str> = config
+        .target_file_problems
+        .iter()
+        .filter_map(|l| l.split(':').next())
+        .collect();
+    state
+        .stats
+        .target_files_invalid
+        .store(files.len() as u64, Ordering::Relaxed);
 }
 
 /// The targets of `config` this process probes.

@@ -242,6 +242,7 @@ mod tests {
             None,
             state.clone(),
             Arc::new(config),
+            Default::default(),
         ));
         router(Arc::new(App {
             state,

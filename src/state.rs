@@ -35,6 +35,8 @@ pub struct Stats {
     scheduler_lag: AtomicU64,
     /// A config has been loaded.
     pub ready: AtomicBool,
+    /// Target files whose current content is invalid.
+    pub target_files_invalid: AtomicU64,
 }
 
 impl Stats {

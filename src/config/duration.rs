@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 /// Parses a Prometheus duration (units y, w, d, h, m, s, ms; largest first, each once).
-pub(crate) fn parse(text: &str) -> Result<Duration, String> {
+pub fn parse(text: &str) -> Result<Duration, String> {
     const UNITS: [(&str, u64); 7] = [
         ("y", 365 * 86_400_000),
         ("w", 7 * 86_400_000),

@@ -19,6 +19,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde_saphyr::Spanned;
 
 pub(crate) use duration::format as format_duration;
+pub use duration::parse as parse_duration;
 pub use error::{ConfigError, Problem};
 use raw::{RawConfig, RawGlobal, RawTarget};
 
@@ -66,7 +67,18 @@ pub struct Config {
     pub targets: Vec<Arc<Target>>,
     /// Global settings, for ad-hoc probes of endpoints that are not configured.
     adhoc: Adhoc,
+    /// Problems of target files, one line each (`file:line:col: field: message`). Such a file
+    /// is skipped, or its last good content used; the rest of the config applies.
+    pub target_file_problems: Vec<String>,
+    /// Target files read, for the watcher.
+    pub target_files: Vec<PathBuf>,
+    /// The `target_files` glob patterns, resolved against the config file's directory.
+    pub target_file_patterns: Vec<String>,
 }
+
+/// The last good content of each target file, kept across reloads so a broken edit of one file
+/// does not drop its targets.
+pub type TargetFileCache = HashMap<PathBuf, String>;
 
 /// What an ad-hoc probe (`/probe` of an unconfigured endpoint) inherits: the global settings.
 #[derive(Debug, Clone)]
@@ -172,19 +184,29 @@ struct Spec {
     client_key: Option<Vec<u8>>,
 }
 
-/// Reads and validates the config file at `path`.
+/// Reads and validates the config file at `path` (and its target files, with no history).
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_with(path, &mut TargetFileCache::new())
+}
+
+/// Reads and validates the config file at `path`; target files that are invalid now fall back
+/// to their content in `cache`, which is updated with every valid target file.
+pub fn load_with(path: &Path, cache: &mut TargetFileCache) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    parse(&text, path)
+    parse_with(&text, path, cache)
 }
 
 /// Validates config text; `path` names the file in errors and anchors relative file paths.
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    parse_with(text, path, &mut TargetFileCache::new())
+}
+
+fn parse_with(text: &str, path: &Path, cache: &mut TargetFileCache) -> Result<Config, ConfigError> {
     let (raw, problems) = deserialize(text);
-    let base = path.parent().unwrap_or(Path::new("."));
+    let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let mut conv = Converter {
         base,
         problems,
@@ -192,7 +214,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         roots: HashMap::new(),
         configs: HashMap::new(),
     };
-    let config = conv.config(raw, path);
+    let config = conv.config(raw, path, cache);
     if conv.problems.is_empty() {
         Ok(config)
     } else {
@@ -230,7 +252,10 @@ fn deserialize(text: &str) -> (RawConfig, Vec<Problem>) {
     let Ok(loose) = parse_as::<raw::LooseConfig>(text, "") else {
         return (RawConfig::default(), vec![first]);
     };
-    let mut raw = RawConfig::default();
+    let mut raw = RawConfig {
+        target_files: loose.target_files.clone().unwrap_or_default(),
+        ..RawConfig::default()
+    };
     let mut problems = vec![first];
     if let Some(g) = &loose.global {
         match parse_as::<RawGlobal>(&section(text, g), "global") {
@@ -308,6 +333,7 @@ fn parse_as<T: serde::de::DeserializeOwned>(text: &str, prefix: &str) -> Result<
         let field = match (prefix, path) {
             ("", p) => p.to_string(),
             (pre, "") => pre.to_string(),
+            (pre, p) if p.starts_with('[') => format!("{pre}{p}"),
             (pre, p) => format!("{pre}.{p}"),
         };
         Problem {
@@ -320,8 +346,9 @@ fn parse_as<T: serde::de::DeserializeOwned>(text: &str, prefix: &str) -> Result<
 }
 
 /// Builds a `Config` from raw structs, collecting problems instead of stopping at the first.
-struct Converter<'a> {
-    base: &'a Path,
+struct Converter {
+    /// Directory relative paths are resolved against (the config's, or a target file's).
+    base: PathBuf,
     problems: Vec<Problem>,
     /// File contents by resolved path, each read once per load.
     files: HashMap<PathBuf, Result<Vec<u8>, String>>,
@@ -339,8 +366,8 @@ struct Defaults {
     ca_file: Option<Spanned<String>>,
 }
 
-impl Converter<'_> {
-    fn config(&mut self, raw: RawConfig, path: &Path) -> Config {
+impl Converter {
+    fn config(&mut self, raw: RawConfig, path: &Path, cache: &mut TargetFileCache) -> Config {
         let global = raw.global;
         let interval = self.duration(
             global.interval.as_ref(),
@@ -382,7 +409,16 @@ impl Converter<'_> {
         let defaults = Defaults {
             interval,
             timeout,
-            ca_file: global.ca_file,
+            // Absolute, so targets of target files (whose paths are relative to their own
+            // file) inherit the same file.
+            ca_file: global.ca_file.map(|mut s| {
+                let p = self.resolve(&s.value);
+                s.value = std::path::absolute(&p)
+                    .unwrap_or(p)
+                    .to_string_lossy()
+                    .into_owned();
+                s
+            }),
         };
         let mut names = HashMap::new();
         let mut targets = Vec::with_capacity(raw.targets.len());
@@ -391,6 +427,32 @@ impl Converter<'_> {
         for (i, t) in positions.zip(raw.targets) {
             if let Some(target) = self.target(i, t, &defaults, &mut names) {
                 targets.push(Arc::new(target));
+            }
+        }
+        let mut target_file_problems = Vec::new();
+        let mut target_files = Vec::new();
+        let mut target_file_patterns = Vec::new();
+        for (i, pattern) in raw.target_files.iter().enumerate() {
+            let field = format!("target_files[{i}]");
+            let full = self.resolve(&pattern.value).to_string_lossy().into_owned();
+            target_file_patterns.push(full.clone());
+            let paths = match glob::glob(&full) {
+                Ok(paths) => paths,
+                Err(e) => {
+                    self.problem(pattern, &field, format!("invalid glob pattern: {e}"));
+                    continue;
+                }
+            };
+            let mut paths: Vec<PathBuf> = paths
+                .filter_map(Result::ok)
+                .filter(|p| p.is_file())
+                .collect();
+            paths.sort();
+            for file in paths {
+                let (found, problems) = self.target_file(&file, &defaults, &mut names, cache);
+                targets.extend(found.into_iter().map(Arc::new));
+                target_file_problems.extend(problems);
+                target_files.push(file);
             }
         }
         let adhoc = Adhoc {
@@ -408,6 +470,87 @@ impl Converter<'_> {
             concurrency: concurrency as usize,
             targets,
             adhoc,
+            target_file_problems,
+            target_files,
+            target_file_patterns,
+        }
+    }
+
+    /// The targets of one target file: its current content if valid (remembered in `cache`),
+    /// else its last good content, else none; with the current content's problems.
+    fn target_file(
+        &mut self,
+        file: &Path,
+        defaults: &Defaults,
+        names: &mut HashMap<String, (usize, u64)>,
+        cache: &mut TargetFileCache,
+    ) -> (Vec<Target>, Vec<String>) {
+        let current = std::fs::read_to_string(file);
+        let problems = match &current {
+            Ok(text) => match self.file_targets(file, text, defaults, names) {
+                Ok(targets) => {
+                    cache.insert(file.to_path_buf(), text.clone());
+                    return (targets, Vec::new());
+                }
+                Err(problems) => ConfigError::Invalid {
+                    path: file.to_path_buf(),
+                    problems,
+                }
+                .lines(),
+            },
+            Err(e) => vec![format!("{}: cannot read: {e}", file.display())],
+        };
+        let fallback = cache.get(file).cloned();
+        let kept = fallback.and_then(|text| self.file_targets(file, &text, defaults, names).ok());
+        let note = match &kept {
+            Some(_) => "keeping its last good content",
+            None => "skipping it",
+        };
+        let problems = problems
+            .into_iter()
+            .map(|p| format!("{p} ({note})"))
+            .collect();
+        (kept.unwrap_or_default(), problems)
+    }
+
+    /// Converts a target file's text, with paths relative to the file and names unique across
+    /// the whole config. On any problem nothing of the file is kept (names included).
+    fn file_targets(
+        &mut self,
+        file: &Path,
+        text: &str,
+        defaults: &Defaults,
+        names: &mut HashMap<String, (usize, u64)>,
+    ) -> Result<Vec<Target>, Vec<Problem>> {
+        let list_form = text
+            .lines()
+            .map(str::trim_start)
+            .find(|l| !l.is_empty() && !l.starts_with('#'))
+            .is_some_and(|l| l.starts_with('-'));
+        let raw = if list_form {
+            parse_as::<Vec<RawTarget>>(text, "targets")
+        } else {
+            parse_as::<raw::RawTargetFile>(text, "").map(|f| f.targets)
+        }
+        .map_err(|p| vec![p])?;
+        let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let saved_base = std::mem::replace(&mut self.base, dir);
+        let saved_problems = std::mem::take(&mut self.problems);
+        let mut file_names = names.clone();
+        let targets: Vec<Target> = raw
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, t)| self.target(i, t, defaults, &mut file_names))
+            .collect();
+        self.base = saved_base;
+        let mut problems = std::mem::replace(&mut self.problems, saved_problems);
+        if problems.is_empty() {
+            *names = file_names;
+            Ok(targets)
+        } else {
+            problems.sort_by_key(|p| (p.line, p.column));
+            problems.dedup();
+            Err(problems)
         }
     }
 
@@ -694,7 +837,7 @@ impl Converter<'_> {
             Some(cached) => cached.clone(),
             None => {
                 let read = std::fs::read(&path)
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()));
+                    .map_err(|e| format!("cannot read {}: {e}", span.value));
                 self.files.insert(path, read.clone());
                 read
             }
@@ -702,13 +845,10 @@ impl Converter<'_> {
         result.map_err(|m| self.problem(span, field, m)).ok()
     }
 
+    /// Absolute path of a file named in the config (relative to the config or target file).
     fn resolve(&self, file: &str) -> PathBuf {
-        let p = Path::new(file);
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            self.base.join(p)
-        }
+        let p = self.base.join(file);
+        std::path::absolute(&p).unwrap_or(p)
     }
 
     /// The duration written at `span`, `default` when absent, `None` (reported) when invalid.

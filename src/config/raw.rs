@@ -16,9 +16,20 @@ pub(crate) struct RawConfig {
     pub(crate) global: RawGlobal,
     #[serde(default)]
     pub(crate) targets: Vec<RawTarget>,
+    /// Glob patterns of target files (relative to the config file).
+    #[serde(default)]
+    pub(crate) target_files: Vec<Spanned<String>>,
     /// Positions of targets that did not parse (filled when salvaging a broken file).
     #[serde(skip)]
     pub(crate) skipped: Vec<usize>,
+}
+
+/// A target file in mapping form (`targets: [...]`); the list form is a bare `Vec<RawTarget>`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTargetFile {
+    #[serde(default)]
+    pub(crate) targets: Vec<RawTarget>,
 }
 
 /// Just the shape of the file, to find each section's position when the strict parse fails.
@@ -26,6 +37,7 @@ pub(crate) struct RawConfig {
 pub(crate) struct LooseConfig {
     pub(crate) global: Option<Spanned<serde::de::IgnoredAny>>,
     pub(crate) targets: Option<Vec<Spanned<serde::de::IgnoredAny>>>,
+    pub(crate) target_files: Option<Vec<Spanned<String>>>,
 }
 
 /// Defaults for every target; every field optional.

@@ -44,6 +44,11 @@ pub(super) fn render(e: &mut Encoder, state: &State, targets: usize) {
     single(e, &TARGETS, targets as f64);
     single(
         e,
+        &TARGET_FILES_INVALID,
+        s.target_files_invalid.load(Ordering::Relaxed) as f64,
+    );
+    single(
+        e,
         &PROBES_IN_FLIGHT,
         s.probes_in_flight.load(Ordering::Relaxed) as f64,
     );

@@ -127,6 +127,10 @@ pub(crate) const RELOAD_SUCCESS_TIMESTAMP: Family = gauge(
     "tls_exporter_config_last_reload_success_timestamp_seconds",
     "Unix time of the latest successful config (re)load.",
 );
+pub(crate) const TARGET_FILES_INVALID: Family = gauge(
+    "tls_exporter_target_files_invalid",
+    "Target files whose current content is invalid (their last good content, if any, is in use).",
+);
 pub(crate) const TARGETS: Family = gauge("tls_exporter_targets", "Number of configured targets.");
 pub(crate) const PROBES_IN_FLIGHT: Family =
     gauge("tls_exporter_probes_in_flight", "Probes running right now.");

@@ -133,3 +133,114 @@ async fn adhoc_probes_use_global_settings_when_enabled() {
     let (status, _) = e.get("/probe?target=not-an-address").expect("probe");
     assert_eq!(status, 400);
 }
+
+/// Writes `targets/<file>` with one target per name, all probing `port`.
+fn target_file(dir: &std::path::Path, file: &str, port: u16, names: &[&str]) {
+    let mut y = "# written by the test\n".to_string();
+    for n in names {
+        y.push_str(&format!(
+            "- name: {n}\n  address: 127.0.0.1:{port}\n  server_name: localhost\n"
+        ));
+    }
+    std::fs::create_dir_all(dir.join("targets")).expect("mkdir");
+    // Write then rename, as config management tools do, so the watcher never sees half a file.
+    let tmp = dir.join(format!("targets/.{file}.tmp"));
+    std::fs::write(&tmp, y).expect("write");
+    std::fs::rename(&tmp, dir.join("targets").join(file)).expect("rename");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn target_file_edits_add_and_remove_series() {
+    let (server, dir, _) = healthy().await;
+    let port = server.addr.port();
+    target_file(dir.path(), "a.yml", port, &["x"]);
+    let yaml = "global: {interval: 1s, timeout: 800ms, ca_file: ca.pem}\ntarget_files: [targets/*.yml]\ntargets: []\n";
+    let root = dir.path().to_path_buf();
+    let e = Exporter::start_with(dir, yaml, &["--config.watch-interval=200ms"]);
+    e.wait_for("x from a.yml", |m| {
+        m.value("tls_probe_success{target=\"x\"}") == Some(1.0)
+    });
+
+    target_file(&root, "a.yml", port, &["y"]);
+    let m = e.wait_for("y replaces x", |m| {
+        m.value("tls_probe_success{target=\"y\"}") == Some(1.0)
+    });
+    assert!(m.lines_of("x").is_empty(), "x should be gone:\n{}", m.0);
+
+    target_file(&root, "b.yml", port, &["z"]);
+    e.wait_for("z from a new file", |m| {
+        m.value("tls_probe_success{target=\"z\"}") == Some(1.0)
+    });
+    assert_eq!(e.scrape().value("tls_exporter_targets"), Some(2.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_target_file_keeps_its_last_good_content() {
+    let (server, dir, _) = healthy().await;
+    let port = server.addr.port();
+    target_file(dir.path(), "a.yml", port, &["x"]);
+    target_file(dir.path(), "b.yml", port, &["w"]);
+    let yaml = "global: {interval: 1s, timeout: 800ms, ca_file: ca.pem}\ntarget_files: [targets/*.yml]\ntargets: []\n";
+    let root = dir.path().to_path_buf();
+    let e = Exporter::start_with(dir, yaml, &["--config.watch-interval=200ms"]);
+    e.wait_for("x probed", |m| {
+        m.value("tls_probe_success{target=\"x\"}") == Some(1.0)
+    });
+
+    // Break a.yml; edit b.yml validly at the same time.
+    std::fs::write(
+        root.join("targets/a.yml"),
+        "- name: x\n  adress: 127.0.0.1:1\n",
+    )
+    .expect("write");
+    target_file(&root, "b.yml", port, &["w", "v"]);
+    let m = e.wait_for("b.yml applied, a.yml reported", |m| {
+        m.value("tls_probe_success{target=\"v\"}") == Some(1.0)
+            && m.value("tls_exporter_target_files_invalid") == Some(1.0)
+    });
+    // x still probed from a.yml's last good content; the whole reload counts as successful.
+    let n = m.value("tls_probes_total{target=\"x\"}").expect("x kept");
+    e.wait_probes("x", n as u64 + 1);
+    m.assert_lines(&["tls_exporter_config_last_reload_successful 1".to_string()]);
+    let log = e.log();
+    assert!(
+        log.contains("a.yml:2:3: targets[0].adress: unknown field `adress`"),
+        "{log}"
+    );
+    assert!(log.contains("keeping its last good content"), "{log}");
+
+    // Fixing it clears the gauge.
+    target_file(&root, "a.yml", port, &["x"]);
+    e.wait_for("a.yml valid again", |m| {
+        m.value("tls_exporter_target_files_invalid") == Some(0.0)
+    });
+}
+
+#[test]
+fn check_config_reports_invalid_target_files() {
+    let dir = Exporter::dir();
+    std::fs::create_dir_all(dir.path().join("targets")).expect("mkdir");
+    crate::support::exporter::write(
+        &dir.path().join("targets"),
+        "bad.yml",
+        "targets:\n  - address: nope\n",
+    );
+    let config = crate::support::exporter::write(
+        dir.path(),
+        "config.yml",
+        "target_files: [targets/*.yml]\n",
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tls_exporter"))
+        .arg("--check-config")
+        .arg(format!("--config.file={}", config.display()))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "bad.yml:2:14: targets[0].address: \"nope\": expected host:port (skipping it)"
+        ),
+        "{err}"
+    );
+}
