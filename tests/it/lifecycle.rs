@@ -255,3 +255,75 @@ fn check_config_accepts_the_shipped_example() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// What the container image does: the shipped container config, as a non-root user (65532,
+/// distroless `nonroot`), nothing writable needed.
+#[test]
+fn runs_as_non_root_with_the_container_config() {
+    let dir = Exporter::dir();
+    let config = dir.path().join("config.yml");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/config/container.yml"),
+        &config,
+    )
+    .expect("copy");
+    let port = crate::support::exporter::free_port();
+    let bin = env!("CARGO_BIN_EXE_tls_exporter");
+    let args = [
+        format!("--config.file={}", config.display()),
+        format!("--web.listen-address=127.0.0.1:{port}"),
+    ];
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false);
+    let mut cmd = if is_root {
+        // The test binary and temp dir must be reachable by uid 65532.
+        let mut perms = std::fs::metadata(dir.path()).expect("meta").permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(dir.path(), perms).expect("chmod");
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65532", "--regid=65532", "--clear-groups", bin]);
+        c
+    } else {
+        Command::new(bin)
+    };
+    let mut child = cmd
+        .args(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let start = std::time::Instant::now();
+    let healthy = loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            let _ = s.write_all(b"GET /-/healthy HTTP/1.0\r\n\r\n");
+            let mut r = String::new();
+            let _ = s.read_to_string(&mut r);
+            break r.starts_with("HTTP/1.0 200");
+        }
+        if start.elapsed() > crate::support::WAIT || child.try_wait().ok().flatten().is_some() {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let uid = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        healthy,
+        "did not serve: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let uid_line = uid
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        !uid_line.split_whitespace().nth(1).is_some_and(|u| u == "0"),
+        "ran as root: {uid_line}"
+    );
+}
