@@ -120,6 +120,7 @@ impl Config {
             kind: ProbeKind::Tls,
             roots: a.roots.clone(),
             client_config: a.client_config.clone(),
+            client_cert_not_after: None,
             spec: Spec {
                 name: address.to_string(),
                 address: address.to_string(),
@@ -159,6 +160,8 @@ pub struct Target {
     pub kind: ProbeKind,
     pub roots: Arc<Roots>,
     pub client_config: Arc<ClientConfig>,
+    /// Expiry of the client certificate presented for mTLS (unix seconds).
+    pub client_cert_not_after: Option<i64>,
     /// Everything the target was built from, file contents included: equal specs mean an
     /// unchanged target across a reload.
     spec: Spec,
@@ -643,6 +646,12 @@ impl Converter {
         let (interval, timeout) = both?;
         let server_name = server_name?;
         let (client_config, client_cert, client_key) = client?;
+        let client_cert_not_after = client_cert
+            .as_deref()
+            .and_then(|pem| CertificateDer::pem_slice_iter(pem).next()?.ok())
+            .and_then(|der| crate::tls::cert::parse(der.as_ref()).ok())
+            .map(|f| f.not_after);
+
         let ca = ca_file.and_then(|c| self.files.get(&self.resolve(&c.value)).cloned()?.ok());
         let spec = Spec {
             name: name.clone(),
@@ -656,6 +665,7 @@ impl Converter {
             client_key,
         };
         Some(Target {
+            client_cert_not_after,
             name,
             address: t.address.value,
             host,
@@ -836,8 +846,8 @@ impl Converter {
         let result = match self.files.get(&path) {
             Some(cached) => cached.clone(),
             None => {
-                let read = std::fs::read(&path)
-                    .map_err(|e| format!("cannot read {}: {e}", span.value));
+                let read =
+                    std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", span.value));
                 self.files.insert(path, read.clone());
                 read
             }

@@ -89,6 +89,23 @@ fn targets(e: &mut Encoder, entries: &[Entry], now: SystemTime) {
             en.target.interval.as_secs_f64(),
         );
     }
+    e.family(&CLIENT_CERT_NOT_AFTER);
+    for en in entries {
+        if let Some(t) = en.target.client_cert_not_after {
+            e.sample(&CLIENT_CERT_NOT_AFTER, &en.labels, &[], t as f64);
+        }
+    }
+    e.family(&CLIENT_CERT_DAYS_TO_EXPIRY);
+    for en in entries {
+        if let Some(t) = en.target.client_cert_not_after {
+            e.sample(
+                &CLIENT_CERT_DAYS_TO_EXPIRY,
+                &en.labels,
+                &[],
+                (t as f64 - now_s) / 86_400.0,
+            );
+        }
+    }
     e.family(&PROBES_TOTAL);
     for en in entries {
         e.sample(&PROBES_TOTAL, &en.labels, &[], en.probes_total as f64);
@@ -177,6 +194,19 @@ fn chains(e: &mut Encoder, probed: &[(&Entry, &ProbeOutcome)], now_s: f64) {
     e.family(&CHAIN_CERTIFICATES);
     for (en, c) in &with {
         e.sample(&CHAIN_CERTIFICATES, &en.labels, &[], c.sent as f64);
+    }
+    e.family(&CHAIN_ORDER_VALID);
+    for (en, c) in &with {
+        e.sample(
+            &CHAIN_ORDER_VALID,
+            &en.labels,
+            &[],
+            bool_value(c.order_valid),
+        );
+    }
+    e.family(&CHAIN_INCOMPLETE);
+    for (en, c) in &with {
+        e.sample(&CHAIN_INCOMPLETE, &en.labels, &[], bool_value(c.incomplete));
     }
     let mut depth_buf = itoa_cache();
     for family in [&CERT_NOT_AFTER, &CERT_NOT_BEFORE, &CERT_DAYS_TO_EXPIRY] {

@@ -95,6 +95,22 @@ pub(crate) const CHAIN_CERTIFICATES: Family = gauge(
     "tls_chain_certificates",
     "Number of certificates the server sent in the latest probe.",
 );
+pub(crate) const CHAIN_ORDER_VALID: Family = gauge(
+    "tls_chain_order_valid",
+    "1 if each certificate the server sent in the latest probe is issued by the one after it; else 0.",
+);
+pub(crate) const CHAIN_INCOMPLETE: Family = gauge(
+    "tls_chain_incomplete",
+    "1 if the issuer of the last certificate sent is neither among those sent nor a trust anchor (a missing intermediate); else 0.",
+);
+pub(crate) const CLIENT_CERT_NOT_AFTER: Family = gauge(
+    "tls_client_cert_not_after_timestamp_seconds",
+    "Unix time after which the client certificate this target presents (mTLS) expires.",
+);
+pub(crate) const CLIENT_CERT_DAYS_TO_EXPIRY: Family = gauge(
+    "tls_client_cert_days_to_expiry",
+    "Days until the client certificate this target presents expires, computed at scrape time.",
+);
 pub(crate) const CERT_NOT_AFTER: Family = gauge(
     "tls_cert_not_after_timestamp_seconds",
     "Unix time after which each certificate sent in the latest probe expires (depth 0 is the leaf).",

@@ -147,6 +147,11 @@ pub struct Chain {
     pub problem: Option<Failure>,
     /// Earliest not-after along the verified path (unix seconds), only for a valid chain.
     pub path_expiry: Option<i64>,
+    /// Each certificate sent is issued by the one after it.
+    pub order_valid: bool,
+    /// The issuer of the last certificate sent is neither among those sent nor a trust anchor:
+    /// the server forgot an intermediate.
+    pub incomplete: bool,
 }
 
 /// Everything one probe found. Produced by a prober, stored by the scheduler.

@@ -34,6 +34,9 @@ pub struct CertFacts {
     pub weak_signature: bool,
     /// Subject equals issuer.
     pub self_issued: bool,
+    /// DER of the subject and issuer Names, for chain-order checks.
+    pub subject_der: Vec<u8>,
+    pub issuer_der: Vec<u8>,
 }
 
 /// Why a certificate could not be parsed.
@@ -63,6 +66,8 @@ pub fn parse(der: &[u8]) -> Result<CertFacts, MalformedCert> {
         signature_algorithm: signature_name(sig_oid),
         weak_signature: WEAK_SIGNATURES.contains(&sig_oid.to_id_string().as_str()),
         self_issued: cert.subject().as_raw() == cert.issuer().as_raw(),
+        subject_der: cert.subject().as_raw().to_vec(),
+        issuer_der: cert.issuer().as_raw().to_vec(),
     })
 }
 

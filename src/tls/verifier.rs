@@ -218,11 +218,14 @@ pub(crate) fn judge(
             Err(_) => {}
         }
     }
+    let (order_valid, incomplete) = hygiene(&certs, roots);
     let mut chain = Chain {
         certs,
         sent: sent.len(),
         problem: malformed,
         path_expiry: None,
+        order_valid,
+        incomplete,
     };
     if chain.problem.is_some() {
         return chain;
@@ -233,6 +236,42 @@ pub(crate) fn judge(
         Err(problem) => chain.problem = Some(problem),
     }
     chain
+}
+
+/// Chain order (each certificate issued by the next, by Name) and completeness (the last one's
+/// issuer is sent or trusted; a self-issued last certificate is a root).
+fn hygiene(certs: &[(usize, CertFacts)], roots: &Roots) -> (bool, bool) {
+    let order_valid = certs.windows(2).all(|w| match w {
+        [(_, a), (_, b)] => a.issuer_der == b.subject_der,
+        _ => true,
+    });
+    let Some((_, last)) = certs.last() else {
+        return (order_valid, false);
+    };
+    let issuer_inner = name_contents(&last.issuer_der);
+    let known = last.self_issued
+        || certs.iter().any(|(_, c)| c.subject_der == last.issuer_der)
+        || roots.anchors.iter().any(|a| {
+            let s: &[u8] = a.subject.as_ref();
+            s == last.issuer_der.as_slice() || Some(s) == issuer_inner
+        });
+    (order_valid, !known)
+}
+
+/// The contents of a DER SEQUENCE (a Name without its tag and length), as webpki stores a
+/// trust anchor's subject.
+fn name_contents(der: &[u8]) -> Option<&[u8]> {
+    let (&tag, rest) = der.split_first()?;
+    if tag != 0x30 {
+        return None;
+    }
+    let (&len0, rest) = rest.split_first()?;
+    let skip = if len0 < 0x80 {
+        0
+    } else {
+        usize::from(len0 & 0x7f)
+    };
+    rest.get(skip..)
 }
 
 /// webpki path validation, then hostname, then our policy. Returns the path's earliest expiry.

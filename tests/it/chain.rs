@@ -75,6 +75,8 @@ async fn valid_chain_reports_every_certificate_and_parameter() {
         "tls_handshake_success{target=\"t\"} 1".to_string(),
         "tls_chain_valid{target=\"t\"} 1".to_string(),
         "tls_chain_certificates{target=\"t\"} 2".to_string(),
+        "tls_chain_order_valid{target=\"t\"} 1".to_string(),
+        "tls_chain_incomplete{target=\"t\"} 0".to_string(),
         "tls_version_info{target=\"t\",version=\"TLS 1.3\"} 1".to_string(),
         "tls_key_exchange_info{target=\"t\",group=\"X25519MLKEM768\"} 1".to_string(),
         "tls_client_auth_requested{target=\"t\"} 0".to_string(),
@@ -198,7 +200,26 @@ async fn missing_intermediate_reports_unknown_issuer() {
     let (_e, m) = probe(Exporter::dir(), server.addr.port(), &p.root.cert.pem, "");
     let mut want = invalid_chain("unknown_issuer");
     want.push("tls_chain_certificates{target=\"t\"} 1".to_string());
+    want.push("tls_chain_incomplete{target=\"t\"} 1".to_string());
+    want.push("tls_chain_order_valid{target=\"t\"} 1".to_string());
     m.assert_lines(&want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn misordered_chain_is_reported_but_still_verifies() {
+    let p = pki();
+    // leaf, root, intermediate: complete, verifiable, but not in issuing order.
+    let server = servers::rustls(Opts::new(
+        chain(&[&p.leaf, &p.root.cert, &p.inter.cert]),
+        p.leaf.key_der(),
+    ))
+    .await;
+    let (_e, m) = probe(Exporter::dir(), server.addr.port(), &p.root.cert.pem, "");
+    m.assert_lines(&[
+        "tls_probe_success{target=\"t\"} 1".to_string(),
+        "tls_chain_order_valid{target=\"t\"} 0".to_string(),
+        "tls_chain_incomplete{target=\"t\"} 0".to_string(),
+    ]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -382,7 +403,15 @@ async fn mtls_with_trusted_client_certificate_succeeds() {
         m.assert_lines(&[
             "tls_probe_success{target=\"t\"} 1".to_string(),
             "tls_client_auth_requested{target=\"t\"} 1".to_string(),
+            format!(
+                "tls_client_cert_not_after_timestamp_seconds{{target=\"t\"}} {}",
+                client.not_after
+            ),
         ]);
+        let days = m
+            .value("tls_client_cert_days_to_expiry{target=\"t\"}")
+            .expect("client cert days");
+        assert!((89.9..=90.0).contains(&days), "{days}");
     }
 }
 
