@@ -323,7 +323,7 @@ fn runs_as_non_root_with_the_container_config() {
         .unwrap_or_default()
         .to_string();
     assert!(
-        !uid_line.split_whitespace().nth(1).is_some_and(|u| u == "0"),
+        uid_line.split_whitespace().nth(1).is_some_and(|u| u != "0"),
         "ran as root: {uid_line}"
     );
 }
