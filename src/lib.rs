@@ -14,3 +14,4 @@ pub mod server;
 pub mod shard;
 pub mod state;
 pub mod tls;
+pub mod web_config;

@@ -12,6 +12,7 @@ use tls_exporter::config;
 use tls_exporter::reload::Reloader;
 use tls_exporter::server::{router, App};
 use tls_exporter::shard::Shard;
+use tls_exporter::web_config;
 use tls_exporter::state::State;
 
 /// Default listen port: outside the 9100–9999 range of the Prometheus exporter port
@@ -34,6 +35,9 @@ struct Args {
     /// Address to serve /metrics and the status page on.
     #[arg(long = "web.listen-address", value_name = "[HOST]:PORT", default_value = DEFAULT_LISTEN)]
     listen: String,
+    /// Exporter-toolkit web config: TLS and basic auth for this listener.
+    #[arg(long = "web.config.file", value_name = "PATH")]
+    web_config: Option<PathBuf>,
     /// Minimum level of log lines.
     #[arg(long = "log.level", value_enum, default_value = "info")]
     log_level: LogLevel,
@@ -137,6 +141,13 @@ async fn run(args: Args) -> Result<(), String> {
             Some(Shard::parse(text, host.as_deref())?)
         }
     };
+    let web = args
+        .web_config
+        .as_deref()
+        .map(web_config::load)
+        .transpose()
+        .map_err(|e| format!("invalid web config:\n{e}"))?
+        .map(Arc::new);
     let mut cache = config::TargetFileCache::new();
     let initial = config::load_with(&args.config_file, &mut cache);
     let initial = Arc::new(initial.map_err(|e| format!("invalid config:\n{e}"))?);
@@ -157,6 +168,8 @@ async fn run(args: Args) -> Result<(), String> {
         config = %args.config_file.display(),
         targets = initial.targets.len(),
         shard = %shard.map_or_else(|| "all".to_string(), |s| s.to_string()),
+        tls = web.as_ref().is_some_and(|w| w.tls()),
+        basic_auth = web.as_ref().is_some_and(|w| w.basic_auth()),
         "tls_exporter started"
     );
     drop(initial);
@@ -170,13 +183,9 @@ async fn run(args: Args) -> Result<(), String> {
         adhoc_probes: args.adhoc_probes,
     });
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, router(app))
-            .with_graceful_shutdown(async {
-                let _ = stop_rx.await;
-            })
-            .await
-    });
+    let server = tokio::spawn(web_config::serve(listener, router(app), web, async {
+        let _ = stop_rx.await;
+    }));
 
     wait_for_signals(&reloader)
         .await

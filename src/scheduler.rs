@@ -5,9 +5,10 @@
 //! ticks, records outcomes into `State` and logs state changes. Probers only probe.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
@@ -141,13 +142,56 @@ impl Drop for InFlight<'_> {
 /// Probes `target` once under its timeout (plus a safety margin), whatever happens.
 pub async fn probe_bounded(target: &Target) -> ProbeOutcome {
     let start = Instant::now();
-    let ctx = ProbeCtx {
-        deadline: start + target.timeout,
-    };
+    let ctx = ProbeCtx::with_timeout(target.timeout);
     match timeout_at(ctx.deadline + SAFETY_MARGIN, probe::probe(target, &ctx)).await {
         Ok(outcome) => outcome,
         Err(_) => overran(target.timeout, start),
     }
+}
+
+/// Probes every address `target` resolves to, in parallel under one deadline (`resolve: all`);
+/// a failed resolution is one outcome without an address.
+pub async fn probe_every_address(target: &Arc<Target>) -> Vec<(Option<IpAddr>, Arc<ProbeOutcome>)> {
+    let start = Instant::now();
+    let deadline = start + target.timeout;
+    let addrs = match probe::resolve(target, deadline).await {
+        Ok(addrs) => addrs,
+        Err(f) => {
+            let phases = Phases {
+                resolve: Some(start.elapsed()),
+                ..Phases::default()
+            };
+            return vec![(
+                None,
+                Arc::new(ProbeOutcome::failed(f, phases, start.elapsed())),
+            )];
+        }
+    };
+    let resolved_in = start.elapsed();
+    let mut set = tokio::task::JoinSet::new();
+    for addr in addrs {
+        let target = target.clone();
+        set.spawn(async move {
+            let ctx = ProbeCtx {
+                deadline,
+                pinned: Some((addr, resolved_in)),
+            };
+            let outcome =
+                match timeout_at(deadline + SAFETY_MARGIN, probe::probe(&target, &ctx)).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => overran(target.timeout, start),
+                };
+            (Some(addr.ip()), Arc::new(outcome))
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        if let Ok(one) = joined {
+            all.push(one);
+        }
+    }
+    all.sort_by_key(|(ip, _)| *ip);
+    all
 }
 
 /// The probe loop of one target.
@@ -170,11 +214,15 @@ async fn run_target(target: Arc<Target>, state: Arc<State>, slots: Slots, stop: 
             .stats
             .set_scheduler_lag(start.saturating_duration_since(due));
         let in_flight = InFlight::new(&state);
-        let outcome = probe_bounded(&target).await;
+        let outcomes = if target.resolve_all {
+            probe_every_address(&target).await
+        } else {
+            vec![(None, Arc::new(probe_bounded(&target).await))]
+        };
         drop(in_flight);
         drop(permit);
-        let outcome = Arc::new(outcome);
-        log_change(&target, &outcome, state.record(&target, outcome.clone()));
+        let change = state.record_all(&target, outcomes.clone());
+        log_change(&target, &outcomes, change);
 
         // A probe (or its wait for a permit) that ran past later ticks skips them.
         let now = Instant::now();
@@ -197,24 +245,26 @@ pub(crate) fn stable_offset(name: &str, interval: Duration) -> Duration {
 }
 
 fn overran(limit: Duration, start: Instant) -> ProbeOutcome {
-    ProbeOutcome {
-        failure: Some(Failure::new(
-            FailureReason::Other,
-            format!("probe did not finish within its timeout of {limit:?}"),
-        )),
-        handshake_ok: false,
-        phases: Phases::default(),
-        duration: start.elapsed(),
-        finished_at: SystemTime::now(),
-        negotiated: None,
-        chain: None,
-        client_auth_requested: false,
-    }
+    let failure = Failure::new(
+        FailureReason::Other,
+        format!("probe did not finish within its timeout of {limit:?}"),
+    );
+    ProbeOutcome::failed(failure, Phases::default(), start.elapsed())
 }
 
 /// One log line per state change of a target; per-probe detail only at debug.
-fn log_change(target: &Target, outcome: &ProbeOutcome, change: Option<Change>) {
+fn log_change(
+    target: &Target,
+    outcomes: &[(Option<IpAddr>, Arc<ProbeOutcome>)],
+    change: Option<Change>,
+) {
     let name = target.name.as_str();
+    // The first failing address speaks for the target (its `ip` is logged).
+    let failing = outcomes.iter().find(|(_, o)| !o.success());
+    let (ip, outcome) = match failing.or(outcomes.first()) {
+        Some((ip, o)) => (ip.map(|i| i.to_string()).unwrap_or_default(), o),
+        None => return,
+    };
     let detail = outcome.failure.as_ref().map_or("", |f| f.detail.as_str());
     let reason = outcome.reason().map_or("", |r| r.as_label());
     match change {
@@ -222,21 +272,22 @@ fn log_change(target: &Target, outcome: &ProbeOutcome, change: Option<Change>) {
         Some(Change::Same) => {
             tracing::debug!(
                 target = name,
-                success = outcome.success(),
+                ip,
+                success = failing.is_none(),
                 reason,
                 detail,
                 "probe finished"
             );
         }
-        Some(Change::First) | Some(Change::Changed { .. }) if outcome.success() => {
+        Some(Change::First) | Some(Change::Changed { .. }) if failing.is_none() => {
             tracing::info!(target = name, "target is healthy");
         }
         Some(Change::Changed { was }) => {
             let was = was.map_or("ok", |r| r.as_label());
-            tracing::warn!(target = name, reason, was, detail, "target is failing");
+            tracing::warn!(target = name, ip, reason, was, detail, "target is failing");
         }
         Some(Change::First) => {
-            tracing::warn!(target = name, reason, detail, "target is failing");
+            tracing::warn!(target = name, ip, reason, detail, "target is failing");
         }
     }
 }

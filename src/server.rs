@@ -12,8 +12,9 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 
+use crate::config::Target;
 use crate::reload::Reloader;
-use crate::state::State;
+use crate::state::{Probed, State};
 
 /// What the handlers share.
 pub struct App {
@@ -119,65 +120,12 @@ async fn status_page(AxumState(app): AxumState<Arc<App>>) -> Html<String> {
         .unwrap_or(0);
     let mut rows = String::new();
     for en in app.state.snapshot() {
-        let t = &en.target;
-        let (result, reason, detail, proto, cipher, expiry, when) = match en.latest.as_deref() {
-            None => (
-                "pending".to_string(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                "never".to_string(),
-            ),
-            Some(o) => {
-                let leaf = o
-                    .chain
-                    .as_ref()
-                    .and_then(|c| c.certs.iter().find(|(d, _)| *d == 0))
-                    .map(|(_, f)| f.not_after);
-                let finished = o
-                    .finished_at
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_secs() as i64)
-                    .unwrap_or(0);
-                (
-                    if o.success() { "ok" } else { "failing" }.to_string(),
-                    o.reason()
-                        .map(|r| r.as_label().to_string())
-                        .unwrap_or_default(),
-                    o.failure
-                        .as_ref()
-                        .map(|f| f.detail.clone())
-                        .unwrap_or_default(),
-                    o.negotiated
-                        .as_ref()
-                        .map(|n| n.version.to_string())
-                        .unwrap_or_default(),
-                    o.negotiated
-                        .as_ref()
-                        .map(|n| n.cipher.clone())
-                        .unwrap_or_default(),
-                    leaf.map(|na| {
-                        format!("{} ({:.1} days)", utc(na), (na - now) as f64 / 86_400.0)
-                    })
-                    .unwrap_or_default(),
-                    format!("{} ({}s ago)", utc(finished), now - finished),
-                )
-            }
-        };
-        let _ = writeln!(
-            rows,
-            "<tr class=\"{result}\"><td>{}</td><td>{}</td><td>{result}</td><td title=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            html(&t.name),
-            html(&t.address),
-            html(&detail),
-            html(&reason),
-            html(&proto),
-            html(&cipher),
-            html(&expiry),
-            html(&when),
-        );
+        if en.latest.is_empty() {
+            status_row(&mut rows, &en.target, None, now);
+        }
+        for p in &en.latest {
+            status_row(&mut rows, &en.target, Some(p), now);
+        }
     }
     Html(format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>tls_exporter</title>\n<style>\
@@ -188,6 +136,74 @@ async fn status_page(AxumState(app): AxumState<Arc<App>>) -> Html<String> {
          <table><tr><th>target</th><th>address</th><th>result</th><th>reason</th><th>protocol</th><th>cipher</th><th>leaf expiry</th><th>last probe</th></tr>\n{rows}</table></body></html>\n",
         html(&crate::metrics::version_string()),
     ))
+}
+
+/// One row of the status page: a target's latest outcome (for one address), or "pending".
+fn status_row(rows: &mut String, t: &Target, probed: Option<&Probed>, now: i64) {
+    let address = match probed.and_then(|p| p.ip) {
+        Some(ip) => format!("{} ({ip})", t.address),
+        None => t.address.clone(),
+    };
+    let cells: [String; 6] = match probed.map(|p| &*p.outcome) {
+        None => [
+            "pending".into(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            "never".into(),
+        ],
+        Some(o) => {
+            let leaf = o
+                .chain
+                .as_ref()
+                .and_then(|c| c.certs.iter().find(|(d, _)| *d == 0));
+            let finished = o
+                .finished_at
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            [
+                if o.success() { "ok" } else { "failing" }.to_string(),
+                o.reason()
+                    .map(|r| r.as_label().to_string())
+                    .unwrap_or_default(),
+                o.negotiated
+                    .as_ref()
+                    .map(|n| n.version.to_string())
+                    .unwrap_or_default(),
+                o.negotiated
+                    .as_ref()
+                    .map(|n| n.cipher.clone())
+                    .unwrap_or_default(),
+                leaf.map(|(_, f)| {
+                    format!(
+                        "{} ({:.1} days)",
+                        utc(f.not_after),
+                        (f.not_after - now) as f64 / 86_400.0
+                    )
+                })
+                .unwrap_or_default(),
+                format!("{} ({}s ago)", utc(finished), now - finished),
+            ]
+        }
+    };
+    let detail = probed
+        .and_then(|p| p.outcome.failure.as_ref())
+        .map(|f| f.detail.as_str())
+        .unwrap_or("");
+    let [result, reason, proto, cipher, expiry, when] = &cells;
+    let _ = writeln!(
+        rows,
+        "<tr class=\"{result}\"><td>{}</td><td>{}</td><td>{result}</td><td title=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        html(&t.name),
+        html(&address),
+        html(detail),
+        html(reason),
+        html(proto),
+        html(cipher),
+        html(expiry),
+        html(when),
+    );
 }
 
 fn html(s: &str) -> String {

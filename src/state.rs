@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -18,9 +19,21 @@ pub struct Entry {
     pub target: Arc<Target>,
     /// `target="…"` plus the user labels, escaped, ready to splice into a label set.
     pub labels: Arc<str>,
-    pub latest: Option<Arc<ProbeOutcome>>,
+    /// The latest outcome: one, or one per address with `resolve: all`; empty before the first
+    /// probe.
+    pub latest: Vec<Probed>,
     pub probes_total: u64,
     pub failures_total: [u64; FailureReason::ALL.len()],
+}
+
+/// One outcome with the label set its series carry.
+#[derive(Debug, Clone)]
+pub struct Probed {
+    /// The address probed, for `resolve: all` targets.
+    pub ip: Option<IpAddr>,
+    /// The entry's labels, plus `ip="…"` when `ip` is set.
+    pub labels: Arc<str>,
+    pub outcome: Arc<ProbeOutcome>,
 }
 
 /// Exporter self-state, updated lock-free.
@@ -88,17 +101,10 @@ impl State {
                     target: t.clone(),
                     ..old
                 },
-                Some(old) => Entry {
+                Some(_) | None => Entry {
                     target: t.clone(),
                     labels: label_prefix(t).into(),
-                    latest: old.latest,
-                    probes_total: 0,
-                    failures_total: [0; FailureReason::ALL.len()],
-                },
-                None => Entry {
-                    target: t.clone(),
-                    labels: label_prefix(t).into(),
-                    latest: None,
+                    latest: Vec::new(),
                     probes_total: 0,
                     failures_total: [0; FailureReason::ALL.len()],
                 },
@@ -110,21 +116,54 @@ impl State {
 
     /// Stores the outcome of a probe of `target`; ignored if the target was replaced meanwhile.
     pub fn record(&self, target: &Arc<Target>, outcome: Arc<ProbeOutcome>) -> Option<Change> {
+        self.record_all(target, vec![(None, outcome)])
+    }
+
+    /// Stores the outcomes of one probe of `target`, one per address probed (`resolve: all`);
+    /// addresses no longer probed lose their series.
+    pub fn record_all(
+        &self,
+        target: &Arc<Target>,
+        outcomes: Vec<(Option<IpAddr>, Arc<ProbeOutcome>)>,
+    ) -> Option<Change> {
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
         let entry = entries.get_mut(&target.name)?;
         if !Arc::ptr_eq(&entry.target, target) {
             return None;
         }
         entry.probes_total += 1;
-        if let Some(r) = outcome.reason() {
-            entry.failures_total[r.index()] += 1;
+        for (_, o) in &outcomes {
+            if let Some(r) = o.reason() {
+                entry.failures_total[r.index()] += 1;
+            }
         }
-        let change = match &entry.latest {
-            None => Change::First,
-            Some(prev) if prev.reason() == outcome.reason() => Change::Same,
-            Some(prev) => Change::Changed { was: prev.reason() },
+        let reasons = |v: &[Probed]| {
+            v.iter()
+                .map(|p| (p.ip, p.outcome.reason()))
+                .collect::<Vec<_>>()
         };
-        entry.latest = Some(outcome);
+        let before = reasons(&entry.latest);
+        let latest: Vec<Probed> = outcomes
+            .into_iter()
+            .map(|(ip, outcome)| Probed {
+                ip,
+                labels: match ip {
+                    None => entry.labels.clone(),
+                    Some(ip) => format!("{},ip=\"{ip}\"", entry.labels).into(),
+                },
+                outcome,
+            })
+            .collect();
+        let change = if before.is_empty() {
+            Change::First
+        } else if before == reasons(&latest) {
+            Change::Same
+        } else {
+            Change::Changed {
+                was: before.iter().find_map(|(_, r)| *r),
+            }
+        };
+        entry.latest = latest;
         Some(change)
     }
 

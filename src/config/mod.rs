@@ -118,6 +118,8 @@ impl Config {
             timeout: a.timeout,
             labels: Vec::new(),
             kind: ProbeKind::Tls,
+            ip_protocol: IpProtocol::Any,
+            resolve_all: false,
             roots: a.roots.clone(),
             client_config: a.client_config.clone(),
             client_cert_not_after: None,
@@ -128,12 +130,25 @@ impl Config {
                 interval: a.interval,
                 timeout: a.timeout,
                 labels: Vec::new(),
+                ip_protocol: IpProtocol::Any,
+                resolve_all: false,
                 ca: None,
                 client_cert: None,
                 client_key: None,
             },
         })
     }
+}
+
+/// Which address family a target's name is connected over first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpProtocol {
+    /// Resolver order.
+    Any,
+    /// IPv4 addresses first, IPv6 as fallback.
+    Ip4,
+    /// IPv6 addresses first, IPv4 as fallback.
+    Ip6,
 }
 
 /// How a target is probed.
@@ -158,6 +173,9 @@ pub struct Target {
     /// User labels, sorted by name; valid and not clashing with ours.
     pub labels: Vec<(String, String)>,
     pub kind: ProbeKind,
+    pub ip_protocol: IpProtocol,
+    /// Probe every address the name resolves to (series get an `ip` label).
+    pub resolve_all: bool,
     pub roots: Arc<Roots>,
     pub client_config: Arc<ClientConfig>,
     /// Expiry of the client certificate presented for mTLS (unix seconds).
@@ -182,6 +200,8 @@ struct Spec {
     interval: Duration,
     timeout: Duration,
     labels: Vec<(String, String)>,
+    ip_protocol: IpProtocol,
+    resolve_all: bool,
     ca: Option<Vec<u8>>,
     client_cert: Option<Vec<u8>>,
     client_key: Option<Vec<u8>>,
@@ -630,6 +650,31 @@ impl Converter {
         }
 
         let labels = self.labels(i, &t.labels);
+        let ip_protocol = match t.ip_protocol.as_ref().map(|s| (s, s.value.as_str())) {
+            None | Some((_, "any")) => IpProtocol::Any,
+            Some((_, "ip4")) => IpProtocol::Ip4,
+            Some((_, "ip6")) => IpProtocol::Ip6,
+            Some((span, other)) => {
+                self.problem(
+                    span,
+                    &at("ip_protocol"),
+                    format!("{other:?}: expected ip4, ip6 or any"),
+                );
+                IpProtocol::Any
+            }
+        };
+        let resolve_all = match t.resolve.as_ref().map(|s| (s, s.value.as_str())) {
+            None | Some((_, "first")) => false,
+            Some((_, "all")) => true,
+            Some((span, other)) => {
+                self.problem(
+                    span,
+                    &at("resolve"),
+                    format!("{other:?}: expected first or all"),
+                );
+                false
+            }
+        };
         let ca_file = t.ca_file.as_ref().or(defaults.ca_file.as_ref());
         let ca_field = if t.ca_file.is_some() {
             at("ca_file")
@@ -660,6 +705,8 @@ impl Converter {
             interval,
             timeout,
             labels: labels.clone(),
+            ip_protocol,
+            resolve_all,
             ca,
             client_cert,
             client_key,
@@ -675,6 +722,8 @@ impl Converter {
             timeout,
             labels,
             kind: ProbeKind::Tls,
+            ip_protocol,
+            resolve_all,
             roots: roots?,
             client_config,
             spec,
@@ -1006,7 +1055,7 @@ mod tests {
     fn unknown_field_names_path_and_line() {
         assert_eq!(
             problems("targets:\n  - address: a:443\n    tmeout: 5s\n"),
-            vec!["t.yml:3:5: targets[0].tmeout: unknown field `tmeout`, expected one of name, address, server_name, ca_file, client_cert_file, client_key_file, interval, timeout, labels"]
+            vec!["t.yml:3:5: targets[0].tmeout: unknown field `tmeout`, expected one of name, address, server_name, ca_file, client_cert_file, client_key_file, interval, timeout, ip_protocol, resolve, labels"]
         );
     }
 

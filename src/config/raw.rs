@@ -62,6 +62,8 @@ pub(crate) struct RawTarget {
     pub(crate) client_key_file: Option<Spanned<String>>,
     pub(crate) interval: Option<Spanned<String>>,
     pub(crate) timeout: Option<Spanned<String>>,
+    pub(crate) ip_protocol: Option<Spanned<String>>,
+    pub(crate) resolve: Option<Spanned<String>>,
     /// Label values carry the position used for errors about their names too.
     #[serde(default)]
     pub(crate) labels: BTreeMap<String, Spanned<String>>,

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::*;
 use crate::probe::outcome::{FailureReason, ProbeOutcome};
-use crate::state::{Entry, State};
+use crate::state::{Entry, Probed, State};
 
 /// The whole exposition for one scrape.
 pub fn render(state: &State, now: SystemTime) -> String {
@@ -31,9 +31,9 @@ fn targets(e: &mut Encoder, entries: &[Entry], now: SystemTime) {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
-    let probed: Vec<(&Entry, &ProbeOutcome)> = entries
+    let probed: Vec<(&Probed, &ProbeOutcome)> = entries
         .iter()
-        .filter_map(|en| en.latest.as_deref().map(|o| (en, o)))
+        .flat_map(|en| en.latest.iter().map(|p| (p, &*p.outcome)))
         .collect();
 
     per_target(e, &PROBE_SUCCESS, &probed, |o| {
@@ -145,7 +145,7 @@ fn bool_value(b: bool) -> f64 {
 fn per_target(
     e: &mut Encoder,
     f: &Family,
-    probed: &[(&Entry, &ProbeOutcome)],
+    probed: &[(&Probed, &ProbeOutcome)],
     value: impl Fn(&ProbeOutcome) -> Option<f64>,
 ) {
     e.family(f);
@@ -156,7 +156,7 @@ fn per_target(
     }
 }
 
-fn negotiated(e: &mut Encoder, probed: &[(&Entry, &ProbeOutcome)]) {
+fn negotiated(e: &mut Encoder, probed: &[(&Probed, &ProbeOutcome)]) {
     let with: Vec<_> = probed
         .iter()
         .filter_map(|(en, o)| o.negotiated.as_ref().map(|n| (*en, n)))
@@ -177,7 +177,7 @@ fn negotiated(e: &mut Encoder, probed: &[(&Entry, &ProbeOutcome)]) {
     }
 }
 
-fn chains(e: &mut Encoder, probed: &[(&Entry, &ProbeOutcome)], now_s: f64) {
+fn chains(e: &mut Encoder, probed: &[(&Probed, &ProbeOutcome)], now_s: f64) {
     let with: Vec<_> = probed
         .iter()
         .filter_map(|(en, o)| o.chain.as_ref().map(|c| (*en, c)))

@@ -7,19 +7,23 @@ pub mod outcome;
 mod tls;
 
 use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use rustls::AlertDescription;
-use tokio::time::Instant;
+use tokio::time::{timeout_at, Instant};
 
-use crate::config::{ProbeKind, Target};
-use outcome::{FailureReason, ProbeOutcome};
+use crate::config::{IpProtocol, ProbeKind, Target};
+use outcome::{Failure, FailureReason, ProbeOutcome};
 
 /// What a probe gets from the scheduler.
 #[derive(Debug, Clone)]
 pub struct ProbeCtx {
     /// The probe must have finished by then (start + target timeout).
     pub deadline: Instant,
+    /// Probe this address instead of resolving (`resolve: all`), with the time the shared
+    /// resolution took.
+    pub pinned: Option<(SocketAddr, Duration)>,
 }
 
 impl ProbeCtx {
@@ -27,8 +31,42 @@ impl ProbeCtx {
     pub fn with_timeout(timeout: Duration) -> Self {
         ProbeCtx {
             deadline: Instant::now() + timeout,
+            pinned: None,
         }
     }
+}
+
+/// Resolves a target's host (an IP literal as it is) by 'deadline', its preferred address
+/// family first. Resolution runs on tokio's blocking pool: the runtime never blocks.
+pub async fn resolve(target: &Target, deadline: Instant) -> Result<Vec<SocketAddr>, Failure> {
+    if let Ok(ip) = target.host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, target.port)]);
+    }
+    let host = target.host.as_str();
+    let mut addrs: Vec<SocketAddr> =
+        match timeout_at(deadline, tokio::net::lookup_host((host, target.port))).await {
+            Err(_) => {
+                return Err(Failure::new(
+                    FailureReason::DnsError,
+                    format!("resolve {host} timed out"),
+                ))
+            }
+            Ok(Err(e)) => {
+                return Err(Failure::new(
+                    FailureReason::DnsError,
+                    format!("resolve {host}: {e}"),
+                ))
+            }
+            Ok(Ok(found)) => found.collect(),
+        };
+    order(&mut addrs, target.ip_protocol);
+    if addrs.is_empty() {
+        return Err(Failure::new(
+            FailureReason::DnsError,
+            format!("resolve {host}: no addresses"),
+        ));
+    }
+    Ok(addrs)
 }
 
 /// Probes `target` once, never panicking and never outliving `ctx.deadline` by more than the
@@ -36,6 +74,18 @@ impl ProbeCtx {
 pub async fn probe(target: &Target, ctx: &ProbeCtx) -> ProbeOutcome {
     match target.kind {
         ProbeKind::Tls => tls::probe(target, ctx).await,
+    }
+}
+
+/// Drops duplicate addresses and puts the preferred family first, keeping resolver order
+/// within each family.
+fn order(addrs: &mut Vec<SocketAddr>, preference: IpProtocol) {
+    let mut seen = std::collections::HashSet::new();
+    addrs.retain(|a| seen.insert(*a));
+    match preference {
+        IpProtocol::Any => {}
+        IpProtocol::Ip4 => addrs.sort_by_key(|a| !a.is_ipv4()),
+        IpProtocol::Ip6 => addrs.sort_by_key(|a| !a.is_ipv6()),
     }
 }
 
@@ -119,6 +169,51 @@ mod tests {
 
     fn wrapped(e: rustls::Error) -> io::Error {
         io::Error::new(io::ErrorKind::InvalidData, e)
+    }
+
+    #[test]
+    fn preferred_family_comes_first_in_resolver_order() {
+        let a = |s: &str| s.parse::<SocketAddr>().expect("test address");
+        let resolved = vec![
+            a("[::1]:1"),
+            a("127.0.0.2:1"),
+            a("[::2]:1"),
+            a("127.0.0.3:1"),
+            a("[::1]:1"),
+        ];
+        let mut v = resolved.clone();
+        order(&mut v, IpProtocol::Ip4);
+        assert_eq!(
+            v,
+            vec![
+                a("127.0.0.2:1"),
+                a("127.0.0.3:1"),
+                a("[::1]:1"),
+                a("[::2]:1")
+            ]
+        );
+        let mut v = resolved.clone();
+        order(&mut v, IpProtocol::Ip6);
+        assert_eq!(
+            v,
+            vec![
+                a("[::1]:1"),
+                a("[::2]:1"),
+                a("127.0.0.2:1"),
+                a("127.0.0.3:1")
+            ]
+        );
+        let mut v = resolved;
+        order(&mut v, IpProtocol::Any);
+        assert_eq!(
+            v,
+            vec![
+                a("[::1]:1"),
+                a("127.0.0.2:1"),
+                a("[::2]:1"),
+                a("127.0.0.3:1")
+            ]
+        );
     }
 
     #[test]

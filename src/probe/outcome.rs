@@ -171,6 +171,20 @@ pub struct ProbeOutcome {
 }
 
 impl ProbeOutcome {
+    /// A probe that failed before any handshake.
+    pub fn failed(failure: Failure, phases: Phases, duration: Duration) -> Self {
+        ProbeOutcome {
+            failure: Some(failure),
+            handshake_ok: false,
+            phases,
+            duration,
+            finished_at: SystemTime::now(),
+            negotiated: None,
+            chain: None,
+            client_auth_requested: false,
+        }
+    }
+
     pub fn success(&self) -> bool {
         self.failure.is_none()
     }

@@ -5,7 +5,7 @@
 //! cipher and every certificate; the verdict on the chain is computed after the handshake.
 
 use std::future::{poll_fn, Future};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
@@ -49,10 +49,18 @@ pub(super) async fn probe(target: &Target, ctx: &ProbeCtx) -> ProbeOutcome {
 }
 
 async fn run(target: &Target, ctx: &ProbeCtx, out: &mut ProbeOutcome) -> Result<(), Failure> {
-    let t = Instant::now();
-    let addrs = resolve(target, ctx).await;
-    out.phases.resolve = Some(t.elapsed());
-    let addrs = addrs?;
+    let addrs = match ctx.pinned {
+        Some((addr, resolved_in)) => {
+            out.phases.resolve = Some(resolved_in);
+            vec![addr]
+        }
+        None => {
+            let t = Instant::now();
+            let addrs = super::resolve(target, ctx.deadline).await;
+            out.phases.resolve = Some(t.elapsed());
+            addrs?
+        }
+    };
 
     let t = Instant::now();
     let tcp = connect(&addrs, ctx).await;
@@ -117,35 +125,6 @@ async fn run(target: &Target, ctx: &ProbeCtx, out: &mut ProbeOutcome) -> Result<
             "server sent no certificate",
         )),
         Some(_) => Ok(()),
-    }
-}
-
-async fn resolve(target: &Target, ctx: &ProbeCtx) -> Result<Vec<SocketAddr>, Failure> {
-    if let Ok(ip) = target.host.parse::<IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, target.port)]);
-    }
-    let host = (target.host.as_str(), target.port);
-    // tokio runs getaddrinfo on its blocking pool: the runtime itself never blocks.
-    match timeout_at(ctx.deadline, tokio::net::lookup_host(host)).await {
-        Err(_) => Err(Failure::new(
-            FailureReason::DnsError,
-            format!("resolve {} timed out", target.host),
-        )),
-        Ok(Err(e)) => Err(Failure::new(
-            FailureReason::DnsError,
-            format!("resolve {}: {e}", target.host),
-        )),
-        Ok(Ok(addrs)) => {
-            let addrs: Vec<SocketAddr> = addrs.collect();
-            if addrs.is_empty() {
-                Err(Failure::new(
-                    FailureReason::DnsError,
-                    format!("resolve {}: no addresses", target.host),
-                ))
-            } else {
-                Ok(addrs)
-            }
-        }
     }
 }
 

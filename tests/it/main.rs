@@ -2,9 +2,11 @@
 
 mod support;
 
+mod addresses;
 mod chain;
 mod config_fixtures;
 mod endpoints;
 mod lifecycle;
 mod prometheus;
 mod scale;
+mod web;

@@ -33,6 +33,8 @@ pub struct Opts {
     pub client_auth: ClientAuth,
     /// Wait this long after accepting TCP before starting the handshake.
     pub delay: Duration,
+    /// Where to listen.
+    pub bind: SocketAddr,
 }
 
 impl Opts {
@@ -43,6 +45,7 @@ impl Opts {
             versions: vec![&rustls::version::TLS13, &rustls::version::TLS12],
             client_auth: ClientAuth::None,
             delay: Duration::ZERO,
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
         }
     }
 }
@@ -99,7 +102,7 @@ pub async fn rustls(opts: Opts) -> Server {
     let mut config = builder.with_cert_resolver(Arc::new(AnyChain(certified)));
     config.send_tls13_tickets = 0;
     let acceptor = TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = TcpListener::bind(opts.bind).await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let delay = opts.delay;
     let task = tokio::spawn(async move {
