@@ -12,8 +12,8 @@ use tls_exporter::config;
 use tls_exporter::reload::Reloader;
 use tls_exporter::server::{router, App};
 use tls_exporter::shard::Shard;
-use tls_exporter::web_config;
 use tls_exporter::state::State;
+use tls_exporter::web_config;
 
 /// Default listen port: outside the 9100–9999 range of the Prometheus exporter port
 /// allocations, which is fully allocated.

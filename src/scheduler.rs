@@ -214,10 +214,12 @@ async fn run_target(target: Arc<Target>, state: Arc<State>, slots: Slots, stop: 
             .stats
             .set_scheduler_lag(start.saturating_duration_since(due));
         let in_flight = InFlight::new(&state);
+        // Boxed: the probe's state (rustls connection, buffers) then lives only while a probe
+        // runs, not inline in every idle target task (~3 KiB per target).
         let outcomes = if target.resolve_all {
-            probe_every_address(&target).await
+            Box::pin(probe_every_address(&target)).await
         } else {
-            vec![(None, Arc::new(probe_bounded(&target).await))]
+            vec![(None, Arc::new(Box::pin(probe_bounded(&target)).await))]
         };
         drop(in_flight);
         drop(permit);

@@ -36,16 +36,43 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
+/// Streams the exposition as it is rendered (on a blocking thread), so a large fleet's
+/// `/metrics` is never held in memory whole.
 async fn metrics(AxumState(app): AxumState<Arc<App>>) -> Response {
-    let body = crate::metrics::render(&app.state, SystemTime::now());
+    let (tx, rx) = tokio::sync::mpsc::channel::<String>(4);
+    let state = app.state.clone();
+    tokio::task::spawn_blocking(move || {
+        let sink = Box::new(move |chunk: String| {
+            // A scraper that went away: the rest of the render is discarded.
+            let _ = tx.blocking_send(chunk);
+        });
+        crate::metrics::render_to(&state, SystemTime::now(), sink);
+    });
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        body,
+        axum::body::Body::new(Chunks(rx)),
     )
         .into_response()
+}
+
+/// An HTTP body of the chunks a renderer sends.
+struct Chunks(tokio::sync::mpsc::Receiver<String>);
+
+impl http_body::Body for Chunks {
+    type Data = axum::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|c| Ok(http_body::Frame::data(axum::body::Bytes::from(c)))))
+    }
 }
 
 /// `?target=host:port[&server_name=name]`.

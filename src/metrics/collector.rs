@@ -18,6 +18,15 @@ pub fn render(state: &State, now: SystemTime) -> String {
     e.out
 }
 
+/// The whole exposition, handed to `sink` in chunks as it is written (what `/metrics` serves).
+pub fn render_to(state: &State, now: SystemTime, sink: Box<dyn FnMut(String) + Send>) {
+    let entries = state.snapshot();
+    let mut e = Encoder::streaming(sink);
+    targets(&mut e, &entries, now);
+    exporter::render(&mut e, state, entries.len());
+    e.flush();
+}
+
 /// Only the per-target families of `state` (what `/probe` answers).
 pub fn render_targets(state: &State, now: SystemTime) -> String {
     let entries = state.snapshot();
@@ -235,19 +244,8 @@ fn chains(e: &mut Encoder, probed: &[(&Probed, &ProbeOutcome)], now_s: f64) {
     }
     e.family(&CERT_INFO);
     for (en, c) in &with {
-        for (depth, f) in &c.certs {
-            let labels = [
-                ("depth", depth_label(&mut depth_buf, *depth)),
-                ("cn", f.cn.as_str()),
-                ("subject", f.subject.as_str()),
-                ("issuer", f.issuer.as_str()),
-                ("serial", f.serial.as_str()),
-                ("fingerprint_sha256", f.fingerprint_sha256.as_str()),
-                ("dns_names", f.dns_names.as_str()),
-                ("key", f.key.as_str()),
-                ("signature_algorithm", f.signature_algorithm.as_str()),
-            ];
-            e.sample(&CERT_INFO, &en.labels, &labels, 1.0);
+        for (_, f) in &c.certs {
+            e.sample_raw(&CERT_INFO, &en.labels, &f.info_labels, 1.0);
         }
     }
 }

@@ -9,7 +9,7 @@ mod exporter;
 
 use std::fmt::Write;
 
-pub use collector::{render, render_targets};
+pub use collector::{render, render_targets, render_to};
 pub use exporter::version_string;
 
 /// A metric family: name, type and HELP.
@@ -159,16 +159,64 @@ pub(crate) const SCHEDULER_LAG: Family = gauge(
     "How late the most recently started probe started after its scheduled time, in seconds.",
 );
 
-/// Writes families and samples in the Prometheus text format.
+/// Where an encoder hands full chunks of output (a streaming HTTP body).
+pub(crate) type Sink = Box<dyn FnMut(String) + Send>;
+
+/// Bytes an encoder with a sink buffers before handing them on.
+const CHUNK: usize = 64 * 1024;
+
+/// Writes families and samples in the Prometheus text format, into one string or, with a sink,
+/// in chunks so a large exposition is never held whole.
 pub(crate) struct Encoder {
     pub(crate) out: String,
+    sink: Option<Sink>,
 }
 
 impl Encoder {
     pub(crate) fn with_capacity(n: usize) -> Self {
         Encoder {
             out: String::with_capacity(n),
+            sink: None,
         }
+    }
+
+    pub(crate) fn streaming(sink: Sink) -> Self {
+        Encoder {
+            out: String::with_capacity(CHUNK + 4096),
+            sink: Some(sink),
+        }
+    }
+
+    /// Hands the buffer to the sink when it is full.
+    fn maybe_flush(&mut self) {
+        if self.out.len() >= CHUNK {
+            self.flush();
+        }
+    }
+
+    /// Hands whatever is buffered to the sink (no-op without one).
+    pub(crate) fn flush(&mut self) {
+        if let Some(sink) = self.sink.as_mut() {
+            if !self.out.is_empty() {
+                let chunk = std::mem::replace(&mut self.out, String::with_capacity(CHUNK + 4096));
+                sink(chunk);
+            }
+        }
+    }
+
+    /// One sample whose extra labels are already rendered and escaped (`k="v",…`).
+    pub(crate) fn sample_raw(&mut self, f: &Family, labels: &str, extra: &str, value: f64) {
+        self.out.push_str(f.name);
+        self.out.push('{');
+        self.out.push_str(labels);
+        if !labels.is_empty() && !extra.is_empty() {
+            self.out.push(',');
+        }
+        self.out.push_str(extra);
+        self.out.push_str("} ");
+        write_value(&mut self.out, value);
+        self.out.push('\n');
+        self.maybe_flush();
     }
 
     pub(crate) fn family(&mut self, f: &Family) {
@@ -196,6 +244,7 @@ impl Encoder {
         self.out.push(' ');
         write_value(&mut self.out, value);
         self.out.push('\n');
+        self.maybe_flush();
     }
 }
 

@@ -3,7 +3,10 @@
 //! The scheduler decides when to probe and bounds the whole probe by the target's timeout; the
 //! probers classify what went wrong into `FailureReason` through `classify`.
 
+pub mod http;
+pub mod legacy;
 pub mod outcome;
+pub mod starttls;
 mod tls;
 
 use std::io;

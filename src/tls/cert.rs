@@ -34,9 +34,30 @@ pub struct CertFacts {
     pub weak_signature: bool,
     /// Subject equals issuer.
     pub self_issued: bool,
+    /// The `tls_cert_info` labels after the target's (`depth="0",cn="…",…`), rendered and
+    /// escaped once per probe rather than on every scrape. Empty until `set_depth`.
+    pub info_labels: String,
     /// DER of the subject and issuer Names, for chain-order checks.
     pub subject_der: Vec<u8>,
     pub issuer_der: Vec<u8>,
+}
+
+impl CertFacts {
+    /// Renders `info_labels` for the certificate's position in the chain.
+    pub fn set_depth(&mut self, depth: usize) {
+        use crate::state::escape_label as esc;
+        self.info_labels = format!(
+            "depth=\"{depth}\",cn=\"{}\",subject=\"{}\",issuer=\"{}\",serial=\"{}\",fingerprint_sha256=\"{}\",dns_names=\"{}\",key=\"{}\",signature_algorithm=\"{}\"",
+            esc(&self.cn),
+            esc(&self.subject),
+            esc(&self.issuer),
+            esc(&self.serial),
+            esc(&self.fingerprint_sha256),
+            esc(&self.dns_names),
+            esc(&self.key),
+            esc(&self.signature_algorithm),
+        );
+    }
 }
 
 /// Why a certificate could not be parsed.
@@ -66,6 +87,7 @@ pub fn parse(der: &[u8]) -> Result<CertFacts, MalformedCert> {
         signature_algorithm: signature_name(sig_oid),
         weak_signature: WEAK_SIGNATURES.contains(&sig_oid.to_id_string().as_str()),
         self_issued: cert.subject().as_raw() == cert.issuer().as_raw(),
+        info_labels: String::new(),
         subject_der: cert.subject().as_raw().to_vec(),
         issuer_der: cert.issuer().as_raw().to_vec(),
     })

@@ -3,4 +3,5 @@
 
 pub mod cert;
 pub mod names;
+pub mod ocsp;
 pub mod verifier;

@@ -208,7 +208,10 @@ pub(crate) fn judge(
     let mut malformed = None;
     for (depth, der) in sent.iter().enumerate() {
         match cert::parse(der) {
-            Ok(facts) => certs.push((depth, facts)),
+            Ok(mut facts) => {
+                facts.set_depth(depth);
+                certs.push((depth, facts));
+            }
             Err(e) if malformed.is_none() => {
                 malformed = Some(Failure::new(
                     FailureReason::Other,

@@ -6,6 +6,7 @@ pub mod hostile;
 pub mod pki;
 pub mod prom;
 pub mod servers;
+pub mod starttls_servers;
 
 use std::time::Duration;
 

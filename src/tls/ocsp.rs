@@ -1,0 +1,1364 @@
+//! Stapled OCSP responses (RFC 6960): parse the bytes the server stapled, verify who signed
+//! them, and extract the status of the leaf certificate.
+//!
+//! A response counts only when its signature verifies with the key of the leaf's issuer, or with
+//! a delegated responder certificate included in the response that the issuer signed and that
+//! carries the id-kp-OCSPSigning extended key usage. Anything else is `Unverifiable`, never
+//! trusted. Freshness is not judged here: `thisUpdate`/`nextUpdate` are reported as parsed and the
+//! caller decides (see `Stapled::is_current`). Requesting the staple (rustls always does) and
+//! turning the result into metrics are left to the verifier and the recorder.
+//!
+//! Parsing is fallible and bounded by the input: no recursion beyond the fixed depth of the
+//! structure, at most `MAX_RESPONSE_CERTS` certificates examined, no panics on any input.
+
+use aws_lc_rs::digest;
+use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
+use rustls_pki_types::{CertificateDer, TrustAnchor};
+use x509_parser::asn1_rs::{Any, Class, FromDer, GeneralizedTime, Oid, Tag};
+use x509_parser::certificate::X509Certificate;
+use x509_parser::oid_registry::{
+    OID_EC_P256, OID_HASH_SHA1, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_NIST_EC_P521,
+    OID_NIST_HASH_SHA256, OID_NIST_HASH_SHA384, OID_NIST_HASH_SHA512, OID_PKCS1_RSAENCRYPTION,
+    OID_PKCS1_RSASSAPSS, OID_PKCS1_SHA256WITHRSA, OID_PKCS1_SHA384WITHRSA, OID_PKCS1_SHA512WITHRSA,
+    OID_SIG_ECDSA_WITH_SHA256, OID_SIG_ECDSA_WITH_SHA384, OID_SIG_ECDSA_WITH_SHA512,
+    OID_SIG_ED25519,
+};
+use x509_parser::signature_algorithm::RsaSsaPssParams;
+use x509_parser::x509::{AlgorithmIdentifier, SubjectPublicKeyInfo};
+
+/// How far in the future `thisUpdate` may be before `Stapled::is_current` calls it bogus.
+pub const MAX_CLOCK_SKEW_SECS: i64 = 300;
+
+/// At most this many certificates of a response are considered as its signer.
+const MAX_RESPONSE_CERTS: usize = 4;
+
+/// id-pkix-ocsp-basic.
+const OID_OCSP_BASIC: &str = "1.3.6.1.5.5.7.48.1.1";
+/// id-mgf1, the only mask generation function of RSASSA-PSS we verify.
+const OID_MGF1: &str = "1.2.840.113549.1.1.8";
+
+/// The status the responder gives for the leaf.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertStatus {
+    Good,
+    /// Revoked at this Unix time.
+    Revoked {
+        at: i64,
+    },
+    Unknown,
+}
+
+impl CertStatus {
+    /// The `status` label of `tls_ocsp_cert_status_info`.
+    pub fn as_label(&self) -> &'static str {
+        match self {
+            CertStatus::Good => "good",
+            CertStatus::Revoked { .. } => "revoked",
+            CertStatus::Unknown => "unknown",
+        }
+    }
+}
+
+/// A verified stapled response for the leaf. Times are Unix seconds, as the responder wrote them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stapled {
+    pub status: CertStatus,
+    pub this_update: i64,
+    /// Absent when the responder promises no schedule (RFC 6960 §4.2.2.1).
+    pub next_update: Option<i64>,
+}
+
+impl Stapled {
+    /// Whether the response is current at `now`: `thisUpdate` not beyond `MAX_CLOCK_SKEW_SECS`
+    /// in the future and `nextUpdate` (when present) not in the past. `check` does not apply
+    /// this; it is the caller's policy.
+    pub fn is_current(&self, now: i64) -> bool {
+        self.this_update <= now.saturating_add(MAX_CLOCK_SKEW_SECS)
+            && self.next_update.is_none_or(|next| now <= next)
+    }
+}
+
+/// Why a stapled response tells us nothing about the leaf.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OcspError {
+    #[error("malformed ocsp response: {0}")]
+    Malformed(String),
+    /// The responder answered with an error status (RFC 6960 §4.2.1), e.g. 3 = tryLater.
+    #[error("ocsp responder answered {name} ({0})", name = status_name(*.0))]
+    NotSuccessful(u8),
+    #[error("ocsp response has no status for this certificate")]
+    NoResponseForCert,
+    #[error("ocsp response cannot be verified: {0}")]
+    Unverifiable(String),
+}
+
+impl OcspError {
+    /// A closed set of short names, should the caller want one as a label.
+    pub fn as_label(&self) -> &'static str {
+        match self {
+            OcspError::Malformed(_) => "malformed",
+            OcspError::NotSuccessful(_) => "not_successful",
+            OcspError::NoResponseForCert => "no_response_for_cert",
+            OcspError::Unverifiable(_) => "unverifiable",
+        }
+    }
+}
+
+/// The leaf's issuer as OCSP needs it: its Name and public key, both full DER.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issuer {
+    /// DER `Name` (with its SEQUENCE header), as in the leaf's issuer field.
+    name: Vec<u8>,
+    /// DER `SubjectPublicKeyInfo` (with its SEQUENCE header).
+    spki: Vec<u8>,
+}
+
+impl Issuer {
+    /// The issuer described by its own certificate (e.g. an intermediate the server sent).
+    pub fn from_cert(der: &[u8]) -> Result<Issuer, OcspError> {
+        let (_, cert) = X509Certificate::from_der(der)
+            .map_err(|e| OcspError::Unverifiable(format!("issuer certificate: {e}")))?;
+        Ok(Issuer {
+            name: cert.subject().as_raw().to_vec(),
+            spki: cert.public_key().raw.to_vec(),
+        })
+    }
+
+    /// The issuer described by a trust anchor, whose fields are stored without their outer
+    /// SEQUENCE header (webpki's convention).
+    pub fn from_anchor(anchor: &TrustAnchor<'_>) -> Issuer {
+        Issuer {
+            name: der_sequence(anchor.subject.as_ref()),
+            spki: der_sequence(anchor.subject_public_key_info.as_ref()),
+        }
+    }
+
+    /// The issuer of `chain[0]`: a certificate the server sent after the leaf, else a trust
+    /// anchor, whose subject equals the leaf's issuer Name byte for byte. Among several, the
+    /// first whose key verifies the leaf's signature wins (then simply the first).
+    pub fn find(chain: &[CertificateDer<'_>], anchors: &[TrustAnchor<'_>]) -> Option<Issuer> {
+        let (_, leaf) = X509Certificate::from_der(chain.first()?.as_ref()).ok()?;
+        let wanted = leaf.issuer().as_raw();
+        let (_, wanted_value) = Any::from_der(wanted).ok()?;
+        let sent = chain
+            .iter()
+            .skip(1)
+            .filter_map(|der| Issuer::from_cert(der.as_ref()).ok())
+            .filter(|i| i.name == wanted);
+        let anchored = anchors
+            .iter()
+            .filter(|a| a.subject.as_ref() == wanted_value.data)
+            .map(Issuer::from_anchor);
+        let candidates: Vec<Issuer> = sent.chain(anchored).collect();
+        let signer = candidates.iter().position(|c| {
+            let Ok((_, spki)) = SubjectPublicKeyInfo::from_der(&c.spki) else {
+                return false;
+            };
+            let tbs = leaf.tbs_certificate.as_ref();
+            let sig = leaf.signature_value.data.as_ref();
+            verify_signature(&leaf.signature_algorithm, &spki, tbs, sig).is_ok()
+        });
+        candidates.into_iter().nth(signer.unwrap_or(0))
+    }
+}
+
+/// `check` with the issuer found by `Issuer::find`: what the verifier callback has at hand
+/// (the chain as sent, leaf first, and the target's trust anchors).
+pub fn check_chain(
+    response: &[u8],
+    chain: &[CertificateDer<'_>],
+    anchors: &[TrustAnchor<'_>],
+    now: i64,
+) -> Result<Stapled, OcspError> {
+    let leaf = chain
+        .first()
+        .ok_or_else(|| OcspError::Unverifiable("no leaf certificate".to_string()))?;
+    let issuer = Issuer::find(chain, anchors).ok_or_else(|| {
+        OcspError::Unverifiable(
+            "the leaf's issuer is neither among the certificates sent nor a trust anchor"
+                .to_string(),
+        )
+    })?;
+    check(response, leaf.as_ref(), &issuer, now)
+}
+
+/// Parses a stapled DER `OCSPResponse` for `leaf` (DER), verifies its signature with the
+/// issuer's key or an authorized delegated responder's, and returns the leaf's status.
+/// `now` (Unix seconds) only decides whether a delegated responder certificate is valid.
+/// An empty `response` (nothing stapled) is `Malformed`: callers test for emptiness first.
+pub fn check(
+    response: &[u8],
+    leaf: &[u8],
+    issuer: &Issuer,
+    now: i64,
+) -> Result<Stapled, OcspError> {
+    let (_, leaf) = X509Certificate::from_der(leaf)
+        .map_err(|e| OcspError::Malformed(format!("leaf certificate: {e}")))?;
+    let basic = parse_response(response)?;
+    let (_, issuer_spki) = SubjectPublicKeyInfo::from_der(&issuer.spki)
+        .map_err(|e| OcspError::Unverifiable(format!("issuer public key: {e}")))?;
+    verify_response(&basic, issuer, &issuer_spki, now)?;
+    let single = basic
+        .responses
+        .iter()
+        .find(|s| s.is_for(leaf.raw_serial(), leaf.issuer().as_raw(), &issuer_spki))
+        .ok_or(OcspError::NoResponseForCert)?;
+    Ok(Stapled {
+        status: single.status,
+        this_update: single.this_update,
+        next_update: single.next_update,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing
+
+/// The parts of a BasicOCSPResponse we use.
+struct Basic<'a> {
+    /// The DER of tbsResponseData, header included: what the signature covers.
+    tbs: &'a [u8],
+    responses: Vec<Single<'a>>,
+    signature_algorithm: AlgorithmIdentifier<'a>,
+    signature: &'a [u8],
+    /// DER certificates the responder included (at most `MAX_RESPONSE_CERTS`).
+    certs: Vec<&'a [u8]>,
+}
+
+/// One SingleResponse.
+struct Single<'a> {
+    hash_algorithm: Oid<'a>,
+    issuer_name_hash: &'a [u8],
+    issuer_key_hash: &'a [u8],
+    /// Content octets of the serialNumber INTEGER.
+    serial: &'a [u8],
+    status: CertStatus,
+    this_update: i64,
+    next_update: Option<i64>,
+}
+
+impl Single<'_> {
+    /// Same serial, and same issuer when the CertID's hash is one we can compute (SHA-1/2):
+    /// `issuer_name` is the DER of the leaf's issuer field, `issuer` the issuer's key.
+    fn is_for(&self, serial: &[u8], issuer_name: &[u8], issuer: &SubjectPublicKeyInfo) -> bool {
+        if self.serial != serial {
+            return false;
+        }
+        let alg = &self.hash_algorithm;
+        let hash = if *alg == OID_HASH_SHA1 {
+            &digest::SHA1_FOR_LEGACY_USE_ONLY
+        } else if *alg == OID_NIST_HASH_SHA256 {
+            &digest::SHA256
+        } else if *alg == OID_NIST_HASH_SHA384 {
+            &digest::SHA384
+        } else if *alg == OID_NIST_HASH_SHA512 {
+            &digest::SHA512
+        } else {
+            // An exotic hash: the serial (and the signature by this issuer) must do.
+            return true;
+        };
+        let key = issuer.subject_public_key.data.as_ref();
+        digest::digest(hash, issuer_name).as_ref() == self.issuer_name_hash
+            && digest::digest(hash, key).as_ref() == self.issuer_key_hash
+    }
+}
+
+/// OCSPResponse → responseStatus → ResponseBytes → BasicOCSPResponse.
+fn parse_response(response: &[u8]) -> Result<Basic<'_>, OcspError> {
+    let mut top = Reader::new(response);
+    let mut ocsp = top.sequence("OCSPResponse")?;
+    top.end("OCSPResponse")?;
+    match ocsp.universal(Tag::Enumerated, "responseStatus")? {
+        [0] => {}
+        [status] => return Err(OcspError::NotSuccessful(*status)),
+        _ => return Err(malformed("responseStatus is not a one-byte ENUMERATED")),
+    }
+    let mut bytes = ocsp
+        .explicit(0, "responseBytes")?
+        .ok_or_else(|| malformed("successful response without responseBytes"))?
+        .sequence("ResponseBytes")?;
+    let kind = bytes.oid("responseType")?;
+    if kind.to_id_string() != OID_OCSP_BASIC {
+        return Err(malformed(format!("unsupported responseType {kind}")));
+    }
+    parse_basic(bytes.universal(Tag::OctetString, "response")?)
+}
+
+/// BasicOCSPResponse: tbsResponseData, signatureAlgorithm, signature, certs.
+fn parse_basic(der: &[u8]) -> Result<Basic<'_>, OcspError> {
+    let mut outer = Reader::new(der);
+    let mut basic = outer.sequence("BasicOCSPResponse")?;
+    outer.end("BasicOCSPResponse")?;
+    let (tbs, tbs_raw) = basic.next("tbsResponseData")?;
+    expect_universal(&tbs, Tag::Sequence, "tbsResponseData")?;
+    let responses = parse_response_data(tbs.data)?;
+    let signature_algorithm = basic.algorithm("signatureAlgorithm")?;
+    let signature = match basic.universal(Tag::BitString, "signature")? {
+        [0, signature @ ..] => signature,
+        _ => return Err(malformed("signature BIT STRING has unused bits")),
+    };
+    let mut certs = Vec::new();
+    if let Some(mut list) = basic.explicit(0, "certs")? {
+        let mut list = list.sequence("certs")?;
+        while !list.is_empty() && certs.len() < MAX_RESPONSE_CERTS {
+            let (cert, raw) = list.next("certs")?;
+            expect_universal(&cert, Tag::Sequence, "certs")?;
+            certs.push(raw);
+        }
+    }
+    Ok(Basic {
+        tbs: tbs_raw,
+        responses,
+        signature_algorithm,
+        signature,
+        certs,
+    })
+}
+
+/// ResponseData: version, responderID, producedAt, responses (extensions ignored).
+fn parse_response_data(content: &[u8]) -> Result<Vec<Single<'_>>, OcspError> {
+    let mut data = Reader::new(content);
+    if let Some(mut version) = data.explicit(0, "version")? {
+        if version.universal(Tag::Integer, "version")? != [0] {
+            return Err(malformed("unsupported ResponseData version"));
+        }
+    }
+    // The signer is found by trying keys, so the responderID only has to be well-formed.
+    let (responder, _) = data.next("responderID")?;
+    if responder.class() != Class::ContextSpecific || !matches!(responder.tag().0, 1 | 2) {
+        return Err(malformed("responderID is neither byName nor byKey"));
+    }
+    data.time("producedAt")?;
+    let mut list = data.sequence("responses")?;
+    let mut responses = Vec::new();
+    while !list.is_empty() {
+        responses.push(parse_single(list.sequence("SingleResponse")?)?);
+    }
+    Ok(responses)
+}
+
+/// SingleResponse: certID, certStatus, thisUpdate, nextUpdate (extensions ignored).
+fn parse_single(mut single: Reader<'_>) -> Result<Single<'_>, OcspError> {
+    let mut id = single.sequence("certID")?;
+    let hash_algorithm = id.algorithm("hashAlgorithm")?.algorithm;
+    let issuer_name_hash = id.universal(Tag::OctetString, "issuerNameHash")?;
+    let issuer_key_hash = id.universal(Tag::OctetString, "issuerKeyHash")?;
+    let serial = id.universal(Tag::Integer, "serialNumber")?;
+    let (status, _) = single.next("certStatus")?;
+    let status = match (status.class(), status.tag().0) {
+        (Class::ContextSpecific, 0) => CertStatus::Good,
+        (Class::ContextSpecific, 1) => {
+            // [1] IMPLICIT RevokedInfo: its content is revocationTime, revocationReason.
+            let at = Reader::new(status.data).time("revocationTime")?;
+            CertStatus::Revoked { at }
+        }
+        (Class::ContextSpecific, 2) => CertStatus::Unknown,
+        _ => return Err(malformed("certStatus is neither good, revoked nor unknown")),
+    };
+    let this_update = single.time("thisUpdate")?;
+    let next_update = match single.explicit(0, "nextUpdate")? {
+        Some(mut next) => Some(next.time("nextUpdate")?),
+        None => None,
+    };
+    Ok(Single {
+        hash_algorithm,
+        issuer_name_hash,
+        issuer_key_hash,
+        serial,
+        status,
+        this_update,
+        next_update,
+    })
+}
+
+/// Reads DER elements one after another from a byte slice.
+struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Reader { rest: bytes }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    fn end(&self, what: &str) -> Result<(), OcspError> {
+        match self.rest.len() {
+            0 => Ok(()),
+            n => Err(malformed(format!("{n} trailing bytes after {what}"))),
+        }
+    }
+
+    /// The next element and its whole encoding.
+    fn next(&mut self, what: &str) -> Result<(Any<'a>, &'a [u8]), OcspError> {
+        let start = self.rest;
+        let (rest, any) = Any::from_der(start).map_err(|e| malformed(format!("{what}: {e}")))?;
+        let raw = start
+            .get(..start.len().saturating_sub(rest.len()))
+            .ok_or_else(|| malformed(format!("{what}: bad length")))?;
+        self.rest = rest;
+        Ok((any, raw))
+    }
+
+    /// The content of the next element, which must be the universal type `tag`.
+    fn universal(&mut self, tag: Tag, what: &str) -> Result<&'a [u8], OcspError> {
+        let (any, _) = self.next(what)?;
+        expect_universal(&any, tag, what)?;
+        Ok(any.data)
+    }
+
+    fn sequence(&mut self, what: &str) -> Result<Reader<'a>, OcspError> {
+        self.universal(Tag::Sequence, what).map(Reader::new)
+    }
+
+    fn oid(&mut self, what: &str) -> Result<Oid<'a>, OcspError> {
+        let (any, _) = self.next(what)?;
+        any.oid().map_err(|e| malformed(format!("{what}: {e}")))
+    }
+
+    fn algorithm(&mut self, what: &str) -> Result<AlgorithmIdentifier<'a>, OcspError> {
+        let (rest, alg) = AlgorithmIdentifier::from_der(self.rest)
+            .map_err(|e| malformed(format!("{what}: {e}")))?;
+        self.rest = rest;
+        Ok(alg)
+    }
+
+    /// A GeneralizedTime as Unix seconds.
+    fn time(&mut self, what: &str) -> Result<i64, OcspError> {
+        let (any, _) = self.next(what)?;
+        GeneralizedTime::try_from(&any)
+            .and_then(|t| t.utc_datetime())
+            .map(|t| t.unix_timestamp())
+            .map_err(|e| malformed(format!("{what}: {e}")))
+    }
+
+    /// The inside of an optional `[n] EXPLICIT` element, consumed only when present.
+    fn explicit(&mut self, n: u32, what: &str) -> Result<Option<Reader<'a>>, OcspError> {
+        if self.rest.is_empty() {
+            return Ok(None);
+        }
+        let (rest, any) =
+            Any::from_der(self.rest).map_err(|e| malformed(format!("{what}: {e}")))?;
+        if any.class() != Class::ContextSpecific || any.tag().0 != n {
+            return Ok(None);
+        }
+        self.rest = rest;
+        Ok(Some(Reader::new(any.data)))
+    }
+}
+
+fn expect_universal(any: &Any<'_>, tag: Tag, what: &str) -> Result<(), OcspError> {
+    if any.class() == Class::Universal && any.tag() == tag {
+        Ok(())
+    } else {
+        Err(malformed(format!(
+            "{what}: expected {tag}, found {:?} {}",
+            any.class(),
+            any.tag()
+        )))
+    }
+}
+
+fn malformed(detail: impl Into<String>) -> OcspError {
+    OcspError::Malformed(detail.into())
+}
+
+/// Wraps the content octets of a SEQUENCE in its DER header.
+fn der_sequence(content: &[u8]) -> Vec<u8> {
+    let len = content.len();
+    let mut out = Vec::with_capacity(len + 10);
+    out.push(0x30);
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let octets: Vec<u8> = len
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect();
+        out.push(0x80 | octets.len() as u8);
+        out.extend(octets);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+fn status_name(status: u8) -> &'static str {
+    match status {
+        1 => "malformedRequest",
+        2 => "internalError",
+        3 => "tryLater",
+        5 => "sigRequired",
+        6 => "unauthorized",
+        _ => "an undefined status",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signatures
+
+/// Finds the key that signed the response, then checks that key may speak for the issuer.
+fn verify_response(
+    basic: &Basic<'_>,
+    issuer: &Issuer,
+    issuer_spki: &SubjectPublicKeyInfo<'_>,
+    now: i64,
+) -> Result<(), OcspError> {
+    let signed_by = |spki: &SubjectPublicKeyInfo<'_>| {
+        verify_signature(&basic.signature_algorithm, spki, basic.tbs, basic.signature)
+    };
+    let by_issuer = match signed_by(issuer_spki) {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    for der in &basic.certs {
+        let Ok((_, cert)) = X509Certificate::from_der(der) else {
+            continue;
+        };
+        if signed_by(cert.public_key()).is_err() {
+            continue;
+        }
+        return authorize_responder(&cert, issuer, issuer_spki, now).map_err(|why| {
+            OcspError::Unverifiable(format!(
+                "signed by {}, which is not an authorized responder: {why}",
+                cert.subject()
+            ))
+        });
+    }
+    Err(OcspError::Unverifiable(format!(
+        "signature does not verify with the issuer's key ({by_issuer}) nor with any \
+         certificate in the response"
+    )))
+}
+
+/// RFC 6960 §4.2.2.2: a delegated responder is issued directly by the CA that issued the leaf
+/// and carries id-kp-OCSPSigning; we also want it valid now.
+fn authorize_responder(
+    cert: &X509Certificate<'_>,
+    issuer: &Issuer,
+    issuer_spki: &SubjectPublicKeyInfo<'_>,
+    now: i64,
+) -> Result<(), String> {
+    if cert.issuer().as_raw() != issuer.name.as_slice() {
+        return Err(format!(
+            "it is issued by {}, not by the leaf's issuer",
+            cert.issuer()
+        ));
+    }
+    let tbs = cert.tbs_certificate.as_ref();
+    let sig = cert.signature_value.data.as_ref();
+    verify_signature(&cert.signature_algorithm, issuer_spki, tbs, sig)
+        .map_err(|e| format!("its certificate is not signed by the leaf's issuer ({e})"))?;
+    let ocsp_signing = matches!(cert.extended_key_usage(), Ok(Some(eku)) if eku.value.ocsp_signing);
+    if !ocsp_signing {
+        return Err("it lacks the id-kp-OCSPSigning extended key usage".to_string());
+    }
+    let validity = cert.validity();
+    if now < validity.not_before.timestamp() || now > validity.not_after.timestamp() {
+        return Err("its certificate is not valid now".to_string());
+    }
+    Ok(())
+}
+
+/// Verifies `signature` over `message` by the key in `spki` with algorithm `alg`.
+fn verify_signature(
+    alg: &AlgorithmIdentifier<'_>,
+    spki: &SubjectPublicKeyInfo<'_>,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), String> {
+    let algorithm = verification_algorithm(alg, spki)?;
+    UnparsedPublicKey::new(algorithm, spki.subject_public_key.data.as_ref())
+        .verify(message, signature)
+        .map_err(|_| "bad signature".to_string())
+}
+
+/// The aws-lc-rs algorithm for a signature algorithm and key; SHA-1 and older are refused.
+fn verification_algorithm(
+    alg: &AlgorithmIdentifier<'_>,
+    spki: &SubjectPublicKeyInfo<'_>,
+) -> Result<&'static dyn VerificationAlgorithm, String> {
+    let sig = &alg.algorithm;
+    let key = &spki.algorithm.algorithm;
+    let rsa_key = *key == OID_PKCS1_RSAENCRYPTION || *key == OID_PKCS1_RSASSAPSS;
+    if rsa_key && *sig == OID_PKCS1_SHA256WITHRSA {
+        return Ok(&signature::RSA_PKCS1_2048_8192_SHA256);
+    }
+    if rsa_key && *sig == OID_PKCS1_SHA384WITHRSA {
+        return Ok(&signature::RSA_PKCS1_2048_8192_SHA384);
+    }
+    if rsa_key && *sig == OID_PKCS1_SHA512WITHRSA {
+        return Ok(&signature::RSA_PKCS1_2048_8192_SHA512);
+    }
+    if rsa_key && *sig == OID_PKCS1_RSASSAPSS {
+        return pss_algorithm(alg);
+    }
+    if *key == OID_KEY_TYPE_EC_PUBLIC_KEY {
+        let curve = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.as_oid().ok());
+        if let Some(curve) = curve {
+            if let Some(found) = ecdsa_algorithm(&curve, sig) {
+                return Ok(found);
+            }
+        }
+    }
+    if *key == OID_SIG_ED25519 && *sig == OID_SIG_ED25519 {
+        return Ok(&signature::ED25519);
+    }
+    Err(format!(
+        "unsupported signature algorithm {} for a {} key",
+        oid_name(sig),
+        oid_name(key)
+    ))
+}
+
+fn ecdsa_algorithm(curve: &Oid<'_>, sig: &Oid<'_>) -> Option<&'static dyn VerificationAlgorithm> {
+    let hash = if *sig == OID_SIG_ECDSA_WITH_SHA256 {
+        256
+    } else if *sig == OID_SIG_ECDSA_WITH_SHA384 {
+        384
+    } else if *sig == OID_SIG_ECDSA_WITH_SHA512 {
+        512
+    } else {
+        return None;
+    };
+    let found: &'static dyn VerificationAlgorithm = if *curve == OID_EC_P256 {
+        match hash {
+            256 => &signature::ECDSA_P256_SHA256_ASN1,
+            384 => &signature::ECDSA_P256_SHA384_ASN1,
+            _ => &signature::ECDSA_P256_SHA512_ASN1,
+        }
+    } else if *curve == OID_NIST_EC_P384 {
+        match hash {
+            256 => &signature::ECDSA_P384_SHA256_ASN1,
+            384 => &signature::ECDSA_P384_SHA384_ASN1,
+            _ => &signature::ECDSA_P384_SHA512_ASN1,
+        }
+    } else if *curve == OID_NIST_EC_P521 {
+        match hash {
+            256 => &signature::ECDSA_P521_SHA256_ASN1,
+            384 => &signature::ECDSA_P521_SHA384_ASN1,
+            _ => &signature::ECDSA_P521_SHA512_ASN1,
+        }
+    } else {
+        return None;
+    };
+    Some(found)
+}
+
+/// RSASSA-PSS as aws-lc-rs verifies it: MGF1 with the same SHA-2 hash, salt as long as the hash.
+fn pss_algorithm(
+    alg: &AlgorithmIdentifier<'_>,
+) -> Result<&'static dyn VerificationAlgorithm, String> {
+    let params = alg
+        .parameters
+        .as_ref()
+        .ok_or_else(|| "rsassa-pss without parameters".to_string())?;
+    let params =
+        RsaSsaPssParams::try_from(params).map_err(|e| format!("rsassa-pss parameters: {e}"))?;
+    let hash = params.hash_algorithm_oid();
+    let mgf = params
+        .mask_gen_algorithm()
+        .map_err(|e| format!("rsassa-pss mask generation: {e}"))?;
+    let (found, salt): (&'static dyn VerificationAlgorithm, u32) = if *hash == OID_NIST_HASH_SHA256
+    {
+        (&signature::RSA_PSS_2048_8192_SHA256, 32)
+    } else if *hash == OID_NIST_HASH_SHA384 {
+        (&signature::RSA_PSS_2048_8192_SHA384, 48)
+    } else if *hash == OID_NIST_HASH_SHA512 {
+        (&signature::RSA_PSS_2048_8192_SHA512, 64)
+    } else {
+        return Err(format!("unsupported rsassa-pss hash {}", oid_name(hash)));
+    };
+    if mgf.mgf.to_id_string() != OID_MGF1
+        || mgf.hash != *hash
+        || params.salt_length() != salt
+        || params.trailer_field() != 1
+    {
+        return Err(format!(
+            "unsupported rsassa-pss parameters (mask {} with {}, salt {})",
+            oid_name(&mgf.mgf),
+            oid_name(&mgf.hash),
+            params.salt_length()
+        ));
+    }
+    Ok(found)
+}
+
+/// OpenSSL-style short name of an OID, or its dotted form.
+fn oid_name(oid: &Oid<'_>) -> String {
+    x509_parser::objects::oid2sn(oid, x509_parser::objects::oid_registry())
+        .map_or_else(|_| oid.to_id_string(), str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::process::Command;
+
+    use rustls_pki_types::pem::PemObject;
+
+    use super::*;
+
+    /// Revocation time written into the index: 2024-01-02T03:04:05Z.
+    const REVOKED_AT: i64 = 1_704_164_645;
+
+    /// A directory where the openssl command line mints certificates and OCSP responses.
+    struct Lab {
+        dir: tempfile::TempDir,
+    }
+
+    /// A certificate (and its key) on disk.
+    struct Party {
+        name: String,
+        der: Vec<u8>,
+    }
+
+    impl Lab {
+        fn new() -> Lab {
+            Lab {
+                dir: tempfile::tempdir().expect("temp dir"),
+            }
+        }
+
+        fn path(&self, file: &str) -> PathBuf {
+            self.dir.path().join(file)
+        }
+
+        /// A self-signed CA with a key of `key` (`ec:P-256`, `rsa:2048`, `ed25519`).
+        fn ca(&self, name: &str, key: &str) -> Party {
+            openssl(
+                Command::new("openssl")
+                    .args(["req", "-x509", "-nodes", "-days", "30"])
+                    .args(newkey(key))
+                    .args(["-subj", &format!("/CN={name}")])
+                    .args(["-addext", "basicConstraints=critical,CA:TRUE"])
+                    .args([
+                        "-addext",
+                        "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+                    ])
+                    .arg("-keyout")
+                    .arg(self.path(&format!("{name}.key")))
+                    .arg("-out")
+                    .arg(self.path(&format!("{name}.pem"))),
+            );
+            self.party(name)
+        }
+
+        /// A certificate for `name` signed by `ca`, with serial `serial` (hex) and `ext` lines.
+        fn issue(&self, ca: &Party, name: &str, key: &str, serial: &str, ext: &str) -> Party {
+            std::fs::write(self.path(&format!("{name}.ext")), ext).expect("write ext");
+            openssl(
+                Command::new("openssl")
+                    .args(["req", "-new", "-nodes"])
+                    .args(newkey(key))
+                    .args(["-subj", &format!("/CN={name}")])
+                    .arg("-keyout")
+                    .arg(self.path(&format!("{name}.key")))
+                    .arg("-out")
+                    .arg(self.path(&format!("{name}.csr"))),
+            );
+            openssl(
+                Command::new("openssl")
+                    .args(["x509", "-req", "-days", "10", "-set_serial"])
+                    .arg(format!("0x{serial}"))
+                    .arg("-in")
+                    .arg(self.path(&format!("{name}.csr")))
+                    .arg("-CA")
+                    .arg(self.path(&format!("{}.pem", ca.name)))
+                    .arg("-CAkey")
+                    .arg(self.path(&format!("{}.key", ca.name)))
+                    .arg("-extfile")
+                    .arg(self.path(&format!("{name}.ext")))
+                    .arg("-out")
+                    .arg(self.path(&format!("{name}.pem"))),
+            );
+            self.party(name)
+        }
+
+        fn leaf(&self, ca: &Party, serial: &str) -> Party {
+            let name = format!("leaf-{}", ca.name);
+            self.issue(
+                ca,
+                &name,
+                "ec:P-256",
+                serial,
+                "subjectAltName=DNS:localhost\n",
+            )
+        }
+
+        fn party(&self, name: &str) -> Party {
+            let pem = self.path(&format!("{name}.pem"));
+            let der = CertificateDer::from_pem_file(&pem).expect("certificate PEM");
+            Party {
+                name: name.to_string(),
+                der: der.as_ref().to_vec(),
+            }
+        }
+
+        /// `openssl ocsp` answering for `leaf` of `ca` from `index` lines, signed by `signer`.
+        /// `digest` (e.g. `-sha256`) picks the CertID hash; `extra` is passed on.
+        fn respond(
+            &self,
+            index: &str,
+            signer: &Party,
+            ca: &Party,
+            leaf: &Party,
+            digest: Option<&str>,
+            extra: &[&str],
+        ) -> Vec<u8> {
+            let p = |party: &Party, ext: &str| self.path(&format!("{}.{ext}", party.name));
+            std::fs::write(self.path("index.txt"), index).expect("write index");
+            let out = self.path("resp.der");
+            openssl(
+                Command::new("openssl")
+                    .arg("ocsp")
+                    .arg("-index")
+                    .arg(self.path("index.txt"))
+                    .arg("-rsigner")
+                    .arg(p(signer, "pem"))
+                    .arg("-rkey")
+                    .arg(p(signer, "key"))
+                    .arg("-CA")
+                    .arg(p(ca, "pem"))
+                    .args(digest)
+                    .arg("-issuer")
+                    .arg(p(ca, "pem"))
+                    .arg("-cert")
+                    .arg(p(leaf, "pem"))
+                    .arg("-respout")
+                    .arg(&out)
+                    .args(extra),
+            );
+            std::fs::read(out).expect("read response")
+        }
+    }
+
+    fn newkey(key: &str) -> Vec<String> {
+        match key.strip_prefix("ec:") {
+            Some(curve) => ["-newkey", "ec", "-pkeyopt"]
+                .map(str::to_string)
+                .into_iter()
+                .chain([format!("ec_paramgen_curve:{curve}")])
+                .collect(),
+            None => vec!["-newkey".to_string(), key.to_string()],
+        }
+    }
+
+    fn openssl(cmd: &mut Command) {
+        let out = cmd.output().expect("openssl is installed");
+        assert!(
+            out.status.success(),
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn valid(serial: &str) -> String {
+        format!("V\t351231000000Z\t\t{serial}\tunknown\t/CN=leaf\n")
+    }
+
+    fn revoked(serial: &str) -> String {
+        format!("R\t351231000000Z\t240102030405Z,keyCompromise\t{serial}\tunknown\t/CN=leaf\n")
+    }
+
+    fn now() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_secs() as i64
+    }
+
+    fn issuer(ca: &Party) -> Issuer {
+        Issuer::from_cert(&ca.der).expect("issuer certificate parses")
+    }
+
+    /// `-ndays 1`: thisUpdate is now, nextUpdate a day later.
+    fn assert_fresh_day(stapled: &Stapled) {
+        let now = now();
+        assert!((stapled.this_update - now).abs() < 120, "{stapled:?}");
+        assert_eq!(stapled.next_update, Some(stapled.this_update + 86_400));
+        assert!(stapled.is_current(now));
+    }
+
+    /// A CA, its leaf with serial 1234 and a response (good, ECDSA P-256) for it.
+    fn good_response() -> (Lab, Party, Party, Vec<u8>) {
+        let lab = Lab::new();
+        let ca = lab.ca("ca", "ec:P-256");
+        let leaf = lab.leaf(&ca, "1234");
+        let resp = lab.respond(&valid("1234"), &ca, &ca, &leaf, None, &["-ndays", "1"]);
+        (lab, ca, leaf, resp)
+    }
+
+    #[test]
+    fn good_response_signed_by_issuer_is_good() {
+        let (_lab, ca, leaf, resp) = good_response();
+        let stapled = check(&resp, &leaf.der, &issuer(&ca), now()).expect("verifies");
+        assert_eq!(stapled.status, CertStatus::Good);
+        assert_eq!(stapled.status.as_label(), "good");
+        assert_fresh_day(&stapled);
+    }
+
+    #[test]
+    fn revoked_response_reports_revocation_time() {
+        let lab = Lab::new();
+        let ca = lab.ca("ca", "ec:P-256");
+        let leaf = lab.leaf(&ca, "1234");
+        let resp = lab.respond(&revoked("1234"), &ca, &ca, &leaf, None, &["-ndays", "1"]);
+        let stapled = check(&resp, &leaf.der, &issuer(&ca), now()).expect("verifies");
+        assert_eq!(stapled.status, CertStatus::Revoked { at: REVOKED_AT });
+        assert_eq!(stapled.status.as_label(), "revoked");
+        assert_fresh_day(&stapled);
+    }
+
+    #[test]
+    fn serial_missing_from_index_is_unknown() {
+        let lab = Lab::new();
+        let ca = lab.ca("ca", "ec:P-256");
+        let leaf = lab.leaf(&ca, "1234");
+        let resp = lab.respond(&valid("ABCD"), &ca, &ca, &leaf, None, &["-ndays", "1"]);
+        let stapled = check(&resp, &leaf.der, &issuer(&ca), now()).expect("verifies");
+        assert_eq!(stapled.status, CertStatus::Unknown);
+        assert_eq!(stapled.status.as_label(), "unknown");
+    }
+
+    #[test]
+    fn response_without_next_update_reports_none() {
+        let lab = Lab::new();
+        let ca = lab.ca("ca", "ec:P-256");
+        let leaf = lab.leaf(&ca, "1234");
+        let resp = lab.respond(&valid("1234"), &ca, &ca, &leaf, None, &[]);
+        let stapled = check(&resp, &leaf.der, &issuer(&ca), now()).expect("verifies");
+        assert_eq!(stapled.next_update, None);
+        assert!(stapled.is_current(now() + 365 * 86_400));
+    }
+
+    #[test]
+    fn response_signed_by_unrelated_key_is_unverifiable() {
+        let lab = Lab::new();
+        let ca = lab.ca("ca", "ec:P-256");
+        let other = lab.ca("other", "ec:P-256");
+        let leaf = lab.leaf(&ca, "1234");
+        let resp = lab.respond(&valid("1234"), &other, &ca, &leaf, None, &["-ndays", "1"]);
+        let err = check(&resp, &leaf.der, &issuer(&ca), now()).expect_err("unrelated signer");
+        assert!(matches!(err, OcspError::Unverifiable(_)), "{err}");
+        assert_eq!(err.as_label(), "unverifiable");
+        assert!(err.to_string().contains("CN=other"), "{err}");
+    }
+
+    #[test]
+    fn response_without_certificates_verifies_with_issuer_key() {
+        let lab = Lab::new();
+        let ca = lab.ca("ca", "ec:P-256");
+        let leaf = lab.leaf(&ca, "1234");
+        let extra = ["-ndays", "1", "-resp_no_certs", "-resp_key_id"];
+        let resp = lab.respond(&valid("1234"), &ca, &ca, &leaf, None, &extra);
+        let stapled = check(&resp, &leaf.der, &issuer(&ca), now()).expect("verifies");
+        assert_eq!(stapled.status, CertStatus::Good);
+    }
+
+    #[test]
+    fn unrelated_signer_without_certificates_is_unverifiable() {
+        let lab = Lab::new();
+        let ca = lab.ca("ca", "ec:P-256");
+        let other = lab.ca("other", "ec:P-256");
+        let leaf = lab.leaf(&ca, "1234");
+        let extra = ["-ndays", "1", "-resp_no_certs"];
+        let resp = lab.respond(&valid("1234"), &other, &ca, &leaf, None, &extra);
+        let err = check(&resp, &leaf.der, &issuer(&ca), now()).expect_err("unrelated signer");
+        assert!(matches!(err, OcspError::Unverifiable(_)), "{err}");
+    }
+
+    #[test]
+    fn delegated_responder_with_ocsp_signing_eku_is_trusted() {
+        let lab = Lab::new();
+        let ca = lab.ca("ca", "ec:P-256");
+        let leaf = lab.leaf(&ca, "1234");
+        let eku = "extendedKeyUsage=OCSPSigning\n";
+        let responder = lab.issue(&ca, "responder", "ec:P-384", "77", eku);
+        let resp = lab.respond(
+            &revoked("1234"),
+            &responder,
+            &ca,
+            &leaf,
+            None,
+            &["-ndays", "1"],
+        );
+        let stapled = check(&resp, &leaf.der, &issuer(&ca), now()).expect("verifies");
+        assert_eq!(stapled.status, CertStatus::Revoked { at: REVOKED_AT });
+    }
+
+    #[test]
+    fn delegated_responder_without_ocsp_signing_eku_is_unverifiable() {
+        let lab = Lab::new();
+        let ca = lab.ca("ca", "ec:P-256");
+        let leaf = lab.leaf(&ca, "1234");
+        let eku = "extendedKeyUsage=serverAuth\n";
+        let responder = lab.issue(&ca, "responder", "ec:P-256", "77", eku);
+        let resp = lab.respond(
+            &valid("1234"),
+            &responder,
+            &ca,
+            &leaf,
+            None,
+            &["-ndays", "1"],
+        );
+        let err = check(&resp, &leaf.der, &issuer(&ca), now()).expect_err("no OCSPSigning");
+        assert!(matches!(err, OcspError::Unverifiable(_)), "{err}");
+        assert!(err.to_string().contains("id-kp-OCSPSigning"), "{err}");
+    }
+
+    #[test]
+    fn delegated_responder_of_another_ca_is_unverifiable() {
+        let lab = Lab::new();
+        let ca = lab.ca("ca", "ec:P-256");
+        let other = lab.ca("other", "ec:P-256");
+        let leaf = lab.leaf(&ca, "1234");
+        let eku = "extendedKeyUsage=OCSPSigning\n";
+        let responder = lab.issue(&other, "responder", "ec:P-256", "77", eku);
+        let resp = lab.respond(
+            &valid("1234"),
+            &responder,
+            &ca,
+            &leaf,
+            None,
+            &["-ndays", "1"],
+        );
+        let err = check(&resp, &leaf.der, &issuer(&ca), now()).expect_err("foreign responder");
+        assert!(
+            err.to_string().contains("not by the leaf's issuer"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn delegated_responder_outside_its_validity_is_unverifiable() {
+        let lab = Lab::new();
+        let ca = lab.ca("ca", "ec:P-256");
+        let leaf = lab.leaf(&ca, "1234");
+        let eku = "extendedKeyUsage=OCSPSigning\n";
+        let responder = lab.issue(&ca, "responder", "ec:P-256", "77", eku);
+        let resp = lab.respond(
+            &valid("1234"),
+            &responder,
+            &ca,
+            &leaf,
+            None,
+            &["-ndays", "1"],
+        );
+        let later = now() + 20 * 86_400;
+        let err = check(&resp, &leaf.der, &issuer(&ca), later).expect_err("expired responder");
+        assert!(err.to_string().contains("not valid now"), "{err}");
+    }
+
+    #[test]
+    fn rsa_pkcs1_sha512_response_verifies() {
+        let lab = Lab::new();
+        let ca = lab.ca("ca", "rsa:2048");
+        let leaf = lab.leaf(&ca, "1234");
+        let extra = ["-ndays", "1", "-rmd", "sha512"];
+        let resp = lab.respond(&valid("1234"), &ca, &ca, &leaf, None, &extra);
+        let stapled = check(&resp, &leaf.der, &issuer(&ca), now()).expect("verifies");
+        assert_eq!(stapled.status, CertStatus::Good);
+    }
+
+    #[test]
+    fn rsa_pss_response_with_sha256_cert_id_verifies() {
+        let lab = Lab::new();
+        let ca = lab.ca("ca", "rsa:2048");
+        let leaf = lab.leaf(&ca, "1234");
+        let extra = [
+            "-ndays",
+            "1",
+            "-rmd",
+            "sha384",
+            "-rsigopt",
+            "rsa_padding_mode:pss",
+            "-rsigopt",
+            "rsa_pss_saltlen:digest",
+        ];
+        let resp = lab.respond(&revoked("1234"), &ca, &ca, &leaf, Some("-sha256"), &extra);
+        let stapled = check(&resp, &leaf.der, &issuer(&ca), now()).expect("verifies");
+        assert_eq!(stapled.status, CertStatus::Revoked { at: REVOKED_AT });
+    }
+
+    #[test]
+    fn rsa_pss_with_maximal_salt_is_unverifiable_not_misread() {
+        let lab = Lab::new();
+        let ca = lab.ca("ca", "rsa:2048");
+        let leaf = lab.leaf(&ca, "1234");
+        let extra = [
+            "-ndays",
+            "1",
+            "-rsigopt",
+            "rsa_padding_mode:pss",
+            "-rsigopt",
+            "rsa_pss_saltlen:max",
+        ];
+        let resp = lab.respond(&valid("1234"), &ca, &ca, &leaf, None, &extra);
+        let err = check(&resp, &leaf.der, &issuer(&ca), now()).expect_err("unsupported salt");
+        assert!(err.to_string().contains("rsassa-pss parameters"), "{err}");
+    }
+
+    #[test]
+    fn ecdsa_p384_sha384_response_verifies() {
+        let lab = Lab::new();
+        let ca = lab.ca("ca", "ec:P-384");
+        let leaf = lab.leaf(&ca, "1234");
+        let extra = ["-ndays", "1", "-rmd", "sha384"];
+        let resp = lab.respond(&valid("1234"), &ca, &ca, &leaf, None, &extra);
+        let stapled = check(&resp, &leaf.der, &issuer(&ca), now()).expect("verifies");
+        assert_eq!(stapled.status, CertStatus::Good);
+    }
+
+    #[test]
+    fn ed25519_response_verifies() {
+        let lab = Lab::new();
+        let ca = lab.ca("ca", "ed25519");
+        let leaf = lab.leaf(&ca, "1234");
+        let resp = lab.respond(&valid("1234"), &ca, &ca, &leaf, None, &["-ndays", "1"]);
+        let stapled = check(&resp, &leaf.der, &issuer(&ca), now()).expect("verifies");
+        assert_eq!(stapled.status, CertStatus::Good);
+    }
+
+    #[test]
+    fn response_for_another_issuers_certificate_has_no_response_for_cert() {
+        // The CA answers `unknown` for a CertID naming `other` as issuer: same serial, but
+        // the issuer hashes do not match ours.
+        let lab = Lab::new();
+        let ca = lab.ca("ca", "ec:P-256");
+        let other = lab.ca("other", "ec:P-256");
+        let leaf = lab.leaf(&ca, "1234");
+        let foreign = lab.leaf(&other, "1234");
+        std::fs::write(lab.path("index.txt"), valid("1234")).expect("write index");
+        let out = lab.path("foreign.der");
+        openssl(
+            Command::new("openssl")
+                .arg("ocsp")
+                .arg("-index")
+                .arg(lab.path("index.txt"))
+                .arg("-rsigner")
+                .arg(lab.path("ca.pem"))
+                .arg("-rkey")
+                .arg(lab.path("ca.key"))
+                .arg("-CA")
+                .arg(lab.path("ca.pem"))
+                .arg("-issuer")
+                .arg(lab.path("other.pem"))
+                .arg("-cert")
+                .arg(lab.path(&format!("{}.pem", foreign.name)))
+                .arg("-respout")
+                .arg(&out),
+        );
+        let resp = std::fs::read(out).expect("read response");
+        let err = check(&resp, &leaf.der, &issuer(&ca), now()).expect_err("foreign CertID");
+        assert_eq!(err, OcspError::NoResponseForCert);
+    }
+
+    #[test]
+    fn tampered_signature_is_unverifiable() {
+        let (_lab, ca, leaf, resp) = good_response();
+        let last = {
+            let basic = parse_response(&resp).expect("parses");
+            let start = basic.signature.as_ptr() as usize - resp.as_ptr() as usize;
+            start + basic.signature.len() - 1
+        };
+        let mut tampered = resp.clone();
+        tampered[last] ^= 0x01;
+        let err = check(&tampered, &leaf.der, &issuer(&ca), now()).expect_err("bad signature");
+        assert!(matches!(err, OcspError::Unverifiable(_)), "{err}");
+        assert!(err.to_string().contains("bad signature"), "{err}");
+    }
+
+    #[test]
+    fn unsuccessful_status_is_reported_with_its_code() {
+        // OCSPResponse { responseStatus tryLater(3) }
+        let err = parse_response(&[0x30, 0x03, 0x0a, 0x01, 0x03]).err();
+        assert_eq!(err, Some(OcspError::NotSuccessful(3)));
+        let err = OcspError::NotSuccessful(3);
+        assert_eq!(err.to_string(), "ocsp responder answered tryLater (3)");
+    }
+
+    #[test]
+    fn successful_status_without_bytes_is_malformed() {
+        let err = parse_response(&[0x30, 0x03, 0x0a, 0x01, 0x00]).err();
+        assert!(matches!(err, Some(OcspError::Malformed(_))), "{err:?}");
+    }
+
+    #[test]
+    fn empty_response_is_malformed() {
+        let (_lab, ca, leaf, _) = good_response();
+        let err = check(&[], &leaf.der, &issuer(&ca), now()).expect_err("nothing stapled");
+        assert_eq!(err.as_label(), "malformed");
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        let (_lab, ca, leaf, resp) = good_response();
+        let issuer = issuer(&ca);
+        for len in 0..resp.len() {
+            let cut = resp.get(..len).expect("in range");
+            assert!(
+                check(cut, &leaf.der, &issuer, now()).is_err(),
+                "prefix {len}"
+            );
+        }
+    }
+
+    #[test]
+    fn mutations_never_panic_nor_change_the_verified_answer() {
+        let lab = Lab::new();
+        let ca = lab.ca("ca", "ec:P-256");
+        let leaf = lab.leaf(&ca, "1234");
+        let eku = "extendedKeyUsage=OCSPSigning\n";
+        let responder = lab.issue(&ca, "responder", "ec:P-256", "77", eku);
+        let by_ca = lab.respond(&revoked("1234"), &ca, &ca, &leaf, None, &["-ndays", "1"]);
+        let delegated = lab.respond(
+            &revoked("1234"),
+            &responder,
+            &ca,
+            &leaf,
+            None,
+            &["-ndays", "1"],
+        );
+        let issuer = issuer(&ca);
+        for resp in [by_ca, delegated] {
+            let original = check(&resp, &leaf.der, &issuer, now()).expect("verifies");
+            for at in 0..resp.len() {
+                for mutate in [|b: u8| b ^ 0x01, |b: u8| b ^ 0x80, |_| 0x00, |_| 0xff] {
+                    let mut copy = resp.clone();
+                    copy[at] = mutate(copy[at]);
+                    if copy == resp {
+                        continue;
+                    }
+                    if let Ok(got) = check(&copy, &leaf.der, &issuer, now()) {
+                        assert_eq!(got, original, "mutation at {at} changed the answer");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn random_bytes_are_errors_not_panics() {
+        let (_lab, ca, leaf, _) = good_response();
+        let issuer = issuer(&ca);
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..2_000 {
+            let len = (next() % 200) as usize;
+            let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            // Half the time look like a SEQUENCE of plausible length, to get past the header.
+            if round % 2 == 0 && len > 2 {
+                bytes[0] = 0x30;
+                bytes[1] = (len - 2).min(0x7f) as u8;
+            }
+            assert!(check(&bytes, &leaf.der, &issuer, now()).is_err());
+        }
+        for hostile in [
+            &[0x30, 0x80, 0x00, 0x00][..],
+            &[0x30, 0x84, 0xff, 0xff, 0xff, 0xff],
+            &[
+                0x30, 0x89, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            ],
+            &[0x1f, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0x00],
+            &[0x30, 0x05, 0x0a, 0x01, 0x00, 0xa0, 0x00],
+        ] {
+            assert!(check(hostile, &leaf.der, &issuer, now()).is_err());
+        }
+    }
+
+    #[test]
+    fn issuer_is_found_in_the_chain_sent() {
+        let lab = Lab::new();
+        let ca = lab.ca("ca", "ec:P-256");
+        let leaf = lab.leaf(&ca, "1234");
+        let other = lab.ca("other", "ec:P-256");
+        let chain = [
+            CertificateDer::from(leaf.der.clone()),
+            CertificateDer::from(other.der.clone()),
+            CertificateDer::from(ca.der.clone()),
+        ];
+        assert_eq!(Issuer::find(&chain, &[]), Some(issuer(&ca)));
+    }
+
+    #[test]
+    fn issuer_is_found_among_trust_anchors() {
+        let lab = Lab::new();
+        let ca = lab.ca("ca", "ec:P-256");
+        let other = lab.ca("other", "ec:P-256");
+        let leaf = lab.leaf(&ca, "1234");
+        let chain = [CertificateDer::from(leaf.der.clone())];
+        let ca_der = CertificateDer::from(ca.der.clone());
+        let other_der = CertificateDer::from(other.der.clone());
+        let anchors = [
+            webpki::anchor_from_trusted_cert(&other_der).expect("anchor"),
+            webpki::anchor_from_trusted_cert(&ca_der).expect("anchor"),
+        ];
+        // The anchor form (fields without their SEQUENCE headers) rebuilds the same issuer.
+        assert_eq!(Issuer::find(&chain, &anchors), Some(issuer(&ca)));
+        let resp = lab.respond(&valid("1234"), &ca, &ca, &leaf, None, &["-ndays", "1"]);
+        let stapled = check_chain(&resp, &chain, &anchors, now()).expect("verifies");
+        assert_eq!(stapled.status, CertStatus::Good);
+    }
+
+    #[test]
+    fn issuer_with_the_same_name_but_another_key_loses_to_the_signer() {
+        let lab = Lab::new();
+        let ca = lab.ca("ca", "ec:P-256");
+        let leaf = lab.leaf(&ca, "1234");
+        let first = ca.der.clone();
+        let impostor_lab = Lab::new();
+        let impostor = impostor_lab.ca("ca", "ec:P-256");
+        let chain = [
+            CertificateDer::from(leaf.der.clone()),
+            CertificateDer::from(impostor.der.clone()),
+            CertificateDer::from(first),
+        ];
+        assert_eq!(Issuer::find(&chain, &[]), Some(issuer(&ca)));
+    }
+
+    #[test]
+    fn missing_issuer_is_unverifiable() {
+        let lab = Lab::new();
+        let ca = lab.ca("ca", "ec:P-256");
+        let leaf = lab.leaf(&ca, "1234");
+        let resp = lab.respond(&valid("1234"), &ca, &ca, &leaf, None, &["-ndays", "1"]);
+        let chain = [CertificateDer::from(leaf.der.clone())];
+        let err = check_chain(&resp, &chain, &[], now()).expect_err("no issuer");
+        assert!(matches!(err, OcspError::Unverifiable(_)), "{err}");
+    }
+
+    #[test]
+    fn stale_or_premature_responses_are_not_current() {
+        let stapled = Stapled {
+            status: CertStatus::Good,
+            this_update: 1_000_000,
+            next_update: Some(1_086_400),
+        };
+        assert!(stapled.is_current(1_000_000));
+        assert!(stapled.is_current(1_000_000 - MAX_CLOCK_SKEW_SECS));
+        assert!(!stapled.is_current(1_000_000 - MAX_CLOCK_SKEW_SECS - 1));
+        assert!(stapled.is_current(1_086_400));
+        assert!(!stapled.is_current(1_086_401));
+    }
+
+    #[test]
+    fn anchor_fields_regain_long_form_headers() {
+        let content = vec![0x05; 300];
+        let der = der_sequence(&content);
+        assert_eq!(der.get(..4), Some(&[0x30, 0x82, 0x01, 0x2c][..]));
+        assert_eq!(der.len(), 304);
+        assert_eq!(der_sequence(&[]), vec![0x30, 0x00]);
+    }
+}
