@@ -33,6 +33,8 @@ pub struct Probed {
     pub ip: Option<IpAddr>,
     /// The entry's labels, plus `ip="…"` when `ip` is set.
     pub labels: Arc<str>,
+    /// A TLS probe (not the plain-HTTP redirect check): TLS-only series apply.
+    pub tls: bool,
     pub outcome: Arc<ProbeOutcome>,
 }
 
@@ -151,6 +153,7 @@ impl State {
                     None => entry.labels.clone(),
                     Some(ip) => format!("{},ip=\"{ip}\"", entry.labels).into(),
                 },
+                tls: target.kind == crate::config::ProbeKind::Tls,
                 outcome,
             })
             .collect();

@@ -23,6 +23,7 @@ pub use duration::parse as parse_duration;
 pub use error::{ConfigError, Problem};
 use raw::{RawConfig, RawGlobal, RawTarget};
 
+use crate::probe::starttls::StartTls;
 use crate::tls::verifier::{self, Roots};
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
@@ -120,6 +121,8 @@ impl Config {
             kind: ProbeKind::Tls,
             ip_protocol: IpProtocol::Any,
             resolve_all: false,
+            starttls: None,
+            http: None,
             roots: a.roots.clone(),
             client_config: a.client_config.clone(),
             client_cert_not_after: None,
@@ -132,6 +135,9 @@ impl Config {
                 labels: Vec::new(),
                 ip_protocol: IpProtocol::Any,
                 resolve_all: false,
+                kind: ProbeKind::Tls,
+                starttls: None,
+                http: None,
                 ca: None,
                 client_cert: None,
                 client_key: None,
@@ -154,8 +160,19 @@ pub enum IpProtocol {
 /// How a target is probed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProbeKind {
-    /// TCP connect and a full TLS handshake.
+    /// TCP connect (a STARTTLS upgrade where configured) and a full TLS handshake.
     Tls,
+    /// Plain HTTP GET on the port-80 side, checking for a redirect to `https://`.
+    HttpRedirect,
+}
+
+/// The HTTP request a target makes: over the TLS session (HSTS) or for the redirect check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpCheck {
+    /// `Host` header value.
+    pub host: String,
+    /// Request target, starting with `/`.
+    pub path: String,
 }
 
 /// One endpoint, with everything a probe needs already built.
@@ -176,6 +193,10 @@ pub struct Target {
     pub ip_protocol: IpProtocol,
     /// Probe every address the name resolves to (series get an `ip` label).
     pub resolve_all: bool,
+    /// Upgrade the connection with this protocol's STARTTLS before the handshake.
+    pub starttls: Option<StartTls>,
+    /// One HTTP GET over the session (`Tls`), or the redirect check's request (`HttpRedirect`).
+    pub http: Option<HttpCheck>,
     pub roots: Arc<Roots>,
     pub client_config: Arc<ClientConfig>,
     /// Expiry of the client certificate presented for mTLS (unix seconds).
@@ -202,6 +223,9 @@ struct Spec {
     labels: Vec<(String, String)>,
     ip_protocol: IpProtocol,
     resolve_all: bool,
+    kind: ProbeKind,
+    starttls: Option<StartTls>,
+    http: Option<HttpCheck>,
     ca: Option<Vec<u8>>,
     client_cert: Option<Vec<u8>>,
     client_key: Option<Vec<u8>>,
@@ -675,6 +699,38 @@ impl Converter {
                 false
             }
         };
+        let kind = match t.probe.as_ref().map(|s| (s, s.value.as_str())) {
+            None | Some((_, "tls")) => ProbeKind::Tls,
+            Some((_, "http_redirect")) => ProbeKind::HttpRedirect,
+            Some((span, other)) => {
+                self.problem(
+                    span,
+                    &at("probe"),
+                    format!("{other:?}: expected tls or http_redirect"),
+                );
+                ProbeKind::Tls
+            }
+        };
+        let starttls = t.starttls.as_ref().and_then(|span| {
+            let found = StartTls::ALL.into_iter().find(|p| p.as_str() == span.value);
+            if found.is_none() {
+                let names: Vec<&str> = StartTls::ALL.iter().map(|p| p.as_str()).collect();
+                self.problem(
+                    span,
+                    &at("starttls"),
+                    format!("{:?}: expected one of {}", span.value, names.join(", ")),
+                );
+            }
+            found
+        });
+        if let (Some(span), ProbeKind::HttpRedirect) = (&t.starttls, kind) {
+            self.problem(
+                span,
+                &at("starttls"),
+                "does not apply to probe: http_redirect",
+            );
+        }
+        let http = self.http_check(i, &t, kind, address.as_ref());
         let ca_file = t.ca_file.as_ref().or(defaults.ca_file.as_ref());
         let ca_field = if t.ca_file.is_some() {
             at("ca_file")
@@ -707,6 +763,9 @@ impl Converter {
             labels: labels.clone(),
             ip_protocol,
             resolve_all,
+            kind,
+            starttls,
+            http: http.clone(),
             ca,
             client_cert,
             client_key,
@@ -721,13 +780,67 @@ impl Converter {
             interval,
             timeout,
             labels,
-            kind: ProbeKind::Tls,
+            kind,
             ip_protocol,
             resolve_all,
+            starttls,
+            http,
             roots: roots?,
             client_config,
             spec,
         })
+    }
+
+    /// The HTTP request of a target: `http:` as written, with defaults for `host` (the address's
+    /// host, with the port unless it is the scheme's default) and `path` (`/`). Redirect checks
+    /// always have one.
+    fn http_check(
+        &mut self,
+        i: usize,
+        t: &RawTarget,
+        kind: ProbeKind,
+        address: Option<&(String, u16)>,
+    ) -> Option<HttpCheck> {
+        if t.http.is_none() && kind == ProbeKind::Tls {
+            return None;
+        }
+        let raw = t.http.as_ref();
+        let default_port = if kind == ProbeKind::HttpRedirect {
+            80
+        } else {
+            443
+        };
+        let host = match (raw.and_then(|h| h.host.as_ref()), address) {
+            (Some(h), _) if h.value.is_empty() || h.value.contains(['/', ' ']) => {
+                let msg = format!("{:?} is not a host[:port]", h.value);
+                self.problem(h, &format!("targets[{i}].http.host"), msg);
+                return None;
+            }
+            (Some(h), _) => h.value.clone(),
+            (None, Some((host, port))) => {
+                let host = if host.contains(':') {
+                    format!("[{host}]")
+                } else {
+                    host.clone()
+                };
+                if *port == default_port {
+                    host
+                } else {
+                    format!("{host}:{port}")
+                }
+            }
+            (None, None) => return None,
+        };
+        let path = match raw.and_then(|h| h.path.as_ref()) {
+            Some(p) if !p.value.starts_with('/') => {
+                let msg = format!("{:?} must start with /", p.value);
+                self.problem(p, &format!("targets[{i}].http.path"), msg);
+                return None;
+            }
+            Some(p) => p.value.clone(),
+            None => "/".to_string(),
+        };
+        Some(HttpCheck { host, path })
     }
 
     fn labels(
@@ -1055,7 +1168,7 @@ mod tests {
     fn unknown_field_names_path_and_line() {
         assert_eq!(
             problems("targets:\n  - address: a:443\n    tmeout: 5s\n"),
-            vec!["t.yml:3:5: targets[0].tmeout: unknown field `tmeout`, expected one of name, address, server_name, ca_file, client_cert_file, client_key_file, interval, timeout, ip_protocol, resolve, labels"]
+            vec!["t.yml:3:5: targets[0].tmeout: unknown field `tmeout`, expected one of name, address, server_name, ca_file, client_cert_file, client_key_file, interval, timeout, ip_protocol, resolve, probe, starttls, http, labels"]
         );
     }
 

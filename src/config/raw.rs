@@ -24,6 +24,14 @@ pub(crate) struct RawConfig {
     pub(crate) skipped: Vec<usize>,
 }
 
+/// `http: {path, host}`: one GET over the TLS session (or the redirect check's request).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHttp {
+    pub(crate) path: Option<Spanned<String>>,
+    pub(crate) host: Option<Spanned<String>>,
+}
+
 /// A target file in mapping form (`targets: [...]`); the list form is a bare `Vec<RawTarget>`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,6 +72,10 @@ pub(crate) struct RawTarget {
     pub(crate) timeout: Option<Spanned<String>>,
     pub(crate) ip_protocol: Option<Spanned<String>>,
     pub(crate) resolve: Option<Spanned<String>>,
+    /// `tls` (default) or `http_redirect`.
+    pub(crate) probe: Option<Spanned<String>>,
+    pub(crate) starttls: Option<Spanned<String>>,
+    pub(crate) http: Option<RawHttp>,
     /// Label values carry the position used for errors about their names too.
     #[serde(default)]
     pub(crate) labels: BTreeMap<String, Spanned<String>>,

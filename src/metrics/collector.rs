@@ -48,9 +48,12 @@ fn targets(e: &mut Encoder, entries: &[Entry], now: SystemTime) {
     per_target(e, &PROBE_SUCCESS, &probed, |o| {
         Some(bool_value(o.success()))
     });
-    per_target(e, &HANDSHAKE_SUCCESS, &probed, |o| {
-        Some(bool_value(o.handshake_ok))
-    });
+    e.family(&HANDSHAKE_SUCCESS);
+    for (p, o) in &probed {
+        if p.tls {
+            e.sample(&HANDSHAKE_SUCCESS, &p.labels, &[], bool_value(o.handshake_ok));
+        }
+    }
     e.family(&PROBE_FAILURE_INFO);
     for (en, o) in &probed {
         if let Some(r) = o.reason() {
@@ -71,6 +74,7 @@ fn targets(e: &mut Encoder, entries: &[Entry], now: SystemTime) {
         for (phase, d) in [
             ("resolve", p.resolve),
             ("connect", p.connect),
+            ("starttls", p.starttls),
             ("handshake", p.handshake),
         ] {
             if let Some(d) = d {
@@ -140,6 +144,8 @@ fn targets(e: &mut Encoder, entries: &[Entry], now: SystemTime) {
         (o.handshake_ok || o.client_auth_requested).then_some(bool_value(o.client_auth_requested))
     });
     chains(e, &probed, now_s);
+    ocsp(e, &probed);
+    http(e, &probed);
 }
 
 fn bool_value(b: bool) -> f64 {
@@ -248,6 +254,77 @@ fn chains(e: &mut Encoder, probed: &[(&Probed, &ProbeOutcome)], now_s: f64) {
             e.sample_raw(&CERT_INFO, &en.labels, &f.info_labels, 1.0);
         }
     }
+}
+
+fn ocsp(e: &mut Encoder, probed: &[(&Probed, &ProbeOutcome)]) {
+    per_target(e, &OCSP_STAPLED, probed, |o| {
+        o.ocsp_checked.then_some(bool_value(o.ocsp.is_some()))
+    });
+    per_target(e, &OCSP_RESPONSE_VERIFIED, probed, |o| {
+        o.ocsp.as_ref().map(|r| bool_value(r.is_ok()))
+    });
+    let verified: Vec<_> = probed
+        .iter()
+        .filter_map(|(p, o)| match &o.ocsp {
+            Some(Ok(s)) => Some((*p, s)),
+            _ => None,
+        })
+        .collect();
+    e.family(&OCSP_CERT_STATUS_INFO);
+    for (p, s) in &verified {
+        e.sample(
+            &OCSP_CERT_STATUS_INFO,
+            &p.labels,
+            &[("status", s.status.as_label())],
+            1.0,
+        );
+    }
+    e.family(&OCSP_THIS_UPDATE);
+    for (p, s) in &verified {
+        e.sample(&OCSP_THIS_UPDATE, &p.labels, &[], s.this_update as f64);
+    }
+    e.family(&OCSP_NEXT_UPDATE);
+    for (p, s) in &verified {
+        if let Some(t) = s.next_update {
+            e.sample(&OCSP_NEXT_UPDATE, &p.labels, &[], t as f64);
+        }
+    }
+    e.family(&OCSP_REVOCATION);
+    for (p, s) in &verified {
+        if let crate::tls::ocsp::CertStatus::Revoked { at } = s.status {
+            e.sample(&OCSP_REVOCATION, &p.labels, &[], at as f64);
+        }
+    }
+}
+
+fn http(e: &mut Encoder, probed: &[(&Probed, &ProbeOutcome)]) {
+    per_target(e, &HTTP_STATUS_CODE, probed, |o| {
+        match (&o.http, &o.redirect) {
+            (Some(Ok(f)), _) => Some(f64::from(f.status)),
+            (Some(Err(_)), _) => Some(0.0),
+            (None, Some(r)) => Some(f64::from(r.status)),
+            (None, None) => None,
+        }
+    });
+    let hsts = |o: &ProbeOutcome| match &o.http {
+        Some(Ok(f)) => Some(f.hsts),
+        _ => None,
+    };
+    per_target(e, &HSTS_MAX_AGE, probed, |o| {
+        hsts(o).map(|h| h.map_or(0.0, |h| h.max_age as f64))
+    });
+    per_target(e, &HSTS_INCLUDE_SUBDOMAINS, probed, |o| {
+        hsts(o).map(|h| bool_value(h.is_some_and(|h| h.include_subdomains)))
+    });
+    per_target(e, &HSTS_PRELOAD, probed, |o| {
+        hsts(o).map(|h| bool_value(h.is_some_and(|h| h.preload)))
+    });
+    per_target(e, &HTTP_REDIRECT_TO_HTTPS, probed, |o| {
+        o.redirect.as_ref().map(|r| bool_value(r.to_https))
+    });
+    per_target(e, &HTTP_REDIRECT_HOPS, probed, |o| {
+        o.redirect.as_ref().map(|r| f64::from(r.hops))
+    });
 }
 
 /// Depth labels without allocating per sample.

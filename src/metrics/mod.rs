@@ -111,6 +111,54 @@ pub(crate) const CLIENT_CERT_DAYS_TO_EXPIRY: Family = gauge(
     "tls_client_cert_days_to_expiry",
     "Days until the client certificate this target presents expires, computed at scrape time.",
 );
+pub(crate) const OCSP_STAPLED: Family = gauge(
+    "tls_ocsp_stapled",
+    "1 if the server stapled an OCSP response in the latest probe; else 0.",
+);
+pub(crate) const OCSP_RESPONSE_VERIFIED: Family = gauge(
+    "tls_ocsp_response_verified",
+    "1 if the stapled OCSP response parsed, covers the leaf and is signed by its issuer (or an authorized responder); 0 if it is not to be trusted.",
+);
+pub(crate) const OCSP_CERT_STATUS_INFO: Family = gauge(
+    "tls_ocsp_cert_status_info",
+    "Certificate status in the verified stapled OCSP response (value 1): good, revoked or unknown.",
+);
+pub(crate) const OCSP_THIS_UPDATE: Family = gauge(
+    "tls_ocsp_this_update_timestamp_seconds",
+    "thisUpdate of the verified stapled OCSP response.",
+);
+pub(crate) const OCSP_NEXT_UPDATE: Family = gauge(
+    "tls_ocsp_next_update_timestamp_seconds",
+    "nextUpdate of the verified stapled OCSP response, when it has one.",
+);
+pub(crate) const OCSP_REVOCATION: Family = gauge(
+    "tls_ocsp_revocation_timestamp_seconds",
+    "Revocation time in the verified stapled OCSP response, when the status is revoked.",
+);
+pub(crate) const HTTP_STATUS_CODE: Family = gauge(
+    "tls_http_status_code",
+    "Status code of the HTTP GET of the latest probe (0: no HTTP answer); for http_redirect targets, of the first response.",
+);
+pub(crate) const HSTS_MAX_AGE: Family = gauge(
+    "tls_hsts_max_age_seconds",
+    "max-age of the Strict-Transport-Security header of the latest probe's HTTP answer (0 when absent or invalid).",
+);
+pub(crate) const HSTS_INCLUDE_SUBDOMAINS: Family = gauge(
+    "tls_hsts_include_subdomains",
+    "1 if the HSTS header of the latest probe's HTTP answer has includeSubDomains; else 0.",
+);
+pub(crate) const HSTS_PRELOAD: Family = gauge(
+    "tls_hsts_preload",
+    "1 if the HSTS header of the latest probe's HTTP answer has preload; else 0.",
+);
+pub(crate) const HTTP_REDIRECT_TO_HTTPS: Family = gauge(
+    "tls_http_redirect_to_https",
+    "1 if plain-HTTP GET redirected (within 5 hops) to an https:// URL in the latest probe; else 0.",
+);
+pub(crate) const HTTP_REDIRECT_HOPS: Family = gauge(
+    "tls_http_redirect_hops",
+    "Redirects followed in the latest probe, the one to https:// included.",
+);
 pub(crate) const CERT_NOT_AFTER: Family = gauge(
     "tls_cert_not_after_timestamp_seconds",
     "Unix time after which each certificate sent in the latest probe expires (depth 0 is the leaf).",

@@ -77,6 +77,72 @@ pub async fn resolve(target: &Target, deadline: Instant) -> Result<Vec<SocketAdd
 pub async fn probe(target: &Target, ctx: &ProbeCtx) -> ProbeOutcome {
     match target.kind {
         ProbeKind::Tls => tls::probe(target, ctx).await,
+        ProbeKind::HttpRedirect => redirect(target, ctx).await,
+    }
+}
+
+/// The plain-HTTP side of a site: does GET answer with a redirect (chain) to `https://`?
+/// Succeeds when it does; a site that serves content (or redirects elsewhere) over plain HTTP
+/// fails with reason `other`.
+async fn redirect(target: &Target, ctx: &ProbeCtx) -> ProbeOutcome {
+    let start = Instant::now();
+    let mut phases = outcome::Phases::default();
+    let addrs = match ctx.pinned {
+        Some((addr, took)) => {
+            phases.resolve = Some(took);
+            Ok(vec![addr])
+        }
+        None => {
+            let got = resolve(target, ctx.deadline).await;
+            phases.resolve = Some(start.elapsed());
+            got
+        }
+    };
+    let addrs = match addrs {
+        Ok(a) => a,
+        Err(f) => return ProbeOutcome::failed(f, phases, start.elapsed()),
+    };
+    let default = crate::config::HttpCheck {
+        host: target.host.clone(),
+        path: "/".to_string(),
+    };
+    let check = target.http.as_ref().unwrap_or(&default);
+    let t = Instant::now();
+    let result = http::redirect(
+        &addrs,
+        &check.host,
+        &check.path,
+        ctx.deadline,
+        http::system_resolve,
+    )
+    .await;
+    phases.connect = Some(t.elapsed());
+    match result {
+        Err(e) => ProbeOutcome::failed(
+            Failure::new(e.reason(), e.to_string()),
+            phases,
+            start.elapsed(),
+        ),
+        Ok(facts) => {
+            let failure = (!facts.to_https).then(|| {
+                let to = facts
+                    .location
+                    .as_deref()
+                    .map_or(String::new(), |l| format!(" (to {l})"));
+                Failure::new(
+                    FailureReason::Other,
+                    format!("HTTP {} is not a redirect to https{to}", facts.status),
+                )
+            });
+            let mut out = ProbeOutcome::failed(
+                Failure::new(FailureReason::Other, ""),
+                phases,
+                start.elapsed(),
+            );
+            out.failure = failure;
+            out.redirect = Some(facts);
+            out
+        }
     }
 }
 

@@ -5,7 +5,9 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::probe::http::{HttpFacts, RedirectFacts};
 use crate::tls::cert::CertFacts;
+use crate::tls::ocsp::{OcspError, Stapled};
 
 /// Why a probe failed. Only these strings ever become `reason` label values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -28,12 +30,13 @@ pub enum FailureReason {
     HostnameMismatch,
     WeakKey,
     BadSignatureAlgorithm,
+    StarttlsRefused,
     Other,
 }
 
 impl FailureReason {
     /// Every reason, in label order; indexes `ALL` match `index()`.
-    pub const ALL: [FailureReason; 19] = [
+    pub const ALL: [FailureReason; 20] = [
         FailureReason::DnsError,
         FailureReason::ConnectionRefused,
         FailureReason::ConnectTimeout,
@@ -52,6 +55,7 @@ impl FailureReason {
         FailureReason::HostnameMismatch,
         FailureReason::WeakKey,
         FailureReason::BadSignatureAlgorithm,
+        FailureReason::StarttlsRefused,
         FailureReason::Other,
     ];
 
@@ -76,6 +80,7 @@ impl FailureReason {
             FailureReason::HostnameMismatch => "hostname_mismatch",
             FailureReason::WeakKey => "weak_key",
             FailureReason::BadSignatureAlgorithm => "bad_signature_algorithm",
+            FailureReason::StarttlsRefused => "starttls_refused",
             FailureReason::Other => "other",
         }
     }
@@ -121,6 +126,8 @@ impl Failure {
 pub struct Phases {
     pub resolve: Option<Duration>,
     pub connect: Option<Duration>,
+    /// The protocol's STARTTLS dialogue, for `starttls:` targets.
+    pub starttls: Option<Duration>,
     pub handshake: Option<Duration>,
 }
 
@@ -168,6 +175,15 @@ pub struct ProbeOutcome {
     pub chain: Option<Chain>,
     /// The server sent a CertificateRequest.
     pub client_auth_requested: bool,
+    /// What the server stapled: `None` when it stapled nothing (or no handshake got that far),
+    /// else the verified response or why it could not be used.
+    pub ocsp: Option<Result<Stapled, OcspError>>,
+    /// The server answered rustls's OCSP request at all (certificates received).
+    pub ocsp_checked: bool,
+    /// The HTTP GET over the session (`http:` targets): its facts, or why it failed.
+    pub http: Option<Result<HttpFacts, String>>,
+    /// The plain-HTTP redirect check (`probe: http_redirect` targets).
+    pub redirect: Option<RedirectFacts>,
 }
 
 impl ProbeOutcome {
@@ -182,6 +198,10 @@ impl ProbeOutcome {
             negotiated: None,
             chain: None,
             client_auth_requested: false,
+            ocsp: None,
+            ocsp_checked: false,
+            http: None,
+            redirect: None,
         }
     }
 

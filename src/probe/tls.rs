@@ -18,10 +18,11 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use super::outcome::{Failure, FailureReason, Negotiated, Phases, ProbeOutcome};
-use super::{classify, ProbeCtx};
+use super::starttls::{self, UpgradeError};
+use super::{classify, http, ProbeCtx};
 use crate::config::Target;
-use crate::tls::names;
 use crate::tls::verifier::{self, Recorder};
+use crate::tls::{names, ocsp};
 
 /// How long we wait, after a TLS 1.3 handshake in which the server asked for a client
 /// certificate, for the alert a server sends when it rejects that certificate.
@@ -30,19 +31,12 @@ const REJECTION_WINDOW_MAX: Duration = Duration::from_secs(1);
 
 pub(super) async fn probe(target: &Target, ctx: &ProbeCtx) -> ProbeOutcome {
     let started = Instant::now();
-    let mut out = ProbeOutcome {
-        failure: None,
-        handshake_ok: false,
-        phases: Phases::default(),
-        duration: Duration::ZERO,
-        finished_at: SystemTime::now(),
-        negotiated: None,
-        chain: None,
-        client_auth_requested: false,
-    };
-    if let Err(f) = run(target, ctx, &mut out).await {
-        out.failure = Some(f);
-    }
+    let mut out = ProbeOutcome::failed(
+        Failure::new(FailureReason::Other, ""),
+        Phases::default(),
+        Duration::ZERO,
+    );
+    out.failure = run(target, ctx, &mut out).await.err();
     out.duration = started.elapsed();
     out.finished_at = SystemTime::now();
     out
@@ -66,7 +60,41 @@ async fn run(target: &Target, ctx: &ProbeCtx, out: &mut ProbeOutcome) -> Result<
     let tcp = connect(&addrs, ctx).await;
     let connect_time = t.elapsed();
     out.phases.connect = Some(connect_time);
-    let tcp = tcp?;
+    let mut tcp = tcp?;
+
+    if let Some(proto) = target.starttls {
+        let t = Instant::now();
+        let upgraded = timeout_at(
+            ctx.deadline,
+            starttls::upgrade(&mut tcp, proto, &target.server_name.to_str()),
+        )
+        .await;
+        out.phases.starttls = Some(t.elapsed());
+        match upgraded {
+            Err(_) => {
+                return Err(Failure::new(
+                    FailureReason::HandshakeTimeout,
+                    format!("{proto} STARTTLS timed out"),
+                ))
+            }
+            Ok(Err(UpgradeError::Refused(m))) => {
+                return Err(Failure::new(
+                    FailureReason::StarttlsRefused,
+                    format!("{proto}: {m}"),
+                ))
+            }
+            Ok(Err(UpgradeError::Protocol(m))) => {
+                return Err(Failure::new(FailureReason::NotTls, format!("{proto}: {m}")))
+            }
+            Ok(Err(UpgradeError::Io(e))) => {
+                return Err(Failure::new(
+                    classify(&e, false),
+                    format!("{proto} STARTTLS: {e}"),
+                ))
+            }
+            Ok(Ok(())) => {}
+        }
+    }
 
     let t = Instant::now();
     let mut rec = Recorder::default();
@@ -81,6 +109,16 @@ async fn run(target: &Target, ctx: &ProbeCtx, out: &mut ProbeOutcome) -> Result<
             &target.server_name,
             now,
         ));
+        out.ocsp_checked = true;
+        if !rec.ocsp.is_empty() {
+            let secs = now.as_secs() as i64;
+            out.ocsp = Some(ocsp::check_chain(
+                &rec.ocsp,
+                &rec.chain,
+                target.roots.anchors(),
+                secs,
+            ));
+        }
     }
     let mut stream = handshake?;
     out.handshake_ok = true;
@@ -103,6 +141,18 @@ async fn run(target: &Target, ctx: &ProbeCtx, out: &mut ProbeOutcome) -> Result<
             out.handshake_ok = false;
             return Err(f);
         }
+    }
+    if let Some(check) = &target.http {
+        let got = timeout_at(
+            ctx.deadline,
+            http::get(&mut stream, &check.host, &check.path),
+        )
+        .await;
+        out.http = Some(match got {
+            Ok(Ok(facts)) => Ok(facts),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("HTTP request timed out".to_string()),
+        });
     }
     // Be polite: close_notify, but never wait long for it, nor past the deadline.
     let close_by = (Instant::now() + Duration::from_millis(100)).min(ctx.deadline);

@@ -30,6 +30,8 @@ pub(crate) struct Recorder {
     pub(crate) client_auth_requested: bool,
     /// The server's handshake signature did not verify with its leaf key.
     pub(crate) signature_error: Option<String>,
+    /// The stapled OCSP response (empty: none).
+    pub(crate) ocsp: Vec<u8>,
 }
 
 thread_local! {
@@ -65,6 +67,11 @@ pub struct Roots {
 }
 
 impl Roots {
+    /// The trust anchors.
+    pub(crate) fn anchors(&self) -> &[TrustAnchor<'static>] {
+        &self.anchors
+    }
+
     /// The Mozilla roots shipped in webpki-roots.
     pub fn webpki() -> Self {
         let anchors = webpki_roots::TLS_SERVER_ROOTS.to_vec();
@@ -127,7 +134,7 @@ impl ServerCertVerifier for RecordingVerifier {
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
+        ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         record(|r| {
@@ -135,6 +142,7 @@ impl ServerCertVerifier for RecordingVerifier {
                 .chain(intermediates)
                 .map(|c| c.clone().into_owned())
                 .collect();
+            r.ocsp = ocsp_response.to_vec();
         });
         Ok(ServerCertVerified::assertion())
     }

@@ -5,6 +5,7 @@ mod support;
 mod addresses;
 mod chain;
 mod config_fixtures;
+mod deep;
 mod endpoints;
 mod http;
 mod legacy;

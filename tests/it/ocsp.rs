@@ -23,10 +23,10 @@ use crate::support::pki::{Ca, Cert, Spec};
 use crate::support::{now, WAIT};
 
 /// The leaf's serial, and how `openssl ca`'s index writes it.
-const SERIAL: u64 = 0x1122_3344_5566_7788;
-const SERIAL_HEX: &str = "1122334455667788";
+pub(crate) const SERIAL: u64 = 0x1122_3344_5566_7788;
+pub(crate) const SERIAL_HEX: &str = "1122334455667788";
 /// Revocation time written into the index: 2024-01-02T03:04:05Z.
-const REVOKED_AT: i64 = 1_704_164_645;
+pub(crate) const REVOKED_AT: i64 = 1_704_164_645;
 
 /// Root → intermediate → leaf; the intermediate answers OCSP for the leaf.
 struct Pki {
@@ -49,7 +49,13 @@ fn anchors(root: &Ca) -> Vec<TrustAnchor<'static>> {
 
 /// `openssl ocsp` as `signer` (a CA's certificate and key) answering for `leaf` of `issuer`,
 /// from an index with one line (`V` or `R`) for the leaf's serial; next update in a day.
-fn respond(dir: &Path, index_line: &str, signer: &Ca, issuer: &Ca, leaf: &Cert) -> Vec<u8> {
+pub(crate) fn respond(
+    dir: &Path,
+    index_line: &str,
+    signer: &Ca,
+    issuer: &Ca,
+    leaf: &Cert,
+) -> Vec<u8> {
     let write = |name: &str, text: &str| std::fs::write(dir.join(name), text).expect("write");
     write("signer.pem", &signer.cert.pem);
     write("signer.key", &signer.cert.key_pem);
@@ -86,11 +92,11 @@ fn respond(dir: &Path, index_line: &str, signer: &Ca, issuer: &Ca, leaf: &Cert) 
     std::fs::read(dir.join("resp.der")).expect("read response")
 }
 
-fn good() -> String {
+pub(crate) fn good() -> String {
     format!("V\t351231000000Z\t\t{SERIAL_HEX}\tunknown\t/CN=localhost\n")
 }
 
-fn revoked() -> String {
+pub(crate) fn revoked() -> String {
     format!("R\t351231000000Z\t240102030405Z,keyCompromise\t{SERIAL_HEX}\tunknown\t/CN=localhost\n")
 }
 

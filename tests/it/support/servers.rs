@@ -35,6 +35,10 @@ pub struct Opts {
     pub delay: Duration,
     /// Where to listen.
     pub bind: SocketAddr,
+    /// Staple this OCSP response.
+    pub ocsp: Option<Vec<u8>>,
+    /// Answer the first request on each session with these bytes (a whole HTTP response).
+    pub http_response: Option<&'static str>,
 }
 
 impl Opts {
@@ -46,6 +50,8 @@ impl Opts {
             client_auth: ClientAuth::None,
             delay: Duration::ZERO,
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ocsp: None,
+            http_response: None,
         }
     }
 }
@@ -79,7 +85,10 @@ pub async fn rustls(opts: Opts) -> Server {
         .key_provider
         .load_private_key(opts.key)
         .expect("test key loads");
-    let certified = Arc::new(CertifiedKey::new(opts.chain, signing));
+    let mut certified = CertifiedKey::new(opts.chain, signing);
+    certified.ocsp = opts.ocsp;
+    let certified = Arc::new(certified);
+    let http_response = opts.http_response;
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&opts.versions)
         .expect("versions supported");
@@ -114,9 +123,18 @@ pub async fn rustls(opts: Opts) -> Server {
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
                 if let Ok(mut tls) = acceptor.accept(tcp).await {
-                    // Hold the session until the client closes (bounded).
-                    let mut buf = [0u8; 256];
-                    let _ = tokio::time::timeout(Duration::from_secs(10), tls.read(&mut buf)).await;
+                    // Hold the session until the client closes (bounded), answering one
+                    // HTTP request if asked to.
+                    let mut buf = [0u8; 2048];
+                    let read =
+                        tokio::time::timeout(Duration::from_secs(10), tls.read(&mut buf)).await;
+                    if let (Some(reply), Ok(Ok(n))) = (http_response, read) {
+                        if n > 0 {
+                            use tokio::io::AsyncWriteExt;
+                            let _ = tls.write_all(reply.as_bytes()).await;
+                            let _ = tls.shutdown().await;
+                        }
+                    }
                 }
             });
         }
