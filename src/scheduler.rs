@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
@@ -16,9 +16,11 @@ use tokio::time::{sleep_until, timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Target;
+use crate::probe::legacy;
 use crate::probe::outcome::{Failure, FailureReason, Phases, ProbeOutcome};
 use crate::probe::{self, ProbeCtx};
-use crate::state::{Change, State};
+use crate::state::{Change, Scan, State};
+use crate::tls::verifier;
 
 /// Extra time past a probe's own deadline before the scheduler gives up on it (the prober is
 /// deadline-bounded itself; this only guards against a bug).
@@ -40,7 +42,25 @@ type Slots = Arc<RwLock<Arc<Semaphore>>>;
 struct Running {
     target: Arc<Target>,
     handle: JoinHandle<()>,
+    /// The legacy scan loop, for targets that scan.
+    scan: Option<JoinHandle<()>>,
 }
+
+impl Running {
+    fn abort(&self) {
+        self.handle.abort();
+        if let Some(scan) = &self.scan {
+            scan.abort();
+        }
+    }
+}
+
+/// Time a legacy scan (at most ~30 ClientHellos) may take.
+const SCAN_BUDGET: Duration = Duration::from_secs(60);
+/// ClientHellos of one scan in flight at once: a scan never floods a server.
+const SCAN_PARALLEL: usize = 2;
+/// First scans are spread over this window (or the scan interval, if shorter).
+const FIRST_SCAN_SPREAD: Duration = Duration::from_secs(600);
 
 impl Scheduler {
     pub fn new(state: Arc<State>) -> Self {
@@ -70,14 +90,14 @@ impl Scheduler {
                 }
                 other => {
                     if let Some(r) = other {
-                        r.handle.abort();
+                        r.abort();
                     }
                     plan.push((target.clone(), None));
                 }
             }
         }
         for (_, removed) in old {
-            removed.handle.abort();
+            removed.abort();
         }
         // State first, with the Arcs the loops will probe: a fast first result is never
         // recorded before its target exists.
@@ -92,6 +112,15 @@ impl Scheduler {
                     self.slots.clone(),
                     self.stop.clone(),
                 )),
+                scan: target.scan_interval.map(|every| {
+                    tokio::spawn(run_scan(
+                        target.clone(),
+                        every,
+                        self.state.clone(),
+                        self.slots.clone(),
+                        self.stop.clone(),
+                    ))
+                }),
             });
             self.tasks.insert(target.name.clone(), running);
         }
@@ -111,6 +140,10 @@ impl Scheduler {
     pub async fn drain(&mut self, deadline: Instant) {
         self.stop.cancel();
         for (_, running) in self.tasks.drain() {
+            // Scans are long and only informative: they stop at once.
+            if let Some(scan) = &running.scan {
+                scan.abort();
+            }
             let abort = running.handle.abort_handle();
             if timeout_at(deadline, running.handle).await.is_err() {
                 abort.abort();
@@ -235,6 +268,68 @@ async fn run_target(target: Arc<Target>, state: Arc<State>, slots: Slots, stop: 
                 .probes_skipped_total
                 .fetch_add(1, Ordering::Relaxed);
             due += interval;
+        }
+    }
+}
+
+/// The legacy protocol and weak cipher scan loop of one target.
+async fn run_scan(
+    target: Arc<Target>,
+    every: Duration,
+    state: Arc<State>,
+    slots: Slots,
+    stop: CancellationToken,
+) {
+    let spread = every.min(FIRST_SCAN_SPREAD);
+    let mut due = Instant::now() + stable_offset(&format!("{}#scan", target.name), spread);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = sleep_until(due) => {}
+        }
+        let semaphore = slots.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let permit = tokio::select! {
+            _ = stop.cancelled() => return,
+            p = semaphore.acquire_owned() => p,
+        };
+        let Ok(permit) = permit else { return };
+        let deadline = Instant::now() + SCAN_BUDGET;
+        let result = match probe::resolve(&target, deadline).await {
+            Ok(addrs) => match addrs.first() {
+                Some(addr) => {
+                    let name = target.server_name.to_str();
+                    Box::pin(legacy::scan(*addr, Some(&name), deadline, SCAN_PARALLEL)).await
+                }
+                None => legacy::ScanResult::failed("no address"),
+            },
+            Err(f) => legacy::ScanResult::failed(&f.detail),
+        };
+        drop(permit);
+        match &result.error {
+            Some(e) => {
+                tracing::debug!(target = target.name.as_str(), error = %e, "legacy scan failed; keeping the previous result")
+            }
+            None => {
+                let legacy_chain = result.legacy_chain.as_ref().map(|chain| {
+                    verifier::judge(
+                        chain,
+                        &target.roots,
+                        &target.server_name,
+                        rustls_pki_types::UnixTime::now(),
+                    )
+                });
+                let scan = Scan {
+                    result,
+                    finished_at: SystemTime::now(),
+                    legacy_chain,
+                };
+                state.record_scan(&target, scan);
+            }
+        }
+        let now = Instant::now();
+        due += every;
+        while due <= now {
+            due += every;
         }
     }
 }

@@ -8,10 +8,11 @@ use std::fmt::Write;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::config::Target;
-use crate::probe::outcome::{FailureReason, ProbeOutcome};
+use crate::probe::legacy::ScanResult;
+use crate::probe::outcome::{Chain, FailureReason, ProbeOutcome};
 
 /// Per-target record.
 #[derive(Debug, Clone)]
@@ -22,8 +23,20 @@ pub struct Entry {
     /// The latest outcome: one, or one per address with `resolve: all`; empty before the first
     /// probe.
     pub latest: Vec<Probed>,
+    /// The latest successful legacy protocol and weak cipher scan.
+    pub scan: Option<Arc<Scan>>,
     pub probes_total: u64,
     pub failures_total: [u64; FailureReason::ALL.len()],
+}
+
+/// What a legacy scan found.
+#[derive(Debug, Clone)]
+pub struct Scan {
+    pub result: ScanResult,
+    pub finished_at: SystemTime,
+    /// The chain captured from a pre-1.3 handshake, judged like a probe's: what the certificate
+    /// series show for servers rustls cannot talk to.
+    pub legacy_chain: Option<Chain>,
 }
 
 /// One outcome with the label set its series carry.
@@ -107,6 +120,7 @@ impl State {
                     target: t.clone(),
                     labels: label_prefix(t).into(),
                     latest: Vec::new(),
+                    scan: None,
                     probes_total: 0,
                     failures_total: [0; FailureReason::ALL.len()],
                 },
@@ -168,6 +182,16 @@ impl State {
         };
         entry.latest = latest;
         Some(change)
+    }
+
+    /// Stores a scan of `target`; ignored if the target was replaced meanwhile.
+    pub fn record_scan(&self, target: &Arc<Target>, scan: Scan) {
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = entries.get_mut(&target.name) {
+            if Arc::ptr_eq(&entry.target, target) {
+                entry.scan = Some(Arc::new(scan));
+            }
+        }
     }
 
     /// A consistent copy of every entry, sorted by target name.

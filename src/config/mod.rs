@@ -29,6 +29,7 @@ use crate::tls::verifier::{self, Roots};
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_CONCURRENCY: u32 = 64;
+const DEFAULT_SCAN_INTERVAL: Duration = Duration::from_secs(6 * 3600);
 
 /// Labels the exporter sets itself, or that Prometheus and our conventions reserve.
 const RESERVED_LABELS: [&str; 24] = [
@@ -123,6 +124,7 @@ impl Config {
             resolve_all: false,
             starttls: None,
             http: None,
+            scan_interval: None,
             roots: a.roots.clone(),
             client_config: a.client_config.clone(),
             client_cert_not_after: None,
@@ -138,6 +140,7 @@ impl Config {
                 kind: ProbeKind::Tls,
                 starttls: None,
                 http: None,
+                scan_interval: None,
                 ca: None,
                 client_cert: None,
                 client_key: None,
@@ -197,6 +200,9 @@ pub struct Target {
     pub starttls: Option<StartTls>,
     /// One HTTP GET over the session (`Tls`), or the redirect check's request (`HttpRedirect`).
     pub http: Option<HttpCheck>,
+    /// How often to scan for legacy protocols and weak ciphers; `None`: never (`scan: false`,
+    /// STARTTLS and redirect targets).
+    pub scan_interval: Option<Duration>,
     pub roots: Arc<Roots>,
     pub client_config: Arc<ClientConfig>,
     /// Expiry of the client certificate presented for mTLS (unix seconds).
@@ -226,6 +232,7 @@ struct Spec {
     kind: ProbeKind,
     starttls: Option<StartTls>,
     http: Option<HttpCheck>,
+    scan_interval: Option<Duration>,
     ca: Option<Vec<u8>>,
     client_cert: Option<Vec<u8>>,
     client_key: Option<Vec<u8>>,
@@ -411,6 +418,7 @@ struct Defaults {
     interval: Option<Duration>,
     timeout: Option<Duration>,
     ca_file: Option<Spanned<String>>,
+    scan_interval: Option<Duration>,
 }
 
 impl Converter {
@@ -453,9 +461,15 @@ impl Converter {
             None => DEFAULT_CONCURRENCY,
         };
         let global_roots = self.roots_for(global.ca_file.as_ref(), "global.ca_file");
+        let scan_interval = self.duration(
+            global.scan_interval.as_ref(),
+            "global.scan_interval",
+            DEFAULT_SCAN_INTERVAL,
+        );
         let defaults = Defaults {
             interval,
             timeout,
+            scan_interval,
             // Absolute, so targets of target files (whose paths are relative to their own
             // file) inherit the same file.
             ca_file: global.ca_file.map(|mut s| {
@@ -731,6 +745,15 @@ impl Converter {
             );
         }
         let http = self.http_check(i, &t, kind, address.as_ref());
+        let scan_interval = match &t.scan_interval {
+            Some(span) => self.duration(Some(span), &at("scan_interval"), DEFAULT_SCAN_INTERVAL),
+            None => defaults.scan_interval,
+        };
+        // Hand-built ClientHellos go straight to the port: no scan behind STARTTLS or on the
+        // plain-HTTP side.
+        let scans =
+            t.scan.as_ref().is_none_or(|s| s.value) && starttls.is_none() && kind == ProbeKind::Tls;
+        let scan_interval = if scans { scan_interval } else { None };
         let ca_file = t.ca_file.as_ref().or(defaults.ca_file.as_ref());
         let ca_field = if t.ca_file.is_some() {
             at("ca_file")
@@ -766,6 +789,7 @@ impl Converter {
             kind,
             starttls,
             http: http.clone(),
+            scan_interval,
             ca,
             client_cert,
             client_key,
@@ -785,6 +809,7 @@ impl Converter {
             resolve_all,
             starttls,
             http,
+            scan_interval,
             roots: roots?,
             client_config,
             spec,
@@ -1168,7 +1193,7 @@ mod tests {
     fn unknown_field_names_path_and_line() {
         assert_eq!(
             problems("targets:\n  - address: a:443\n    tmeout: 5s\n"),
-            vec!["t.yml:3:5: targets[0].tmeout: unknown field `tmeout`, expected one of name, address, server_name, ca_file, client_cert_file, client_key_file, interval, timeout, ip_protocol, resolve, probe, starttls, http, labels"]
+            vec!["t.yml:3:5: targets[0].tmeout: unknown field `tmeout`, expected one of name, address, server_name, ca_file, client_cert_file, client_key_file, interval, timeout, ip_protocol, resolve, probe, starttls, http, scan_interval, scan, labels"]
         );
     }
 

@@ -56,6 +56,7 @@ pub(crate) struct RawGlobal {
     pub(crate) timeout: Option<Spanned<String>>,
     pub(crate) concurrency: Option<Spanned<u32>>,
     pub(crate) ca_file: Option<Spanned<String>>,
+    pub(crate) scan_interval: Option<Spanned<String>>,
 }
 
 /// One endpoint to probe.
@@ -76,6 +77,9 @@ pub(crate) struct RawTarget {
     pub(crate) probe: Option<Spanned<String>>,
     pub(crate) starttls: Option<Spanned<String>>,
     pub(crate) http: Option<RawHttp>,
+    pub(crate) scan_interval: Option<Spanned<String>>,
+    /// `false` turns the legacy protocol and weak cipher scan off.
+    pub(crate) scan: Option<Spanned<bool>>,
     /// Label values carry the position used for errors about their names too.
     #[serde(default)]
     pub(crate) labels: BTreeMap<String, Spanned<String>>,

@@ -6,8 +6,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::*;
-use crate::probe::outcome::{FailureReason, ProbeOutcome};
-use crate::state::{Entry, Probed, State};
+use crate::probe::outcome::{Chain, FailureReason, ProbeOutcome};
+use crate::state::{Entry, Probed, Scan, State};
 
 /// The whole exposition for one scrape.
 pub fn render(state: &State, now: SystemTime) -> String {
@@ -51,7 +51,12 @@ fn targets(e: &mut Encoder, entries: &[Entry], now: SystemTime) {
     e.family(&HANDSHAKE_SUCCESS);
     for (p, o) in &probed {
         if p.tls {
-            e.sample(&HANDSHAKE_SUCCESS, &p.labels, &[], bool_value(o.handshake_ok));
+            e.sample(
+                &HANDSHAKE_SUCCESS,
+                &p.labels,
+                &[],
+                bool_value(o.handshake_ok),
+            );
         }
     }
     e.family(&PROBE_FAILURE_INFO);
@@ -143,9 +148,83 @@ fn targets(e: &mut Encoder, entries: &[Entry], now: SystemTime) {
         // Known once the handshake got as far as the server's CertificateRequest.
         (o.handshake_ok || o.client_auth_requested).then_some(bool_value(o.client_auth_requested))
     });
-    chains(e, &probed, now_s);
+    // A server rustls cannot talk to (protocol_version) still shows the chain the legacy scan
+    // captured from its pre-1.3 handshake.
+    let with: Vec<(&Probed, &Chain)> = entries
+        .iter()
+        .flat_map(|en| {
+            en.latest.iter().filter_map(move |p| {
+                let legacy = || {
+                    let rustls_refused = p.ip.is_none()
+                        && p.outcome.reason() == Some(FailureReason::ProtocolVersion);
+                    en.scan
+                        .as_ref()
+                        .filter(|_| rustls_refused)
+                        .and_then(|s| s.legacy_chain.as_ref())
+                };
+                p.outcome.chain.as_ref().or_else(legacy).map(|c| (p, c))
+            })
+        })
+        .collect();
+    chains(e, &with, now_s);
     ocsp(e, &probed);
     http(e, &probed);
+    scans(e, entries);
+}
+
+fn scans(e: &mut Encoder, entries: &[Entry]) {
+    let with: Vec<(&Entry, &Scan)> = entries
+        .iter()
+        .filter_map(|en| en.scan.as_deref().map(|s| (en, s)))
+        .collect();
+    e.family(&PROTOCOL_ACCEPTED);
+    for (en, s) in &with {
+        for (v, accepted) in &s.result.protocols {
+            e.sample(
+                &PROTOCOL_ACCEPTED,
+                &en.labels,
+                &[("version", v.as_label())],
+                bool_value(*accepted),
+            );
+        }
+    }
+    e.family(&WEAK_CIPHER_ACCEPTED);
+    for (en, s) in &with {
+        for (c, accepted) in &s.result.weak {
+            e.sample(
+                &WEAK_CIPHER_ACCEPTED,
+                &en.labels,
+                &[("class", c.as_label())],
+                bool_value(*accepted),
+            );
+        }
+    }
+    e.family(&SCAN_TIMESTAMP);
+    for (en, s) in &with {
+        let t = s
+            .finished_at
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        e.sample(&SCAN_TIMESTAMP, &en.labels, &[], t);
+    }
+    e.family(&SCAN_DURATION);
+    for (en, s) in &with {
+        e.sample(
+            &SCAN_DURATION,
+            &en.labels,
+            &[],
+            s.result.duration.as_secs_f64(),
+        );
+    }
+    e.family(&SCAN_HANDSHAKES);
+    for (en, s) in &with {
+        e.sample(
+            &SCAN_HANDSHAKES,
+            &en.labels,
+            &[],
+            f64::from(s.result.handshakes),
+        );
+    }
 }
 
 fn bool_value(b: bool) -> f64 {
@@ -192,13 +271,9 @@ fn negotiated(e: &mut Encoder, probed: &[(&Probed, &ProbeOutcome)]) {
     }
 }
 
-fn chains(e: &mut Encoder, probed: &[(&Probed, &ProbeOutcome)], now_s: f64) {
-    let with: Vec<_> = probed
-        .iter()
-        .filter_map(|(en, o)| o.chain.as_ref().map(|c| (*en, c)))
-        .collect();
+fn chains(e: &mut Encoder, with: &[(&Probed, &Chain)], now_s: f64) {
     e.family(&CHAIN_VALID);
-    for (en, c) in &with {
+    for (en, c) in with {
         e.sample(
             &CHAIN_VALID,
             &en.labels,
@@ -207,11 +282,11 @@ fn chains(e: &mut Encoder, probed: &[(&Probed, &ProbeOutcome)], now_s: f64) {
         );
     }
     e.family(&CHAIN_CERTIFICATES);
-    for (en, c) in &with {
+    for (en, c) in with {
         e.sample(&CHAIN_CERTIFICATES, &en.labels, &[], c.sent as f64);
     }
     e.family(&CHAIN_ORDER_VALID);
-    for (en, c) in &with {
+    for (en, c) in with {
         e.sample(
             &CHAIN_ORDER_VALID,
             &en.labels,
@@ -220,13 +295,13 @@ fn chains(e: &mut Encoder, probed: &[(&Probed, &ProbeOutcome)], now_s: f64) {
         );
     }
     e.family(&CHAIN_INCOMPLETE);
-    for (en, c) in &with {
+    for (en, c) in with {
         e.sample(&CHAIN_INCOMPLETE, &en.labels, &[], bool_value(c.incomplete));
     }
     let mut depth_buf = itoa_cache();
     for family in [&CERT_NOT_AFTER, &CERT_NOT_BEFORE, &CERT_DAYS_TO_EXPIRY] {
         e.family(family);
-        for (en, c) in &with {
+        for (en, c) in with {
             for (depth, f) in &c.certs {
                 let value = match family.name {
                     n if n == CERT_NOT_BEFORE.name => f.not_before as f64,
@@ -243,13 +318,13 @@ fn chains(e: &mut Encoder, probed: &[(&Probed, &ProbeOutcome)], now_s: f64) {
         }
     }
     e.family(&CHAIN_EXPIRY);
-    for (en, c) in &with {
+    for (en, c) in with {
         if let (None, Some(t)) = (&c.problem, c.path_expiry) {
             e.sample(&CHAIN_EXPIRY, &en.labels, &[], t as f64);
         }
     }
     e.family(&CERT_INFO);
-    for (en, c) in &with {
+    for (en, c) in with {
         for (_, f) in &c.certs {
             e.sample_raw(&CERT_INFO, &en.labels, &f.info_labels, 1.0);
         }

@@ -159,6 +159,26 @@ pub(crate) const HTTP_REDIRECT_HOPS: Family = gauge(
     "tls_http_redirect_hops",
     "Redirects followed in the latest probe, the one to https:// included.",
 );
+pub(crate) const PROTOCOL_ACCEPTED: Family = gauge(
+    "tls_protocol_accepted",
+    "1 if the server accepted this protocol version in the latest legacy scan; else 0.",
+);
+pub(crate) const WEAK_CIPHER_ACCEPTED: Family = gauge(
+    "tls_weak_cipher_accepted",
+    "1 if the server accepted a cipher suite of this weak class (over any version it accepts) in the latest legacy scan; else 0.",
+);
+pub(crate) const SCAN_TIMESTAMP: Family = gauge(
+    "tls_scan_timestamp_seconds",
+    "Unix time at which the latest successful legacy scan finished.",
+);
+pub(crate) const SCAN_DURATION: Family = gauge(
+    "tls_scan_duration_seconds",
+    "Duration of the latest successful legacy scan, in seconds.",
+);
+pub(crate) const SCAN_HANDSHAKES: Family = gauge(
+    "tls_scan_handshakes",
+    "ClientHellos sent in the latest successful legacy scan.",
+);
 pub(crate) const CERT_NOT_AFTER: Family = gauge(
     "tls_cert_not_after_timestamp_seconds",
     "Unix time after which each certificate sent in the latest probe expires (depth 0 is the leaf).",

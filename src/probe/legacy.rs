@@ -168,6 +168,18 @@ pub struct ScanResult {
 }
 
 impl ScanResult {
+    /// A scan that could not start (e.g. the name did not resolve).
+    pub fn failed(why: &str) -> ScanResult {
+        ScanResult {
+            protocols: Vec::new(),
+            weak: Vec::new(),
+            handshakes: 0,
+            duration: Duration::ZERO,
+            legacy_chain: None,
+            error: Some(why.to_string()),
+        }
+    }
+
     /// Whether the server accepts `v`; `None` when the scan failed.
     pub fn accepts(&self, v: LegacyVersion) -> Option<bool> {
         self.protocols

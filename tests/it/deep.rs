@@ -241,3 +241,77 @@ async fn site_serving_plain_http_fails_the_redirect_probe() {
     ]);
     task.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_only_server_is_scanned_and_its_certificate_still_reported() {
+    let root = Ca::root("Test Root");
+    let dir = Exporter::dir();
+    let leaf = root.openssl_leaf(dir.path(), "old", "ec:ec_paramgen_curve:P-256", "-sha256");
+    let server = servers::openssl(
+        &dir.path().join("old.pem"),
+        &dir.path().join("old.key"),
+        &["-no_tls1_2", "-no_tls1_3", "-cipher", "DEFAULT:@SECLEVEL=0"],
+    );
+    write(dir.path(), "ca.pem", &root.cert.pem);
+    let yaml = format!(
+        "global: {{interval: 2s, timeout: 1500ms, ca_file: ca.pem, scan_interval: 3s}}\ntargets:\n  - name: t\n    address: {}\n    server_name: localhost\n",
+        server.addr
+    );
+    let e = Exporter::start(dir, &yaml);
+    let m = e.wait_for("a scan", |m| {
+        m.value("tls_scan_handshakes{target=\"t\"}").is_some()
+            && m.value("tls_probe_success{target=\"t\"}").is_some()
+    });
+    m.assert_lines(&[
+        "tls_probe_failure_info{target=\"t\",reason=\"protocol_version\"} 1".to_string(),
+        "tls_protocol_accepted{target=\"t\",version=\"SSL 3.0\"} 0".to_string(),
+        "tls_protocol_accepted{target=\"t\",version=\"TLS 1.0\"} 1".to_string(),
+        "tls_protocol_accepted{target=\"t\",version=\"TLS 1.1\"} 1".to_string(),
+        "tls_protocol_accepted{target=\"t\",version=\"TLS 1.2\"} 0".to_string(),
+        "tls_protocol_accepted{target=\"t\",version=\"TLS 1.3\"} 0".to_string(),
+        "tls_weak_cipher_accepted{target=\"t\",class=\"CBC-SHA1\"} 1".to_string(),
+        "tls_weak_cipher_accepted{target=\"t\",class=\"RC4\"} 0".to_string(),
+        // The certificate, captured from the TLS 1.1 handshake.
+        "tls_chain_valid{target=\"t\"} 1".to_string(),
+        "tls_chain_certificates{target=\"t\"} 1".to_string(),
+        format!(
+            "tls_cert_not_after_timestamp_seconds{{target=\"t\",depth=\"0\"}} {}",
+            leaf.not_after
+        ),
+    ]);
+    let hellos = m
+        .value("tls_scan_handshakes{target=\"t\"}")
+        .expect("handshakes");
+    assert!((5.0..=30.0).contains(&hellos), "{hellos}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modern_server_scan_finds_no_legacy_protocol_and_scan_false_disables_it() {
+    let root = Ca::root("Test Root");
+    let leaf = root.leaf(&Spec::leaf("localhost"));
+    let server = servers::rustls(Opts::new(vec![leaf.der.clone()], leaf.key_der())).await;
+    let dir = Exporter::dir();
+    write(dir.path(), "ca.pem", &root.cert.pem);
+    let yaml = format!(
+        "global: {{interval: 2s, timeout: 1500ms, ca_file: ca.pem, scan_interval: 3s}}\ntargets:\n  - name: t\n    address: {0}\n    server_name: localhost\n  - name: off\n    address: {0}\n    server_name: localhost\n    scan: false\n",
+        server.addr
+    );
+    let e = Exporter::start(dir, &yaml);
+    let m = e.wait_for("a scan", |m| {
+        m.value("tls_scan_handshakes{target=\"t\"}").is_some()
+    });
+    m.assert_lines(&[
+        "tls_protocol_accepted{target=\"t\",version=\"TLS 1.0\"} 0".to_string(),
+        "tls_protocol_accepted{target=\"t\",version=\"TLS 1.2\"} 1".to_string(),
+        "tls_protocol_accepted{target=\"t\",version=\"TLS 1.3\"} 1".to_string(),
+        "tls_weak_cipher_accepted{target=\"t\",class=\"3DES\"} 0".to_string(),
+        "tls_weak_cipher_accepted{target=\"t\",class=\"CBC-SHA1\"} 0".to_string(),
+    ]);
+    assert!(
+        m.lines_of("off")
+            .iter()
+            .all(|l| !l.starts_with("tls_scan_") && !l.starts_with("tls_protocol_accepted")),
+        "{}",
+        m.0
+    );
+}
