@@ -272,7 +272,7 @@ def exporter_config(path, ca, ports, n, interval, timeout, concurrency):
     with open(path, "w") as f:
         f.write(
             f"global:\n  interval: {interval}\n  timeout: {timeout}\n"
-            f"  concurrency: {concurrency}\n  ca_file: {ca}\ntargets:\n"
+            f"  concurrency: {concurrency}\n  ca_file: {ca}\n  scan: false\ntargets:\n"
         )
         for i in range(1, n + 1):
             f.write(

@@ -173,6 +173,7 @@ async fn run(args: Args) -> Result<(), String> {
         "tls_exporter started"
     );
     drop(initial);
+    tls_exporter::state::release_free_memory();
 
     if !args.watch_interval.is_zero() {
         tokio::spawn(reloader.clone().watch(args.watch_interval));

@@ -82,6 +82,7 @@ impl Reloader {
             (failed, TargetFileCache::new())
         });
         *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = cache;
+        crate::state::release_free_memory();
         match loaded {
             Ok(config) => {
                 note_target_file_problems(&self.state, &config);

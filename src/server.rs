@@ -47,6 +47,7 @@ async fn metrics(AxumState(app): AxumState<Arc<App>>) -> Response {
             let _ = tx.blocking_send(chunk);
         });
         crate::metrics::render_to(&state, SystemTime::now(), sink);
+        crate::state::release_free_memory();
     });
     (
         [(

@@ -205,6 +205,17 @@ impl State {
     }
 }
 
+/// Hands memory freed by a large transient job (a scrape, a config load) back to the OS.
+/// glibc keeps freed heap in per-thread arenas otherwise, so RSS would ratchet up to the
+/// largest scrape ever served on each worker thread.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists; it takes no pointers.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// `target="name",label="value"` with Prometheus text-format escaping.
 fn label_prefix(t: &Target) -> String {
     let mut s = String::new();

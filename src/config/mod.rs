@@ -419,6 +419,7 @@ struct Defaults {
     timeout: Option<Duration>,
     ca_file: Option<Spanned<String>>,
     scan_interval: Option<Duration>,
+    scan: bool,
 }
 
 impl Converter {
@@ -470,6 +471,7 @@ impl Converter {
             interval,
             timeout,
             scan_interval,
+            scan: global.scan.as_ref().is_none_or(|s| s.value),
             // Absolute, so targets of target files (whose paths are relative to their own
             // file) inherit the same file.
             ca_file: global.ca_file.map(|mut s| {
@@ -751,8 +753,9 @@ impl Converter {
         };
         // Hand-built ClientHellos go straight to the port: no scan behind STARTTLS or on the
         // plain-HTTP side.
-        let scans =
-            t.scan.as_ref().is_none_or(|s| s.value) && starttls.is_none() && kind == ProbeKind::Tls;
+        let scans = t.scan.as_ref().map_or(defaults.scan, |s| s.value)
+            && starttls.is_none()
+            && kind == ProbeKind::Tls;
         let scan_interval = if scans { scan_interval } else { None };
         let ca_file = t.ca_file.as_ref().or(defaults.ca_file.as_ref());
         let ca_field = if t.ca_file.is_some() {

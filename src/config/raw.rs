@@ -57,6 +57,7 @@ pub(crate) struct RawGlobal {
     pub(crate) concurrency: Option<Spanned<u32>>,
     pub(crate) ca_file: Option<Spanned<String>>,
     pub(crate) scan_interval: Option<Spanned<String>>,
+    pub(crate) scan: Option<Spanned<bool>>,
 }
 
 /// One endpoint to probe.

@@ -43,6 +43,26 @@ pub struct CertFacts {
 }
 
 impl CertFacts {
+    /// Drops what `info_labels` already carries, and the DER names once the chain checks are
+    /// done: a fleet keeps one of these per certificate per target, and this halves them.
+    pub fn compact(&mut self) {
+        for s in [
+            &mut self.cn,
+            &mut self.subject,
+            &mut self.issuer,
+            &mut self.serial,
+            &mut self.fingerprint_sha256,
+            &mut self.dns_names,
+            &mut self.key,
+            &mut self.signature_algorithm,
+        ] {
+            *s = String::new();
+        }
+        self.subject_der = Vec::new();
+        self.issuer_der = Vec::new();
+        self.info_labels.shrink_to_fit();
+    }
+
     /// Renders `info_labels` for the certificate's position in the chain.
     pub fn set_depth(&mut self, depth: usize) {
         use crate::state::escape_label as esc;

@@ -238,14 +238,16 @@ pub(crate) fn judge(
         order_valid,
         incomplete,
     };
-    if chain.problem.is_some() {
-        return chain;
+    let (depths, mut facts): (Vec<usize>, Vec<CertFacts>) =
+        std::mem::take(&mut chain.certs).into_iter().unzip();
+    if chain.problem.is_none() {
+        match validate(sent, &facts, roots, server_name, now) {
+            Ok(expiry) => chain.path_expiry = Some(expiry),
+            Err(problem) => chain.problem = Some(problem),
+        }
     }
-    let facts: Vec<CertFacts> = chain.certs.iter().map(|(_, f)| f.clone()).collect();
-    match validate(sent, &facts, roots, server_name, now) {
-        Ok(expiry) => chain.path_expiry = Some(expiry),
-        Err(problem) => chain.problem = Some(problem),
-    }
+    facts.iter_mut().for_each(CertFacts::compact);
+    chain.certs = depths.into_iter().zip(facts).collect();
     chain
 }
 
