@@ -439,41 +439,10 @@ struct RawHttp {
     headers: Option<BTreeMap<String, Spanned<String>>>,
 }
 
-/// serde-saphyr parse; a structural error becomes one problem with its field path.
+/// serde-saphyr parse; a structural error becomes one problem with its field path (the same
+/// rendering as the main config's).
 fn parse_yaml(text: &str) -> Result<RawWeb, Problem> {
-    let mut field = String::new();
-    let options = serde_saphyr::options! { with_snippet: false };
-    serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
-        serde_path_to_error::deserialize(de).map_err(|e| {
-            field = e.path().to_string();
-            e.into_inner()
-        })
-    })
-    .map_err(|e| {
-        let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-        let message = e.to_string();
-        // The location is rendered separately; drop serde-saphyr's own suffix and its advice
-        // about parser options.
-        let message = message
-            .rfind(" at line ")
-            .map_or(message.as_str(), |cut| &message[..cut]);
-        let message = message
-            .split(", set DuplicateKeyPolicy")
-            .next()
-            .unwrap_or(message)
-            .to_string();
-        let field = field
-            .replace(".value", "")
-            .trim_end_matches(".?")
-            .trim_matches('.')
-            .to_string();
-        Problem {
-            line,
-            column,
-            field,
-            message,
-        }
-    })
+    crate::config::parse_as(text, "")
 }
 
 // ---------------------------------------------------------------------------------------------

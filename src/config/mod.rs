@@ -358,7 +358,10 @@ fn section(text: &str, at: &Spanned<serde::de::IgnoredAny>) -> String {
 }
 
 /// serde-saphyr parse with the field path (under `prefix`) of the first structural error.
-fn parse_as<T: serde::de::DeserializeOwned>(text: &str, prefix: &str) -> Result<T, Problem> {
+pub(crate) fn parse_as<T: serde::de::DeserializeOwned>(
+    text: &str,
+    prefix: &str,
+) -> Result<T, Problem> {
     let mut field = String::new();
     let options = serde_saphyr::options! { with_snippet: false };
     serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
@@ -380,10 +383,9 @@ fn parse_as<T: serde::de::DeserializeOwned>(text: &str, prefix: &str) -> Result<
             .next()
             .unwrap_or(message)
             .to_string();
-        let path = field
-            .trim_end_matches(".value")
-            .trim_end_matches(".?")
-            .trim_matches('.');
+        // `Spanned` values add a `.value` step to serde's path; it is not a config field.
+        let path = field.replace(".value", "");
+        let path = path.trim_end_matches(".?").trim_matches('.');
         let field = match (prefix, path) {
             ("", p) => p.to_string(),
             (pre, "") => pre.to_string(),
