@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
@@ -227,21 +227,33 @@ pub async fn probe_every_address(target: &Arc<Target>) -> Vec<(Option<IpAddr>, A
     all
 }
 
+/// Waits until `due`, then for a slot under the concurrency limit current at that time;
+/// `None` once the scheduler stops.
+async fn turn(
+    due: Instant,
+    slots: &Slots,
+    stop: &CancellationToken,
+) -> Option<OwnedSemaphorePermit> {
+    tokio::select! {
+        _ = stop.cancelled() => return None,
+        _ = sleep_until(due) => {}
+    }
+    let semaphore = slots.read().unwrap_or_else(|p| p.into_inner()).clone();
+    tokio::select! {
+        _ = stop.cancelled() => None,
+        // The semaphore is never closed.
+        p = semaphore.acquire_owned() => p.ok(),
+    }
+}
+
 /// The probe loop of one target.
 async fn run_target(target: Arc<Target>, state: Arc<State>, slots: Slots, stop: CancellationToken) {
     let interval = target.interval;
     let mut due = Instant::now() + stable_offset(&target.name, interval);
     loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = sleep_until(due) => {}
-        }
-        let semaphore = slots.read().unwrap_or_else(|p| p.into_inner()).clone();
-        let permit = tokio::select! {
-            _ = stop.cancelled() => return,
-            p = semaphore.acquire_owned() => p,
+        let Some(permit) = turn(due, &slots, &stop).await else {
+            return;
         };
-        let Ok(permit) = permit else { return }; // never closed; nothing to probe with
         let start = Instant::now();
         state
             .stats
@@ -283,16 +295,9 @@ async fn run_scan(
     let spread = every.min(FIRST_SCAN_SPREAD);
     let mut due = Instant::now() + stable_offset(&format!("{}#scan", target.name), spread);
     loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = sleep_until(due) => {}
-        }
-        let semaphore = slots.read().unwrap_or_else(|p| p.into_inner()).clone();
-        let permit = tokio::select! {
-            _ = stop.cancelled() => return,
-            p = semaphore.acquire_owned() => p,
+        let Some(permit) = turn(due, &slots, &stop).await else {
+            return;
         };
-        let Ok(permit) = permit else { return };
         let deadline = Instant::now() + SCAN_BUDGET;
         let result = match probe::resolve(&target, deadline).await {
             Ok(addrs) => match addrs.first() {
