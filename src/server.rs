@@ -36,15 +36,24 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
+/// How long a scraper may stop reading before its scrape is abandoned.
+const SCRAPE_STALL: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Streams the exposition as it is rendered (on a blocking thread), so a large fleet's
 /// `/metrics` is never held in memory whole.
 async fn metrics(AxumState(app): AxumState<Arc<App>>) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<String>(4);
     let state = app.state.clone();
+    let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
+        // A scraper that went away or stopped reading: the rest of the render is discarded
+        // rather than holding this thread (which probes' name resolution shares).
+        let mut stalled = false;
         let sink = Box::new(move |chunk: String| {
-            // A scraper that went away: the rest of the render is discarded.
-            let _ = tx.blocking_send(chunk);
+            if !stalled {
+                let sent = runtime.block_on(tokio::time::timeout(SCRAPE_STALL, tx.send(chunk)));
+                stalled = !matches!(sent, Ok(Ok(())));
+            }
         });
         crate::metrics::render_to(&state, SystemTime::now(), sink);
         crate::state::release_free_memory();
@@ -104,8 +113,14 @@ async fn probe(AxumState(app): AxumState<Arc<App>>, Query(q): Query<ProbeQuery>)
             return (StatusCode::FORBIDDEN, msg).into_response();
         }
     };
-    let Some(_permit) = app.reloader.permit().await else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    // Waiting for a slot is bounded by the target's timeout as well.
+    let Ok(Some(_permit)) = tokio::time::timeout(target.timeout, app.reloader.permit()).await
+    else {
+        let msg = format!(
+            "no probe slot free within {:?} (concurrency limit)\n",
+            target.timeout
+        );
+        return (StatusCode::SERVICE_UNAVAILABLE, msg).into_response();
     };
     let outcome = crate::scheduler::probe_bounded(&target).await;
     let one = State::default();

@@ -114,6 +114,8 @@ impl State {
                 Some(old) if Arc::ptr_eq(&old.target, t) => old,
                 Some(old) if old.target.labels == t.labels => Entry {
                     target: t.clone(),
+                    // A scan describes an endpoint: gone when scanning stops or the endpoint moves.
+                    scan: old.scan.filter(|_| same_scanned_endpoint(&old.target, t)),
                     ..old
                 },
                 Some(_) | None => Entry {
@@ -147,7 +149,8 @@ impl State {
         if !Arc::ptr_eq(&entry.target, target) {
             return None;
         }
-        entry.probes_total += 1;
+        // One probe per address probed, so failures never outnumber probes.
+        entry.probes_total += outcomes.len() as u64;
         for (_, o) in &outcomes {
             if let Some(r) = o.reason() {
                 entry.failures_total[r.index()] += 1;
@@ -214,6 +217,14 @@ pub fn release_free_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// The old target's scan result still describes the new target.
+fn same_scanned_endpoint(old: &Target, new: &Target) -> bool {
+    new.scan_interval.is_some()
+        && old.host == new.host
+        && old.port == new.port
+        && old.server_name == new.server_name
 }
 
 /// `target="name",label="value"` with Prometheus text-format escaping.

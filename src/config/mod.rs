@@ -32,8 +32,11 @@ const DEFAULT_CONCURRENCY: u32 = 64;
 const DEFAULT_SCAN_INTERVAL: Duration = Duration::from_secs(6 * 3600);
 
 /// Labels the exporter sets itself, or that Prometheus and our conventions reserve.
-const RESERVED_LABELS: [&str; 24] = [
+const RESERVED_LABELS: [&str; 27] = [
     "target",
+    "ip",
+    "status",
+    "class",
     "depth",
     "reason",
     "phase",

@@ -6,6 +6,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::*;
+use crate::probe::legacy::LegacyVersion;
 use crate::probe::outcome::{Chain, FailureReason, ProbeOutcome};
 use crate::state::{Entry, Probed, Scan, State};
 
@@ -155,12 +156,15 @@ fn targets(e: &mut Encoder, entries: &[Entry], now: SystemTime) {
         .flat_map(|en| {
             en.latest.iter().filter_map(move |p| {
                 let legacy = || {
-                    let rustls_refused = p.ip.is_none()
-                        && p.outcome.reason() == Some(FailureReason::ProtocolVersion);
-                    en.scan
+                    // rustls got no chain and the scan says the server speaks neither TLS 1.2
+                    // nor 1.3 (whatever alert it answered rustls with).
+                    let scan = en
+                        .scan
                         .as_ref()
-                        .filter(|_| rustls_refused)
-                        .and_then(|s| s.legacy_chain.as_ref())
+                        .filter(|_| p.ip.is_none() && !p.outcome.handshake_ok)?;
+                    let legacy_only = scan.result.accepts(LegacyVersion::Tls12) == Some(false)
+                        && scan.result.accepts(LegacyVersion::Tls13) == Some(false);
+                    scan.legacy_chain.as_ref().filter(|_| legacy_only)
                 };
                 p.outcome.chain.as_ref().or_else(legacy).map(|c| (p, c))
             })

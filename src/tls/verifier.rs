@@ -300,6 +300,20 @@ fn validate(
         .ok_or_else(|| Failure::new(FailureReason::Other, "server sent no certificate"))?;
     let leaf = webpki::EndEntityCert::try_from(leaf_der)
         .map_err(|e| Failure::new(FailureReason::Other, format!("leaf certificate: {e}")))?;
+    if let Some(pinned) = pinned_leaf(leaf_der, facts, roots, now) {
+        // The leaf itself is a trust anchor (a pinned self-signed certificate): no path to
+        // build, but still the name, the dates and our policy.
+        pinned?;
+        leaf.verify_is_valid_for_subject_name(server_name)
+            .map_err(|e| {
+                Failure::new(
+                    FailureReason::HostnameMismatch,
+                    format!("certificate is not valid for {}: {e}", server_name.to_str()),
+                )
+            })?;
+        policy(facts)?;
+        return Ok(facts.first().map_or(i64::MAX, |f| f.not_after));
+    }
     let algs = rustls::crypto::aws_lc_rs::default_provider()
         .signature_verification_algorithms
         .all;
@@ -342,6 +356,39 @@ fn validate(
         }
     }
     Ok(expiry)
+}
+
+/// When the leaf is itself one of the trust anchors (same subject and key), its validity
+/// dates; `None` otherwise.
+fn pinned_leaf(
+    leaf_der: &CertificateDer<'_>,
+    facts: &[CertFacts],
+    roots: &Roots,
+    now: UnixTime,
+) -> Option<Result<(), Failure>> {
+    let as_anchor = webpki::anchor_from_trusted_cert(leaf_der).ok()?;
+    let pinned = roots.anchors.iter().any(|a| {
+        a.subject == as_anchor.subject
+            && a.subject_public_key_info == as_anchor.subject_public_key_info
+    });
+    if !pinned {
+        return None;
+    }
+    let f = facts.first()?;
+    let now = now.as_secs() as i64;
+    Some(if now > f.not_after {
+        Err(Failure::new(
+            FailureReason::Expired,
+            "pinned certificate has expired",
+        ))
+    } else if now < f.not_before {
+        Err(Failure::new(
+            FailureReason::NotYetValid,
+            "pinned certificate is not valid yet",
+        ))
+    } else {
+        Ok(())
+    })
 }
 
 /// Our policy on top of webpki: RSA under 2048 bits, SHA-1/MD5 signatures (self-signed roots

@@ -232,6 +232,22 @@ async fn self_signed_leaf_reports_self_signed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_signed_leaf_pinned_as_ca_file_is_valid() {
+    // `openssl req -x509` style: self-signed, CA:TRUE, trusted by naming it in ca_file.
+    let selfie = Ca::self_signed(&Spec::leaf("localhost"));
+    let server = servers::rustls(Opts::new(chain(&[&selfie.cert]), selfie.cert.key_der())).await;
+    let (_e, m) = probe(Exporter::dir(), server.addr.port(), &selfie.cert.pem, "");
+    m.assert_lines(&[
+        "tls_probe_success{target=\"t\"} 1".to_string(),
+        "tls_chain_valid{target=\"t\"} 1".to_string(),
+        format!(
+            "tls_chain_expiry_timestamp_seconds{{target=\"t\"}} {}",
+            selfie.cert.not_after
+        ),
+    ]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificate_for_another_name_reports_hostname_mismatch() {
     let p = pki();
     let leaf = p
