@@ -30,5 +30,8 @@ fn main() {
         rustc_version.unwrap_or_else(|| "unknown".to_string())
     );
     println!("cargo:rerun-if-env-changed=TLS_EXPORTER_REVISION");
+    // HEAD names the branch; the branch's ref (loose or packed) moves with each commit.
     println!("cargo:rerun-if-changed=.git/HEAD");
+    println!("cargo:rerun-if-changed=.git/refs/heads");
+    println!("cargo:rerun-if-changed=.git/packed-refs");
 }
