@@ -34,7 +34,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::config::Problem;
+use crate::config::{render_problems as render, Problem};
 
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -1013,21 +1013,6 @@ fn check_bcrypt(hash: &str) -> Result<(), String> {
         return Err(format!("cost {cost} is outside 4..31"));
     }
     Ok(())
-}
-
-fn render(path: &Path, problems: &[Problem]) -> String {
-    let file = path.display();
-    problems
-        .iter()
-        .map(|p| {
-            if p.field.is_empty() {
-                format!("{file}:{}:{}: {}", p.line, p.column, p.message)
-            } else {
-                format!("{file}:{}:{}: {}: {}", p.line, p.column, p.field, p.message)
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -41,7 +41,8 @@ impl ConfigError {
     }
 }
 
-fn render(path: &std::path::Path, problems: &[Problem]) -> String {
+/// Problems as `file:line:col: field: message` lines (also used for the web config).
+pub(crate) fn render(path: &std::path::Path, problems: &[Problem]) -> String {
     let lines: Vec<String> = problems.iter().map(|p| render_one(path, p)).collect();
     lines.join("\n")
 }

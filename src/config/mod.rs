@@ -20,6 +20,7 @@ use serde_saphyr::Spanned;
 
 pub(crate) use duration::format as format_duration;
 pub use duration::parse as parse_duration;
+pub(crate) use error::render as render_problems;
 pub use error::{ConfigError, Problem};
 use raw::{RawConfig, RawGlobal, RawTarget};
 

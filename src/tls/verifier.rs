@@ -300,20 +300,32 @@ fn validate(
         .ok_or_else(|| Failure::new(FailureReason::Other, "server sent no certificate"))?;
     let leaf = webpki::EndEntityCert::try_from(leaf_der)
         .map_err(|e| Failure::new(FailureReason::Other, format!("leaf certificate: {e}")))?;
-    if let Some(pinned) = pinned_leaf(leaf_der, facts, roots, now) {
+    let expiry = match pinned_leaf(leaf_der, facts, roots, now) {
         // The leaf itself is a trust anchor (a pinned self-signed certificate): no path to
-        // build, but still the name, the dates and our policy.
-        pinned?;
-        leaf.verify_is_valid_for_subject_name(server_name)
-            .map_err(|e| {
-                Failure::new(
-                    FailureReason::HostnameMismatch,
-                    format!("certificate is not valid for {}: {e}", server_name.to_str()),
-                )
-            })?;
-        policy(facts)?;
-        return Ok(facts.first().map_or(i64::MAX, |f| f.not_after));
-    }
+        // build, only its own dates.
+        Some(dates) => dates.map(|()| facts.first().map_or(i64::MAX, |f| f.not_after))?,
+        None => path_expiry(&leaf, sent, intermediates, facts, roots, now)?,
+    };
+    leaf.verify_is_valid_for_subject_name(server_name)
+        .map_err(|e| {
+            Failure::new(
+                FailureReason::HostnameMismatch,
+                format!("certificate is not valid for {}: {e}", server_name.to_str()),
+            )
+        })?;
+    policy(facts)?;
+    Ok(expiry)
+}
+
+/// webpki path validation against the anchors; the earliest not-after along the path found.
+fn path_expiry(
+    leaf: &webpki::EndEntityCert<'_>,
+    sent: &[CertificateDer<'static>],
+    intermediates: &[CertificateDer<'static>],
+    facts: &[CertFacts],
+    roots: &Roots,
+    now: UnixTime,
+) -> Result<i64, Failure> {
     let algs = rustls::crypto::aws_lc_rs::default_provider()
         .signature_verification_algorithms
         .all;
@@ -328,15 +340,6 @@ fn validate(
             None,
         )
         .map_err(|e| classify_path_error(&e, facts))?;
-    leaf.verify_is_valid_for_subject_name(server_name)
-        .map_err(|e| {
-            Failure::new(
-                FailureReason::HostnameMismatch,
-                format!("certificate is not valid for {}: {e}", server_name.to_str()),
-            )
-        })?;
-    policy(facts)?;
-
     let mut expiry = facts.first().map(|f| f.not_after).unwrap_or(i64::MAX);
     for inter in path.intermediate_certificates() {
         if let Some(pos) = sent.iter().position(|d| d.as_ref() == inter.der().as_ref()) {
