@@ -19,6 +19,12 @@ use rustls_pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
 use crate::probe::outcome::{Chain, Failure, FailureReason};
 use crate::tls::cert::{self, CertFacts};
 
+/// The signature algorithms chains are checked with, built once rather than per probe.
+static SIGNATURE_ALGORITHMS: std::sync::LazyLock<WebPkiSupportedAlgorithms> =
+    std::sync::LazyLock::new(|| {
+        rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms
+    });
+
 /// RSA keys shorter than this are `weak_key`.
 const MIN_RSA_BITS: usize = 2048;
 
@@ -326,9 +332,7 @@ fn path_expiry(
     roots: &Roots,
     now: UnixTime,
 ) -> Result<i64, Failure> {
-    let algs = rustls::crypto::aws_lc_rs::default_provider()
-        .signature_verification_algorithms
-        .all;
+    let algs = SIGNATURE_ALGORITHMS.all;
     let path = leaf
         .verify_for_usage(
             algs,
