@@ -1,8 +1,11 @@
 //! tls_exporter: a Prometheus exporter for TLS endpoint health.
 //!
 //! The binary (`main.rs`) wires these together: `config` loads and validates targets,
-//! `scheduler` probes them periodically with `probe`, `state` keeps the latest outcome per
-//! target, and `server` renders `/metrics` (through `metrics`) and the status page from it.
+//! `scheduler` runs checks on them periodically through `probe::run`, `state` keeps the latest
+//! facts per target, and `server` serves `/metrics` (rendered by `metrics` alone) and the
+//! status page from them. Layers, lowest first, each importing only those below it:
+//! `verdict` → `tls` → `config` → `probe` → `state` → `metrics` → `server`/`scheduler`/`reload`
+//! (checked by `scripts/check-layers`).
 
 pub mod config;
 pub mod logfmt;
@@ -14,4 +17,5 @@ pub mod server;
 pub mod shard;
 pub mod state;
 pub mod tls;
+pub mod verdict;
 pub mod web_config;

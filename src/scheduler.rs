@@ -5,10 +5,9 @@
 //! ticks, records outcomes into `State` and logs state changes. Probers only probe.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
@@ -16,15 +15,9 @@ use tokio::time::{sleep_until, timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Target;
-use crate::probe::legacy;
-use crate::probe::outcome::{Failure, FailureReason, Phases, ProbeOutcome};
-use crate::probe::{self, ProbeCtx};
-use crate::state::{Change, Scan, State};
-use crate::tls::verifier;
-
-/// Extra time past a probe's own deadline before the scheduler gives up on it (the prober is
-/// deadline-bounded itself; this only guards against a bug).
-const SAFETY_MARGIN: Duration = Duration::from_millis(500);
+use crate::probe::outcome::AddressOutcome;
+use crate::probe::{self, Check};
+use crate::state::{Change, State};
 
 /// Runs the probe loops of the current target set.
 pub struct Scheduler {
@@ -55,10 +48,6 @@ impl Running {
     }
 }
 
-/// Time a legacy scan (at most ~30 ClientHellos) may take.
-const SCAN_BUDGET: Duration = Duration::from_secs(60);
-/// ClientHellos of one scan in flight at once: a scan never floods a server.
-const SCAN_PARALLEL: usize = 2;
 /// First scans are spread over this window (or the scan interval, if shorter).
 const FIRST_SCAN_SPREAD: Duration = Duration::from_secs(600);
 
@@ -106,16 +95,17 @@ impl Scheduler {
         for (target, running) in plan {
             let running = running.unwrap_or_else(|| Running {
                 target: target.clone(),
-                handle: tokio::spawn(run_target(
+                handle: tokio::spawn(run_check(
                     target.clone(),
+                    Check::Probe,
                     self.state.clone(),
                     self.slots.clone(),
                     self.stop.clone(),
                 )),
-                scan: target.scan_interval.map(|every| {
-                    tokio::spawn(run_scan(
+                scan: target.scan_interval.map(|_| {
+                    tokio::spawn(run_check(
                         target.clone(),
-                        every,
+                        Check::Scan,
                         self.state.clone(),
                         self.slots.clone(),
                         self.stop.clone(),
@@ -172,61 +162,6 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// Probes `target` once under its timeout (plus a safety margin), whatever happens.
-pub async fn probe_bounded(target: &Target) -> ProbeOutcome {
-    let start = Instant::now();
-    let ctx = ProbeCtx::with_timeout(target.timeout);
-    match timeout_at(ctx.deadline + SAFETY_MARGIN, probe::probe(target, &ctx)).await {
-        Ok(outcome) => outcome,
-        Err(_) => overran(target.timeout, start),
-    }
-}
-
-/// Probes every address `target` resolves to, in parallel under one deadline (`resolve: all`);
-/// a failed resolution is one outcome without an address.
-pub async fn probe_every_address(target: &Arc<Target>) -> Vec<(Option<IpAddr>, Arc<ProbeOutcome>)> {
-    let start = Instant::now();
-    let deadline = start + target.timeout;
-    let addrs = match probe::resolve(target, deadline).await {
-        Ok(addrs) => addrs,
-        Err(f) => {
-            let phases = Phases {
-                resolve: Some(start.elapsed()),
-                ..Phases::default()
-            };
-            return vec![(
-                None,
-                Arc::new(ProbeOutcome::failed(f, phases, start.elapsed())),
-            )];
-        }
-    };
-    let resolved_in = start.elapsed();
-    let mut set = tokio::task::JoinSet::new();
-    for addr in addrs {
-        let target = target.clone();
-        set.spawn(async move {
-            let ctx = ProbeCtx {
-                deadline,
-                pinned: Some((addr, resolved_in)),
-            };
-            let outcome =
-                match timeout_at(deadline + SAFETY_MARGIN, probe::probe(&target, &ctx)).await {
-                    Ok(outcome) => outcome,
-                    Err(_) => overran(target.timeout, start),
-                };
-            (Some(addr.ip()), Arc::new(outcome))
-        });
-    }
-    let mut all = Vec::new();
-    while let Some(joined) = set.join_next().await {
-        if let Ok(one) = joined {
-            all.push(one);
-        }
-    }
-    all.sort_by_key(|(ip, _)| *ip);
-    all
-}
-
 /// Waits until `due`, then for a slot under the concurrency limit current at that time;
 /// `None` once the scheduler stops.
 async fn turn(
@@ -246,94 +181,73 @@ async fn turn(
     }
 }
 
-/// The probe loop of one target.
-async fn run_target(target: Arc<Target>, state: Arc<State>, slots: Slots, stop: CancellationToken) {
-    let interval = target.interval;
-    let mut due = Instant::now() + stable_offset(&target.name, interval);
-    loop {
-        let Some(permit) = turn(due, &slots, &stop).await else {
-            return;
-        };
-        let start = Instant::now();
-        state
-            .stats
-            .set_scheduler_lag(start.saturating_duration_since(due));
-        let in_flight = InFlight::new(&state);
-        // Boxed: the probe's state (rustls connection, buffers) then lives only while a probe
-        // runs, not inline in every idle target task (~3 KiB per target).
-        let outcomes = if target.resolve_all {
-            Box::pin(probe_every_address(&target)).await
-        } else {
-            vec![(None, Arc::new(Box::pin(probe_bounded(&target)).await))]
-        };
-        drop(in_flight);
-        drop(permit);
-        let change = state.record_all(&target, outcomes.clone());
-        log_change(&target, &outcomes, change);
-
-        // A probe (or its wait for a permit) that ran past later ticks skips them.
-        let now = Instant::now();
-        due += interval;
-        while due <= now {
-            state
-                .stats
-                .probes_skipped_total
-                .fetch_add(1, Ordering::Relaxed);
-            due += interval;
-        }
-    }
-}
-
-/// The legacy protocol and weak cipher scan loop of one target.
-async fn run_scan(
+/// The loop of one check of one target: wait for its turn (a stable offset, then every
+/// period), take a concurrency slot, run the check through `probe::run`, record the outcomes.
+/// Probes count in-flight and lag, and log state changes; ticks a check ran past are skipped
+/// (and counted, for probes).
+async fn run_check(
     target: Arc<Target>,
-    every: Duration,
+    check: Check,
     state: Arc<State>,
     slots: Slots,
     stop: CancellationToken,
 ) {
-    let spread = every.min(FIRST_SCAN_SPREAD);
-    let mut due = Instant::now() + stable_offset(&format!("{}#scan", target.name), spread);
+    let (every, first) = match check {
+        Check::Probe => (
+            target.interval,
+            stable_offset(&target.name, target.interval),
+        ),
+        Check::Scan => {
+            let every = target.scan_interval.unwrap_or(target.interval);
+            let spread = every.min(FIRST_SCAN_SPREAD);
+            (
+                every,
+                stable_offset(&format!("{}#scan", target.name), spread),
+            )
+        }
+    };
+    let mut due = Instant::now() + first;
     loop {
         let Some(permit) = turn(due, &slots, &stop).await else {
             return;
         };
-        let deadline = Instant::now() + SCAN_BUDGET;
-        let result = match probe::resolve(&target, deadline).await {
-            Ok(addrs) => match addrs.first() {
-                Some(addr) => {
-                    let name = target.server_name.to_str();
-                    Box::pin(legacy::scan(*addr, Some(&name), deadline, SCAN_PARALLEL)).await
-                }
-                None => legacy::ScanResult::failed("no address"),
-            },
-            Err(f) => legacy::ScanResult::failed(&f.detail),
+        let outcomes = match check {
+            Check::Probe => {
+                let start = Instant::now();
+                state
+                    .stats
+                    .set_scheduler_lag(start.saturating_duration_since(due));
+                let _in_flight = InFlight::new(&state);
+                probe::run(&target, check).await
+            }
+            Check::Scan => probe::run(&target, check).await,
         };
         drop(permit);
-        match &result.error {
-            Some(e) => {
-                tracing::debug!(target = target.name.as_str(), error = %e, "legacy scan failed; keeping the previous result")
-            }
-            None => {
-                let legacy_chain = result.legacy_chain.as_ref().map(|chain| {
-                    verifier::judge(
-                        chain,
-                        &target.roots,
-                        &target.server_name,
-                        rustls_pki_types::UnixTime::now(),
-                    )
-                });
-                let scan = Scan {
-                    result,
-                    finished_at: SystemTime::now(),
-                    legacy_chain,
-                };
-                state.record_scan(&target, scan);
+        if check == Check::Scan {
+            for a in outcomes.iter().filter(|a| !a.outcome.success()) {
+                let detail = a.outcome.failure.as_ref().map_or("", |f| f.detail.as_str());
+                tracing::debug!(
+                    target = target.name.as_str(),
+                    detail,
+                    "legacy scan failed; keeping the previous result"
+                );
             }
         }
+        let change = state.record(&target, check, outcomes.clone());
+        if check == Check::Probe {
+            log_change(&target, &outcomes, change);
+        }
+
+        // A check (or its wait for a permit) that ran past later ticks skips them.
         let now = Instant::now();
         due += every;
         while due <= now {
+            if check == Check::Probe {
+                state
+                    .stats
+                    .probes_skipped_total
+                    .fetch_add(1, Ordering::Relaxed);
+            }
             due += every;
         }
     }
@@ -346,25 +260,13 @@ pub(crate) fn stable_offset(name: &str, interval: Duration) -> Duration {
     Duration::from_millis(crate::shard::stable_hash(name) % millis)
 }
 
-fn overran(limit: Duration, start: Instant) -> ProbeOutcome {
-    let failure = Failure::new(
-        FailureReason::Other,
-        format!("probe did not finish within its timeout of {limit:?}"),
-    );
-    ProbeOutcome::failed(failure, Phases::default(), start.elapsed())
-}
-
 /// One log line per state change of a target; per-probe detail only at debug.
-fn log_change(
-    target: &Target,
-    outcomes: &[(Option<IpAddr>, Arc<ProbeOutcome>)],
-    change: Option<Change>,
-) {
+fn log_change(target: &Target, outcomes: &[AddressOutcome], change: Option<Change>) {
     let name = target.name.as_str();
     // The first failing address speaks for the target (its `ip` is logged).
-    let failing = outcomes.iter().find(|(_, o)| !o.success());
+    let failing = outcomes.iter().find(|a| !a.outcome.success());
     let (ip, outcome) = match failing.or(outcomes.first()) {
-        Some((ip, o)) => (ip.map(|i| i.to_string()).unwrap_or_default(), o),
+        Some(a) => (a.ip.map(|i| i.to_string()).unwrap_or_default(), &a.outcome),
         None => return,
     };
     let detail = outcome.failure.as_ref().map_or("", |f| f.detail.as_str());

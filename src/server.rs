@@ -13,6 +13,7 @@ use axum::Router;
 use serde::Deserialize;
 
 use crate::config::Target;
+use crate::probe::Check;
 use crate::reload::Reloader;
 use crate::state::{Probed, State};
 
@@ -122,10 +123,11 @@ async fn probe(AxumState(app): AxumState<Arc<App>>, Query(q): Query<ProbeQuery>)
         );
         return (StatusCode::SERVICE_UNAVAILABLE, msg).into_response();
     };
-    let outcome = crate::scheduler::probe_bounded(&target).await;
+    // The same contract as scheduled probes: every address for `resolve: all`.
+    let outcomes = crate::probe::run(&target, Check::Probe).await;
     let one = State::default();
     one.set_targets(std::slice::from_ref(&target));
-    one.record(&target, Arc::new(outcome));
+    one.record(&target, Check::Probe, outcomes);
     let body = crate::metrics::render_targets(&one, SystemTime::now());
     (
         [(
@@ -176,7 +178,7 @@ async fn status_page(AxumState(app): AxumState<Arc<App>>) -> Html<String> {
          td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}\
          tr.ok td:nth-child(3){{color:#070}}tr.failing td:nth-child(3){{color:#b00;font-weight:bold}}</style></head>\n\
          <body><h1>tls_exporter</h1><p>{} &middot; <a href=\"/metrics\">metrics</a></p>\n\
-         <table><tr><th>target</th><th>address</th><th>result</th><th>reason</th><th>protocol</th><th>cipher</th><th>leaf expiry</th><th>last probe</th></tr>\n{rows}</table></body></html>\n",
+         <table><tr><th>target</th><th>address</th><th>result</th><th>reason</th><th>protocol</th><th>cipher</th><th>certificate</th><th>leaf expiry</th><th>last probe</th></tr>\n{rows}</table></body></html>\n",
         html(&crate::metrics::version_string()),
     ))
 }
@@ -187,17 +189,20 @@ fn status_row(rows: &mut String, t: &Target, probed: Option<&Probed>, now: i64) 
         Some(ip) => format!("{} ({ip})", t.address),
         None => t.address.clone(),
     };
-    let cells: [String; 6] = match probed.map(|p| &*p.outcome) {
+    let cells: [String; 7] = match probed {
         None => [
             "pending".into(),
             String::new(),
             String::new(),
             String::new(),
             String::new(),
+            String::new(),
             "never".into(),
         ],
-        Some(o) => {
-            let leaf = o
+        Some(p) => {
+            let o = &*p.outcome;
+            // The chain the endpoint's series show (the scan's for legacy-only servers).
+            let leaf = p
                 .chain
                 .as_ref()
                 .and_then(|c| c.certs.iter().find(|(d, _)| *d == 0));
@@ -218,6 +223,7 @@ fn status_row(rows: &mut String, t: &Target, probed: Option<&Probed>, now: i64) 
                     .as_ref()
                     .map(|n| n.cipher.clone())
                     .unwrap_or_default(),
+                leaf.map(|(_, f)| f.subject.clone()).unwrap_or_default(),
                 leaf.map(|(_, f)| {
                     format!(
                         "{} ({:.1} days)",
@@ -234,16 +240,17 @@ fn status_row(rows: &mut String, t: &Target, probed: Option<&Probed>, now: i64) 
         .and_then(|p| p.outcome.failure.as_ref())
         .map(|f| f.detail.as_str())
         .unwrap_or("");
-    let [result, reason, proto, cipher, expiry, when] = &cells;
+    let [result, reason, proto, cipher, subject, expiry, when] = &cells;
     let _ = writeln!(
         rows,
-        "<tr class=\"{result}\"><td>{}</td><td>{}</td><td>{result}</td><td title=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        "<tr class=\"{result}\"><td>{}</td><td>{}</td><td>{result}</td><td title=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
         html(&t.name),
         html(&address),
         html(detail),
         html(reason),
         html(proto),
         html(cipher),
+        html(subject),
         html(expiry),
         html(when),
     );

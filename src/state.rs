@@ -1,54 +1,46 @@
-//! The latest outcome per target plus exporter self-state; what `/metrics` and `/` render.
+//! The latest outcome per target plus exporter self-state: plain facts that `/metrics`, `/probe`
+//! and the status page render (none of them holds label text or HTML here).
 //!
-//! Writers are the scheduler (one outcome per finished probe) and the reloader (target set);
+//! Writers are the scheduler (one report per finished check) and the reloader (target set);
 //! readers take a cheap snapshot of `Arc`s and render without holding the lock.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use crate::config::Target;
-use crate::probe::legacy::ScanResult;
-use crate::probe::outcome::{Chain, FailureReason, ProbeOutcome};
+use crate::probe::legacy::LegacyVersion;
+use crate::probe::outcome::{AddressOutcome, ProbeOutcome};
+use crate::probe::Check;
+use crate::tls::chain::Chain;
+use crate::verdict::FailureReason;
 
 /// Per-target record.
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub target: Arc<Target>,
-    /// `target="…"` plus the user labels, escaped, ready to splice into a label set.
-    pub labels: Arc<str>,
-    /// The latest outcome: one, or one per address with `resolve: all`; empty before the first
-    /// probe.
+    /// The latest probe: one outcome, or one per address with `resolve: all`; empty before
+    /// the first probe.
     pub latest: Vec<Probed>,
-    /// The latest successful legacy protocol and weak cipher scan.
-    pub scan: Option<Arc<Scan>>,
+    /// The latest successful legacy scan, per address (a failed scan keeps the previous
+    /// result of its address).
+    pub scans: Vec<AddressOutcome>,
     pub probes_total: u64,
     pub failures_total: [u64; FailureReason::ALL.len()],
 }
 
-/// What a legacy scan found.
-#[derive(Debug, Clone)]
-pub struct Scan {
-    pub result: ScanResult,
-    pub finished_at: SystemTime,
-    /// The chain captured from a pre-1.3 handshake, judged like a probe's: what the certificate
-    /// series show for servers rustls cannot talk to.
-    pub legacy_chain: Option<Chain>,
-}
-
-/// One outcome with the label set its series carry.
+/// One address's latest probe, with the chain its certificate series show.
 #[derive(Debug, Clone)]
 pub struct Probed {
     /// The address probed, for `resolve: all` targets.
     pub ip: Option<IpAddr>,
-    /// The entry's labels, plus `ip="…"` when `ip` is set.
-    pub labels: Arc<str>,
-    /// A TLS probe (not the plain-HTTP redirect check): TLS-only series apply.
-    pub tls: bool,
     pub outcome: Arc<ProbeOutcome>,
+    /// The probe's own chain or, for a server rustls cannot talk to (it speaks neither TLS 1.2
+    /// nor 1.3), the chain the scan of the same address captured. Decided whenever either is
+    /// recorded, so readers never choose.
+    pub chain: Option<Arc<Chain>>,
 }
 
 /// Exporter self-state, updated lock-free.
@@ -112,17 +104,22 @@ impl State {
         for t in targets {
             let entry = match entries.remove(&t.name) {
                 Some(old) if Arc::ptr_eq(&old.target, t) => old,
-                Some(old) if old.target.labels == t.labels => Entry {
-                    target: t.clone(),
-                    // A scan describes an endpoint: gone when scanning stops or the endpoint moves.
-                    scan: old.scan.filter(|_| same_scanned_endpoint(&old.target, t)),
-                    ..old
-                },
+                Some(old) if old.target.labels == t.labels => {
+                    // A scan describes an endpoint: gone when scanning stops or the endpoint
+                    // moves.
+                    let keep_scans = same_scanned_endpoint(&old.target, t);
+                    let mut entry = Entry {
+                        target: t.clone(),
+                        scans: if keep_scans { old.scans } else { Vec::new() },
+                        ..old
+                    };
+                    entry.decide_chains();
+                    entry
+                }
                 Some(_) | None => Entry {
                     target: t.clone(),
-                    labels: label_prefix(t).into(),
                     latest: Vec::new(),
-                    scan: None,
+                    scans: Vec::new(),
                     probes_total: 0,
                     failures_total: [0; FailureReason::ALL.len()],
                 },
@@ -132,69 +129,30 @@ impl State {
         *entries = next;
     }
 
-    /// Stores the outcome of a probe of `target`; ignored if the target was replaced meanwhile.
-    pub fn record(&self, target: &Arc<Target>, outcome: Arc<ProbeOutcome>) -> Option<Change> {
-        self.record_all(target, vec![(None, outcome)])
-    }
-
-    /// Stores the outcomes of one probe of `target`, one per address probed (`resolve: all`);
-    /// addresses no longer probed lose their series.
-    pub fn record_all(
+    /// Stores what one run of `check` on `target` found (one outcome per address probed);
+    /// ignored if the target was replaced meanwhile. For probes, addresses no longer probed
+    /// lose their series and the change is returned for logging; for scans, a failed address
+    /// keeps its previous result.
+    pub fn record(
         &self,
         target: &Arc<Target>,
-        outcomes: Vec<(Option<IpAddr>, Arc<ProbeOutcome>)>,
+        check: Check,
+        outcomes: Vec<AddressOutcome>,
     ) -> Option<Change> {
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
         let entry = entries.get_mut(&target.name)?;
         if !Arc::ptr_eq(&entry.target, target) {
             return None;
         }
-        // One probe per address probed, so failures never outnumber probes.
-        entry.probes_total += outcomes.len() as u64;
-        for (_, o) in &outcomes {
-            if let Some(r) = o.reason() {
-                entry.failures_total[r.index()] += 1;
-            }
-        }
-        let reasons = |v: &[Probed]| {
-            v.iter()
-                .map(|p| (p.ip, p.outcome.reason()))
-                .collect::<Vec<_>>()
-        };
-        let before = reasons(&entry.latest);
-        let latest: Vec<Probed> = outcomes
-            .into_iter()
-            .map(|(ip, outcome)| Probed {
-                ip,
-                labels: match ip {
-                    None => entry.labels.clone(),
-                    Some(ip) => format!("{},ip=\"{ip}\"", entry.labels).into(),
-                },
-                tls: target.kind == crate::config::ProbeKind::Tls,
-                outcome,
-            })
-            .collect();
-        let change = if before.is_empty() {
-            Change::First
-        } else if before == reasons(&latest) {
-            Change::Same
-        } else {
-            Change::Changed {
-                was: before.iter().find_map(|(_, r)| *r),
+        let change = match check {
+            Check::Probe => Some(entry.record_probe(outcomes)),
+            Check::Scan => {
+                entry.record_scan(outcomes);
+                None
             }
         };
-        entry.latest = latest;
-        Some(change)
-    }
-
-    /// Stores a scan of `target`; ignored if the target was replaced meanwhile.
-    pub fn record_scan(&self, target: &Arc<Target>, scan: Scan) {
-        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(entry) = entries.get_mut(&target.name) {
-            if Arc::ptr_eq(&entry.target, target) {
-                entry.scan = Some(Arc::new(scan));
-            }
-        }
+        entry.decide_chains();
+        change
     }
 
     /// A consistent copy of every entry, sorted by target name.
@@ -205,6 +163,74 @@ impl State {
 
     pub fn target_count(&self) -> usize {
         self.entries.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+impl Entry {
+    fn record_probe(&mut self, outcomes: Vec<AddressOutcome>) -> Change {
+        // One probe per address probed, so failures never outnumber probes.
+        self.probes_total += outcomes.len() as u64;
+        for a in &outcomes {
+            if let Some(r) = a.outcome.reason() {
+                self.failures_total[r.index()] += 1;
+            }
+        }
+        let before: Vec<_> = self
+            .latest
+            .iter()
+            .map(|p| (p.ip, p.outcome.reason()))
+            .collect();
+        let after: Vec<_> = outcomes
+            .iter()
+            .map(|a| (a.ip, a.outcome.reason()))
+            .collect();
+        self.latest = outcomes
+            .into_iter()
+            .map(|a| Probed {
+                ip: a.ip,
+                chain: a.outcome.chain.clone(),
+                outcome: a.outcome,
+            })
+            .collect();
+        if before.is_empty() {
+            Change::First
+        } else if before == after {
+            Change::Same
+        } else {
+            Change::Changed {
+                was: before.iter().find_map(|(_, r)| *r),
+            }
+        }
+    }
+
+    fn record_scan(&mut self, outcomes: Vec<AddressOutcome>) {
+        let previous = std::mem::take(&mut self.scans);
+        self.scans = outcomes
+            .into_iter()
+            .filter_map(|a| {
+                if a.outcome.success() {
+                    Some(a)
+                } else {
+                    previous.iter().find(|p| p.ip == a.ip).cloned()
+                }
+            })
+            .collect();
+    }
+
+    /// Sets the chain each address's series show (see `Probed::chain`).
+    fn decide_chains(&mut self) {
+        for p in &mut self.latest {
+            p.chain = p.outcome.chain.clone().or_else(|| {
+                if p.outcome.handshake_ok {
+                    return None;
+                }
+                let scan = self.scans.iter().find(|s| s.ip == p.ip)?;
+                let result = scan.outcome.scan.as_ref()?;
+                let legacy_only = result.accepts(LegacyVersion::Tls12) == Some(false)
+                    && result.accepts(LegacyVersion::Tls13) == Some(false);
+                scan.outcome.chain.clone().filter(|_| legacy_only)
+            });
+        }
     }
 }
 
@@ -225,42 +251,4 @@ fn same_scanned_endpoint(old: &Target, new: &Target) -> bool {
         && old.host == new.host
         && old.port == new.port
         && old.server_name == new.server_name
-}
-
-/// `target="name",label="value"` with Prometheus text-format escaping.
-fn label_prefix(t: &Target) -> String {
-    let mut s = String::new();
-    let _ = write!(s, "target=\"{}\"", escape_label(&t.name));
-    for (k, v) in &t.labels {
-        let _ = write!(s, ",{k}=\"{}\"", escape_label(v));
-    }
-    s
-}
-
-/// Escapes a label value for the text exposition format.
-pub fn escape_label(v: &str) -> std::borrow::Cow<'_, str> {
-    if !v.contains(['\\', '"', '\n']) {
-        return std::borrow::Cow::Borrowed(v);
-    }
-    let mut out = String::with_capacity(v.len() + 4);
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(escape_label("plain"), "plain");
-        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
-    }
 }

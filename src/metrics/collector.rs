@@ -2,13 +2,20 @@
 //!
 //! Pure function of the snapshot and the scrape time (`tls_cert_days_to_expiry` is derived from
 //! not-after at scrape time, never stored). Families are written once each, grouping all targets.
+//! Label text lives only here: each target's label set is rendered once per scrape (the label
+//! cache), certificate strings are escaped as they are written.
 
+use std::borrow::Cow;
+use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::*;
-use crate::probe::legacy::LegacyVersion;
-use crate::probe::outcome::{Chain, FailureReason, ProbeOutcome};
-use crate::state::{Entry, Probed, Scan, State};
+use crate::config::ProbeKind;
+use crate::probe::outcome::ProbeOutcome;
+use crate::state::{Entry, State};
+use crate::tls::chain::Chain;
+use crate::tls::ocsp::CertStatus;
+use crate::verdict::FailureReason;
 
 /// The whole exposition for one scrape.
 pub fn render(state: &State, now: SystemTime) -> String {
@@ -36,47 +43,93 @@ pub fn render_targets(state: &State, now: SystemTime) -> String {
     e.out
 }
 
+/// A target with its label set (`target="…",team="…"`), escaped once per scrape.
+struct Labeled<'a> {
+    en: &'a Entry,
+    labels: String,
+}
+
+/// One address's outcome with the label set its series carry: the target's, plus `ip="…"`
+/// for `resolve: all` targets.
+struct Row<'a> {
+    en: &'a Entry,
+    labels: Cow<'a, str>,
+    outcome: &'a ProbeOutcome,
+    /// The chain its certificate series show (see `state::Probed::chain`).
+    chain: Option<&'a Chain>,
+}
+
+impl Row<'_> {
+    fn tls(&self) -> bool {
+        self.en.target.kind == ProbeKind::Tls
+    }
+}
+
+/// `target="name",label="value"` with text-format escaping.
+fn label_set(en: &Entry) -> String {
+    let t = &en.target;
+    let mut s = String::with_capacity(16 + t.name.len());
+    let _ = write!(s, "target=\"{}\"", escape_label(&t.name));
+    for (k, v) in &t.labels {
+        let _ = write!(s, ",{k}=\"{}\"", escape_label(v));
+    }
+    s
+}
+
+fn with_ip<'a>(labels: &'a str, ip: Option<std::net::IpAddr>) -> Cow<'a, str> {
+    match ip {
+        None => Cow::Borrowed(labels),
+        Some(ip) => Cow::Owned(format!("{labels},ip=\"{ip}\"")),
+    }
+}
+
 fn targets(e: &mut Encoder, entries: &[Entry], now: SystemTime) {
     let now_s = now
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
-    let probed: Vec<(&Probed, &ProbeOutcome)> = entries
+    let labeled: Vec<Labeled> = entries
         .iter()
-        .flat_map(|en| en.latest.iter().map(|p| (p, &*p.outcome)))
+        .map(|en| Labeled {
+            en,
+            labels: label_set(en),
+        })
+        .collect();
+    let rows: Vec<Row> = labeled
+        .iter()
+        .flat_map(|l| {
+            l.en.latest.iter().map(|p| Row {
+                en: l.en,
+                labels: with_ip(&l.labels, p.ip),
+                outcome: &p.outcome,
+                chain: p.chain.as_deref(),
+            })
+        })
         .collect();
 
-    per_target(e, &PROBE_SUCCESS, &probed, |o| {
-        Some(bool_value(o.success()))
+    per_row(e, &PROBE_SUCCESS, &rows, |r| {
+        Some(bool_value(r.outcome.success()))
     });
-    e.family(&HANDSHAKE_SUCCESS);
-    for (p, o) in &probed {
-        if p.tls {
-            e.sample(
-                &HANDSHAKE_SUCCESS,
-                &p.labels,
-                &[],
-                bool_value(o.handshake_ok),
-            );
-        }
-    }
+    per_row(e, &HANDSHAKE_SUCCESS, &rows, |r| {
+        r.tls().then_some(bool_value(r.outcome.handshake_ok))
+    });
     e.family(&PROBE_FAILURE_INFO);
-    for (en, o) in &probed {
-        if let Some(r) = o.reason() {
+    for r in &rows {
+        if let Some(reason) = r.outcome.reason() {
             e.sample(
                 &PROBE_FAILURE_INFO,
-                &en.labels,
-                &[("reason", r.as_label())],
+                &r.labels,
+                &[("reason", reason.as_label())],
                 1.0,
             );
         }
     }
-    per_target(e, &PROBE_DURATION, &probed, |o| {
-        Some(o.duration.as_secs_f64())
+    per_row(e, &PROBE_DURATION, &rows, |r| {
+        Some(r.outcome.duration.as_secs_f64())
     });
     e.family(&PROBE_PHASE_DURATION);
-    for (en, o) in &probed {
-        let p = &o.phases;
+    for r in &rows {
+        let p = &r.outcome.phases;
         for (phase, d) in [
             ("resolve", p.resolve),
             ("connect", p.connect),
@@ -86,148 +139,136 @@ fn targets(e: &mut Encoder, entries: &[Entry], now: SystemTime) {
             if let Some(d) = d {
                 e.sample(
                     &PROBE_PHASE_DURATION,
-                    &en.labels,
+                    &r.labels,
                     &[("phase", phase)],
                     d.as_secs_f64(),
                 );
             }
         }
     }
-    per_target(e, &PROBE_TIMESTAMP, &probed, |o| {
-        o.finished_at
+    per_row(e, &PROBE_TIMESTAMP, &rows, |r| {
+        r.outcome
+            .finished_at
             .duration_since(UNIX_EPOCH)
             .ok()
             .map(|d| d.as_secs_f64())
     });
-    e.family(&PROBE_INTERVAL);
-    for en in entries {
-        e.sample(
-            &PROBE_INTERVAL,
-            &en.labels,
-            &[],
-            en.target.interval.as_secs_f64(),
-        );
-    }
-    e.family(&CLIENT_CERT_NOT_AFTER);
-    for en in entries {
-        if let Some(t) = en.target.client_cert_not_after {
-            e.sample(&CLIENT_CERT_NOT_AFTER, &en.labels, &[], t as f64);
-        }
-    }
-    e.family(&CLIENT_CERT_DAYS_TO_EXPIRY);
-    for en in entries {
-        if let Some(t) = en.target.client_cert_not_after {
-            e.sample(
-                &CLIENT_CERT_DAYS_TO_EXPIRY,
-                &en.labels,
-                &[],
-                (t as f64 - now_s) / 86_400.0,
-            );
-        }
-    }
-    e.family(&PROBES_TOTAL);
-    for en in entries {
-        e.sample(&PROBES_TOTAL, &en.labels, &[], en.probes_total as f64);
-    }
+    per_target(e, &PROBE_INTERVAL, &labeled, |en| {
+        Some(en.target.interval.as_secs_f64())
+    });
+    per_target(e, &CLIENT_CERT_NOT_AFTER, &labeled, |en| {
+        en.target.client_cert_not_after.map(|t| t as f64)
+    });
+    per_target(e, &CLIENT_CERT_DAYS_TO_EXPIRY, &labeled, |en| {
+        en.target
+            .client_cert_not_after
+            .map(|t| (t as f64 - now_s) / 86_400.0)
+    });
+    per_target(e, &PROBES_TOTAL, &labeled, |en| {
+        Some(en.probes_total as f64)
+    });
     e.family(&PROBE_FAILURES_TOTAL);
-    for en in entries {
-        for r in FailureReason::ALL {
-            let n = en.failures_total[r.index()];
+    for l in &labeled {
+        for reason in FailureReason::ALL {
+            let n = l.en.failures_total[reason.index()];
             if n > 0 {
                 e.sample(
                     &PROBE_FAILURES_TOTAL,
-                    &en.labels,
-                    &[("reason", r.as_label())],
+                    &l.labels,
+                    &[("reason", reason.as_label())],
                     n as f64,
                 );
             }
         }
     }
 
-    negotiated(e, &probed);
-    per_target(e, &CLIENT_AUTH_REQUESTED, &probed, |o| {
+    negotiated(e, &rows);
+    per_row(e, &CLIENT_AUTH_REQUESTED, &rows, |r| {
         // Known once the handshake got as far as the server's CertificateRequest.
+        let o = r.outcome;
         (o.handshake_ok || o.client_auth_requested).then_some(bool_value(o.client_auth_requested))
     });
-    // A server rustls cannot talk to (protocol_version) still shows the chain the legacy scan
-    // captured from its pre-1.3 handshake.
-    let with: Vec<(&Probed, &Chain)> = entries
+    chains(e, &rows, now_s);
+    ocsp(e, &rows);
+    http(e, &rows);
+    scans(e, &labeled);
+}
+
+/// A family with at most one sample per target, labelled with the target's labels only.
+fn per_target(
+    e: &mut Encoder,
+    f: &Family,
+    labeled: &[Labeled],
+    value: impl Fn(&Entry) -> Option<f64>,
+) {
+    e.family(f);
+    for l in labeled {
+        if let Some(v) = value(l.en) {
+            e.sample(f, &l.labels, &[], v);
+        }
+    }
+}
+
+/// A family with at most one sample per probed address.
+fn per_row(e: &mut Encoder, f: &Family, rows: &[Row], value: impl Fn(&Row) -> Option<f64>) {
+    e.family(f);
+    for r in rows {
+        if let Some(v) = value(r) {
+            e.sample(f, &r.labels, &[], v);
+        }
+    }
+}
+
+fn scans(e: &mut Encoder, labeled: &[Labeled]) {
+    per_target(e, &SCAN_INTERVAL, labeled, |en| {
+        en.target.scan_interval.map(|d| d.as_secs_f64())
+    });
+    let with: Vec<_> = labeled
         .iter()
-        .flat_map(|en| {
-            en.latest.iter().filter_map(move |p| {
-                let legacy = || {
-                    // rustls got no chain and the scan says the server speaks neither TLS 1.2
-                    // nor 1.3 (whatever alert it answered rustls with).
-                    let scan = en
-                        .scan
-                        .as_ref()
-                        .filter(|_| p.ip.is_none() && !p.outcome.handshake_ok)?;
-                    let legacy_only = scan.result.accepts(LegacyVersion::Tls12) == Some(false)
-                        && scan.result.accepts(LegacyVersion::Tls13) == Some(false);
-                    scan.legacy_chain.as_ref().filter(|_| legacy_only)
-                };
-                p.outcome.chain.as_ref().or_else(legacy).map(|c| (p, c))
+        .flat_map(|l| {
+            l.en.scans.iter().filter_map(move |a| {
+                let result = a.outcome.scan.as_ref()?;
+                Some((with_ip(&l.labels, a.ip), &*a.outcome, result))
             })
         })
         .collect();
-    chains(e, &with, now_s);
-    ocsp(e, &probed);
-    http(e, &probed);
-    scans(e, entries);
-}
-
-fn scans(e: &mut Encoder, entries: &[Entry]) {
-    let with: Vec<(&Entry, &Scan)> = entries
-        .iter()
-        .filter_map(|en| en.scan.as_deref().map(|s| (en, s)))
-        .collect();
     e.family(&PROTOCOL_ACCEPTED);
-    for (en, s) in &with {
-        for (v, accepted) in &s.result.protocols {
+    for (labels, _, s) in &with {
+        for (v, accepted) in &s.protocols {
             e.sample(
                 &PROTOCOL_ACCEPTED,
-                &en.labels,
+                labels,
                 &[("version", v.as_label())],
                 bool_value(*accepted),
             );
         }
     }
     e.family(&WEAK_CIPHER_ACCEPTED);
-    for (en, s) in &with {
-        for (c, accepted) in &s.result.weak {
+    for (labels, _, s) in &with {
+        for (c, accepted) in &s.weak {
             e.sample(
                 &WEAK_CIPHER_ACCEPTED,
-                &en.labels,
+                labels,
                 &[("class", c.as_label())],
                 bool_value(*accepted),
             );
         }
     }
     e.family(&SCAN_TIMESTAMP);
-    for (en, s) in &with {
-        let t = s
+    for (labels, o, _) in &with {
+        let t = o
             .finished_at
             .duration_since(UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
-        e.sample(&SCAN_TIMESTAMP, &en.labels, &[], t);
+        e.sample(&SCAN_TIMESTAMP, labels, &[], t);
     }
     e.family(&SCAN_DURATION);
-    for (en, s) in &with {
-        e.sample(
-            &SCAN_DURATION,
-            &en.labels,
-            &[],
-            s.result.duration.as_secs_f64(),
-        );
+    for (labels, _, s) in &with {
+        e.sample(&SCAN_DURATION, labels, &[], s.duration.as_secs_f64());
     }
     e.family(&SCAN_HANDSHAKES);
-    for (en, s) in &with {
-        e.sample(
-            &SCAN_HANDSHAKES,
-            &en.labels,
-            &[],
-            f64::from(s.result.handshakes),
-        );
+    for (labels, _, s) in &with {
+        e.sample(&SCAN_HANDSHAKES, labels, &[], f64::from(s.handshakes));
     }
 }
 
@@ -239,73 +280,62 @@ fn bool_value(b: bool) -> f64 {
     }
 }
 
-/// A family with at most one unlabelled-beyond-target sample per probed target.
-fn per_target(
-    e: &mut Encoder,
-    f: &Family,
-    probed: &[(&Probed, &ProbeOutcome)],
-    value: impl Fn(&ProbeOutcome) -> Option<f64>,
-) {
-    e.family(f);
-    for (en, o) in probed {
-        if let Some(v) = value(o) {
-            e.sample(f, &en.labels, &[], v);
-        }
-    }
-}
-
-fn negotiated(e: &mut Encoder, probed: &[(&Probed, &ProbeOutcome)]) {
-    let with: Vec<_> = probed
+fn negotiated(e: &mut Encoder, rows: &[Row]) {
+    let with: Vec<_> = rows
         .iter()
-        .filter_map(|(en, o)| o.negotiated.as_ref().map(|n| (*en, n)))
+        .filter_map(|r| r.outcome.negotiated.as_ref().map(|n| (r, n)))
         .collect();
     e.family(&VERSION_INFO);
-    for (en, n) in &with {
-        e.sample(&VERSION_INFO, &en.labels, &[("version", n.version)], 1.0);
+    for (r, n) in &with {
+        e.sample(&VERSION_INFO, &r.labels, &[("version", n.version)], 1.0);
     }
     e.family(&CIPHER_INFO);
-    for (en, n) in &with {
-        e.sample(&CIPHER_INFO, &en.labels, &[("cipher", &n.cipher)], 1.0);
+    for (r, n) in &with {
+        e.sample(&CIPHER_INFO, &r.labels, &[("cipher", &n.cipher)], 1.0);
     }
     e.family(&KEY_EXCHANGE_INFO);
-    for (en, n) in &with {
+    for (r, n) in &with {
         if let Some(g) = &n.group {
-            e.sample(&KEY_EXCHANGE_INFO, &en.labels, &[("group", g)], 1.0);
+            e.sample(&KEY_EXCHANGE_INFO, &r.labels, &[("group", g)], 1.0);
         }
     }
 }
 
-fn chains(e: &mut Encoder, with: &[(&Probed, &Chain)], now_s: f64) {
+fn chains(e: &mut Encoder, rows: &[Row], now_s: f64) {
+    let with: Vec<(&Row, &Chain)> = rows
+        .iter()
+        .filter_map(|r| r.chain.map(|c| (r, c)))
+        .collect();
     e.family(&CHAIN_VALID);
-    for (en, c) in with {
+    for (r, c) in &with {
         e.sample(
             &CHAIN_VALID,
-            &en.labels,
+            &r.labels,
             &[],
             bool_value(c.problem.is_none()),
         );
     }
     e.family(&CHAIN_CERTIFICATES);
-    for (en, c) in with {
-        e.sample(&CHAIN_CERTIFICATES, &en.labels, &[], c.sent as f64);
+    for (r, c) in &with {
+        e.sample(&CHAIN_CERTIFICATES, &r.labels, &[], c.sent as f64);
     }
     e.family(&CHAIN_ORDER_VALID);
-    for (en, c) in with {
+    for (r, c) in &with {
         e.sample(
             &CHAIN_ORDER_VALID,
-            &en.labels,
+            &r.labels,
             &[],
             bool_value(c.order_valid),
         );
     }
     e.family(&CHAIN_INCOMPLETE);
-    for (en, c) in with {
-        e.sample(&CHAIN_INCOMPLETE, &en.labels, &[], bool_value(c.incomplete));
+    for (r, c) in &with {
+        e.sample(&CHAIN_INCOMPLETE, &r.labels, &[], bool_value(c.incomplete));
     }
     let mut depth_buf = itoa_cache();
     for family in [&CERT_NOT_AFTER, &CERT_NOT_BEFORE, &CERT_DAYS_TO_EXPIRY] {
         e.family(family);
-        for (en, c) in with {
+        for (r, c) in &with {
             for (depth, f) in &c.certs {
                 let value = match family.name {
                     n if n == CERT_NOT_BEFORE.name => f.not_before as f64,
@@ -314,7 +344,7 @@ fn chains(e: &mut Encoder, with: &[(&Probed, &Chain)], now_s: f64) {
                 };
                 e.sample(
                     family,
-                    &en.labels,
+                    &r.labels,
                     &[("depth", depth_label(&mut depth_buf, *depth))],
                     value,
                 );
@@ -322,87 +352,103 @@ fn chains(e: &mut Encoder, with: &[(&Probed, &Chain)], now_s: f64) {
         }
     }
     e.family(&CHAIN_EXPIRY);
-    for (en, c) in with {
+    for (r, c) in &with {
         if let (None, Some(t)) = (&c.problem, c.path_expiry) {
-            e.sample(&CHAIN_EXPIRY, &en.labels, &[], t as f64);
+            e.sample(&CHAIN_EXPIRY, &r.labels, &[], t as f64);
         }
     }
     e.family(&CERT_INFO);
-    for (en, c) in with {
-        for (_, f) in &c.certs {
-            e.sample_raw(&CERT_INFO, &en.labels, &f.info_labels, 1.0);
+    for (r, c) in &with {
+        for (depth, f) in &c.certs {
+            e.sample(
+                &CERT_INFO,
+                &r.labels,
+                &[
+                    ("depth", depth_label(&mut depth_buf, *depth)),
+                    ("cn", &f.cn),
+                    ("subject", &f.subject),
+                    ("issuer", &f.issuer),
+                    ("serial", &f.serial),
+                    ("fingerprint_sha256", &f.fingerprint_sha256),
+                    ("dns_names", &f.dns_names),
+                    ("key", &f.key),
+                    ("signature_algorithm", &f.signature_algorithm),
+                ],
+                1.0,
+            );
         }
     }
 }
 
-fn ocsp(e: &mut Encoder, probed: &[(&Probed, &ProbeOutcome)]) {
-    per_target(e, &OCSP_STAPLED, probed, |o| {
+fn ocsp(e: &mut Encoder, rows: &[Row]) {
+    per_row(e, &OCSP_STAPLED, rows, |r| {
+        let o = r.outcome;
         o.ocsp_checked.then_some(bool_value(o.ocsp.is_some()))
     });
-    per_target(e, &OCSP_RESPONSE_VERIFIED, probed, |o| {
-        o.ocsp.as_ref().map(|r| bool_value(r.is_ok()))
+    per_row(e, &OCSP_RESPONSE_VERIFIED, rows, |r| {
+        r.outcome.ocsp.as_ref().map(|v| bool_value(v.is_ok()))
     });
-    let verified: Vec<_> = probed
+    let verified: Vec<_> = rows
         .iter()
-        .filter_map(|(p, o)| match &o.ocsp {
-            Some(Ok(s)) => Some((*p, s)),
+        .filter_map(|r| match &r.outcome.ocsp {
+            Some(Ok(s)) => Some((r, s)),
             _ => None,
         })
         .collect();
     e.family(&OCSP_CERT_STATUS_INFO);
-    for (p, s) in &verified {
+    for (r, s) in &verified {
         e.sample(
             &OCSP_CERT_STATUS_INFO,
-            &p.labels,
+            &r.labels,
             &[("status", s.status.as_label())],
             1.0,
         );
     }
     e.family(&OCSP_THIS_UPDATE);
-    for (p, s) in &verified {
-        e.sample(&OCSP_THIS_UPDATE, &p.labels, &[], s.this_update as f64);
+    for (r, s) in &verified {
+        e.sample(&OCSP_THIS_UPDATE, &r.labels, &[], s.this_update as f64);
     }
     e.family(&OCSP_NEXT_UPDATE);
-    for (p, s) in &verified {
+    for (r, s) in &verified {
         if let Some(t) = s.next_update {
-            e.sample(&OCSP_NEXT_UPDATE, &p.labels, &[], t as f64);
+            e.sample(&OCSP_NEXT_UPDATE, &r.labels, &[], t as f64);
         }
     }
     e.family(&OCSP_REVOCATION);
-    for (p, s) in &verified {
-        if let crate::tls::ocsp::CertStatus::Revoked { at } = s.status {
-            e.sample(&OCSP_REVOCATION, &p.labels, &[], at as f64);
+    for (r, s) in &verified {
+        if let CertStatus::Revoked { at } = s.status {
+            e.sample(&OCSP_REVOCATION, &r.labels, &[], at as f64);
         }
     }
 }
 
-fn http(e: &mut Encoder, probed: &[(&Probed, &ProbeOutcome)]) {
-    per_target(e, &HTTP_STATUS_CODE, probed, |o| {
-        match (&o.http, &o.redirect) {
+fn http(e: &mut Encoder, rows: &[Row]) {
+    per_row(e, &HTTP_STATUS_CODE, rows, |r| {
+        match (&r.outcome.http, &r.outcome.redirect) {
             (Some(Ok(f)), _) => Some(f64::from(f.status)),
             (Some(Err(_)), _) => Some(0.0),
-            (None, Some(r)) => Some(f64::from(r.status)),
+            (None, Some(redirect)) => Some(f64::from(redirect.status)),
             (None, None) => None,
         }
     });
-    let hsts = |o: &ProbeOutcome| match &o.http {
+    let hsts = |r: &Row| match &r.outcome.http {
         Some(Ok(f)) => Some(f.hsts),
         _ => None,
     };
-    per_target(e, &HSTS_MAX_AGE, probed, |o| {
-        hsts(o).map(|h| h.map_or(0.0, |h| h.max_age as f64))
+    per_row(e, &HSTS_MAX_AGE, rows, |r| {
+        hsts(r).map(|h| h.map_or(0.0, |h| h.max_age as f64))
     });
-    per_target(e, &HSTS_INCLUDE_SUBDOMAINS, probed, |o| {
-        hsts(o).map(|h| bool_value(h.is_some_and(|h| h.include_subdomains)))
+    per_row(e, &HSTS_INCLUDE_SUBDOMAINS, rows, |r| {
+        hsts(r).map(|h| bool_value(h.is_some_and(|h| h.include_subdomains)))
     });
-    per_target(e, &HSTS_PRELOAD, probed, |o| {
-        hsts(o).map(|h| bool_value(h.is_some_and(|h| h.preload)))
+    per_row(e, &HSTS_PRELOAD, rows, |r| {
+        hsts(r).map(|h| bool_value(h.is_some_and(|h| h.preload)))
     });
-    per_target(e, &HTTP_REDIRECT_TO_HTTPS, probed, |o| {
-        o.redirect.as_ref().map(|r| bool_value(r.to_https))
+    per_row(e, &HTTP_REDIRECT_TO_HTTPS, rows, |r| {
+        r.outcome.redirect.as_ref().map(|d| bool_value(d.to_https))
     });
-    per_target(e, &HTTP_REDIRECT_HOPS, probed, |o| {
-        o.redirect.as_ref().map(|r| f64::from(r.hops))
+    per_row(e, &HTTP_REDIRECT_HOPS, rows, |r| {
+        r.outcome.redirect.as_ref().map(|d| f64::from(d.hops))
     });
 }
 

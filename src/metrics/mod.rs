@@ -7,6 +7,7 @@
 mod collector;
 mod exporter;
 
+use std::borrow::Cow;
 use std::fmt::Write;
 
 pub use collector::{render, render_targets, render_to};
@@ -167,6 +168,10 @@ pub(crate) const WEAK_CIPHER_ACCEPTED: Family = gauge(
     "tls_weak_cipher_accepted",
     "1 if the server accepted a cipher suite of this weak class (over any version it accepts) in the latest legacy scan; else 0.",
 );
+pub(crate) const SCAN_INTERVAL: Family = gauge(
+    "tls_scan_interval_seconds",
+    "Configured legacy scan interval of the target, in seconds (for staleness alerts); absent for targets that are not scanned.",
+);
 pub(crate) const SCAN_TIMESTAMP: Family = gauge(
     "tls_scan_timestamp_seconds",
     "Unix time at which the latest successful legacy scan finished.",
@@ -272,21 +277,6 @@ impl Encoder {
         }
     }
 
-    /// One sample whose extra labels are already rendered and escaped (`k="v",…`).
-    pub(crate) fn sample_raw(&mut self, f: &Family, labels: &str, extra: &str, value: f64) {
-        self.out.push_str(f.name);
-        self.out.push('{');
-        self.out.push_str(labels);
-        if !labels.is_empty() && !extra.is_empty() {
-            self.out.push(',');
-        }
-        self.out.push_str(extra);
-        self.out.push_str("} ");
-        write_value(&mut self.out, value);
-        self.out.push('\n');
-        self.maybe_flush();
-    }
-
     pub(crate) fn family(&mut self, f: &Family) {
         let _ = writeln!(self.out, "# HELP {} {}", f.name, f.help);
         let _ = writeln!(self.out, "# TYPE {} {}", f.name, f.kind);
@@ -305,7 +295,7 @@ impl Encoder {
                     self.out.push(',');
                 }
                 first = false;
-                let _ = write!(self.out, "{k}=\"{}\"", crate::state::escape_label(v));
+                let _ = write!(self.out, "{k}=\"{}\"", escape_label(v));
             }
             self.out.push('}');
         }
@@ -314,6 +304,30 @@ impl Encoder {
         self.out.push('\n');
         self.maybe_flush();
     }
+}
+
+/// Escapes a label value for the text exposition format: `\\`, `"` and newline as the format
+/// says, and every other control character (CR, NUL, … from a certificate or a config)
+/// replaced by U+FFFD, so no scraper or log pipeline ever sees a raw control byte.
+pub(crate) fn escape_label(v: &str) -> Cow<'_, str> {
+    // Byte scan for the common case; 0xC2 leads every C1 control character (U+0080–U+009F).
+    if !v
+        .bytes()
+        .any(|b| b == b'\\' || b == b'"' || b < 0x20 || b == 0x7f || b == 0xc2)
+    {
+        return Cow::Borrowed(v);
+    }
+    let mut out = String::with_capacity(v.len() + 4);
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
 }
 
 fn write_value(out: &mut String, v: f64) {
@@ -331,6 +345,20 @@ fn write_value(out: &mut String, v: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape_label("plain"), "plain");
+        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn control_characters_in_label_values_are_replaced() {
+        assert_eq!(
+            escape_label("a\rb\0c\u{7f}d\te"),
+            "a\u{FFFD}b\u{FFFD}c\u{FFFD}d\u{FFFD}e"
+        );
+    }
 
     #[test]
     fn samples_render_labels_and_values() {

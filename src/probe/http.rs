@@ -46,7 +46,7 @@ use tokio::net::TcpStream;
 use tokio::time::{timeout, timeout_at, Instant};
 
 use super::classify;
-use super::outcome::FailureReason;
+use crate::verdict::FailureReason;
 
 /// At most this much response body is read (and discarded) before closing.
 pub const MAX_BODY: usize = 64 * 1024;

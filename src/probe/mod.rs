@@ -1,7 +1,9 @@
-//! One probe contract for every kind: `probe(&Target, &ProbeCtx) -> ProbeOutcome`.
+//! One probe contract for every kind: `run(&Target, Check) -> Vec<AddressOutcome>`.
 //!
-//! The scheduler decides when to probe and bounds the whole probe by the target's timeout; the
-//! probers classify what went wrong into `FailureReason` through `classify`.
+//! The scheduler and `/probe` call `run` alike: it bounds the whole check by the target's
+//! timeout (or the scan budget), fans out over every address for `resolve: all`, and picks the
+//! prober by an exhaustive `match`. Probers return plain facts and classify what went wrong into
+//! `FailureReason` through `classify`; when to check and what to keep is the scheduler's.
 
 pub mod http;
 pub mod legacy;
@@ -11,30 +13,137 @@ mod tls;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::AlertDescription;
 use tokio::time::{timeout_at, Instant};
 
 use crate::config::{IpProtocol, ProbeKind, Target};
-use outcome::{Failure, FailureReason, ProbeOutcome};
+use crate::tls::verifier;
+use crate::verdict::{Failure, FailureReason};
+use outcome::{AddressOutcome, Phases, ProbeOutcome};
 
-/// What a probe gets from the scheduler.
+/// What to check on a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Check {
+    /// The target's probe (`probe:` kind: a TLS handshake, or the plain-HTTP redirect check),
+    /// every `interval`, bounded by `timeout`.
+    Probe,
+    /// The legacy protocol and weak cipher scan, every `scan_interval`, bounded by
+    /// `SCAN_BUDGET`.
+    Scan,
+}
+
+/// Time a legacy scan (at most ~30 ClientHellos per address) may take.
+pub const SCAN_BUDGET: Duration = Duration::from_secs(60);
+/// ClientHellos of one scan in flight at once: a scan never floods a server.
+const SCAN_PARALLEL: usize = 2;
+/// Extra time past a check's own deadline before `run` gives up on it (the probers are
+/// deadline-bounded themselves; this only guards against a bug).
+const SAFETY_MARGIN: Duration = Duration::from_millis(500);
+
+/// What a prober gets: when it must be done, and the address to use when `run` resolved
+/// already (`resolve: all`).
 #[derive(Debug, Clone)]
 pub struct ProbeCtx {
-    /// The probe must have finished by then (start + target timeout).
+    /// The check must have finished by then.
     pub deadline: Instant,
-    /// Probe this address instead of resolving (`resolve: all`), with the time the shared
-    /// resolution took.
+    /// Probe this address instead of resolving, with the time the shared resolution took.
     pub pinned: Option<(SocketAddr, Duration)>,
 }
 
-impl ProbeCtx {
-    /// A context whose deadline is `timeout` from now.
-    pub fn with_timeout(timeout: Duration) -> Self {
-        ProbeCtx {
-            deadline: Instant::now() + timeout,
+impl Check {
+    /// How long one run of this check on `target` may take.
+    pub fn budget(self, target: &Target) -> Duration {
+        match self {
+            Check::Probe => target.timeout,
+            Check::Scan => SCAN_BUDGET,
+        }
+    }
+}
+
+/// Runs `check` on `target` once, never panicking and never outliving its budget by more than
+/// a safety margin: one outcome, or one per address the name resolves to for `resolve: all`
+/// (a failed resolution is then one outcome without an address), sorted by address.
+pub async fn run(target: &Arc<Target>, check: Check) -> Vec<AddressOutcome> {
+    let start = Instant::now();
+    let budget = check.budget(target);
+    let deadline = start + budget;
+    if !target.resolve_all {
+        let ctx = ProbeCtx {
+            deadline,
             pinned: None,
+        };
+        let outcome = bounded(target, check, &ctx, start).await;
+        return vec![AddressOutcome {
+            ip: None,
+            outcome: Arc::new(outcome),
+        }];
+    }
+    let addrs = match resolve(target, deadline).await {
+        Ok(addrs) => addrs,
+        Err(f) => {
+            let phases = Phases {
+                resolve: Some(start.elapsed()),
+                ..Phases::default()
+            };
+            let outcome = ProbeOutcome::failed(f, phases, start.elapsed());
+            return vec![AddressOutcome {
+                ip: None,
+                outcome: Arc::new(outcome),
+            }];
+        }
+    };
+    let resolved_in = start.elapsed();
+    let mut set = tokio::task::JoinSet::new();
+    for addr in addrs {
+        let target = target.clone();
+        set.spawn(async move {
+            let ctx = ProbeCtx {
+                deadline,
+                pinned: Some((addr, resolved_in)),
+            };
+            AddressOutcome {
+                ip: Some(addr.ip()),
+                outcome: Arc::new(bounded(&target, check, &ctx, start).await),
+            }
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        // A panicking prober is a bug; its address is left out rather than taking the others.
+        if let Ok(one) = joined {
+            all.push(one);
+        }
+    }
+    all.sort_by_key(|a| a.ip);
+    all
+}
+
+/// One check of one address (or of the target's first reachable address), bounded.
+async fn bounded(target: &Target, check: Check, ctx: &ProbeCtx, start: Instant) -> ProbeOutcome {
+    // Boxed: the probe's state (rustls connection, buffers) lives only while a check runs, not
+    // inline in every idle target task.
+    let work = Box::pin(async {
+        match (check, target.kind) {
+            (Check::Probe, ProbeKind::Tls) => tls::probe(target, ctx).await,
+            (Check::Probe, ProbeKind::HttpRedirect) => redirect(target, ctx).await,
+            (Check::Scan, _) => scan(target, ctx).await,
+        }
+    });
+    match timeout_at(ctx.deadline + SAFETY_MARGIN, work).await {
+        Ok(outcome) => outcome,
+        Err(_) => {
+            let budget = check.budget(target);
+            let failure = Failure::new(
+                FailureReason::Other,
+                format!(
+                    "check did not finish within its budget of {}",
+                    crate::config::format_duration(budget)
+                ),
+            );
+            ProbeOutcome::failed(failure, Phases::default(), start.elapsed())
         }
     }
 }
@@ -72,33 +181,13 @@ pub async fn resolve(target: &Target, deadline: Instant) -> Result<Vec<SocketAdd
     Ok(addrs)
 }
 
-/// Probes `target` once, never panicking and never outliving `ctx.deadline` by more than the
-/// time it takes to notice it.
-pub async fn probe(target: &Target, ctx: &ProbeCtx) -> ProbeOutcome {
-    match target.kind {
-        ProbeKind::Tls => tls::probe(target, ctx).await,
-        ProbeKind::HttpRedirect => redirect(target, ctx).await,
-    }
-}
-
 /// The plain-HTTP side of a site: does GET answer with a redirect (chain) to `https://`?
 /// Succeeds when it does; a site that serves content (or redirects elsewhere) over plain HTTP
 /// fails with reason `other`.
 async fn redirect(target: &Target, ctx: &ProbeCtx) -> ProbeOutcome {
     let start = Instant::now();
-    let mut phases = outcome::Phases::default();
-    let addrs = match ctx.pinned {
-        Some((addr, took)) => {
-            phases.resolve = Some(took);
-            Ok(vec![addr])
-        }
-        None => {
-            let got = resolve(target, ctx.deadline).await;
-            phases.resolve = Some(start.elapsed());
-            got
-        }
-    };
-    let addrs = match addrs {
+    let mut phases = Phases::default();
+    let addrs = match addresses(target, ctx, &mut phases, start).await {
         Ok(a) => a,
         Err(f) => return ProbeOutcome::failed(f, phases, start.elapsed()),
     };
@@ -134,14 +223,69 @@ async fn redirect(target: &Target, ctx: &ProbeCtx) -> ProbeOutcome {
                     format!("HTTP {} is not a redirect to https{to}", facts.status),
                 )
             });
-            let mut out = ProbeOutcome::failed(
-                Failure::new(FailureReason::Other, ""),
-                phases,
-                start.elapsed(),
-            );
-            out.failure = failure;
-            out.redirect = Some(facts);
-            out
+            ProbeOutcome {
+                failure,
+                redirect: Some(facts),
+                ..ProbeOutcome::new(phases, start.elapsed())
+            }
+        }
+    }
+}
+
+/// The legacy protocol and weak cipher scan of one address (the first the name resolves to,
+/// or the pinned one). The chain of the highest accepted version below TLS 1.3 is judged like
+/// a probe's: it is what the certificate series show for servers rustls cannot talk to.
+async fn scan(target: &Target, ctx: &ProbeCtx) -> ProbeOutcome {
+    let start = Instant::now();
+    let mut phases = Phases::default();
+    let addr = match addresses(target, ctx, &mut phases, start).await {
+        Ok(addrs) => match addrs.first() {
+            Some(a) => *a,
+            None => {
+                let f = Failure::new(FailureReason::DnsError, "no address to scan");
+                return ProbeOutcome::failed(f, phases, start.elapsed());
+            }
+        },
+        Err(f) => return ProbeOutcome::failed(f, phases, start.elapsed()),
+    };
+    let name = target.server_name.to_str();
+    let result = legacy::scan(addr, Some(&name), ctx.deadline, SCAN_PARALLEL).await;
+    if let Some(e) = &result.error {
+        let f = Failure::new(FailureReason::Other, e.clone());
+        return ProbeOutcome::failed(f, phases, start.elapsed());
+    }
+    let chain = result.legacy_chain.as_ref().map(|chain| {
+        Arc::new(verifier::judge(
+            chain,
+            &target.roots,
+            &target.server_name,
+            rustls_pki_types::UnixTime::now(),
+        ))
+    });
+    ProbeOutcome {
+        chain,
+        scan: Some(result),
+        ..ProbeOutcome::new(phases, start.elapsed())
+    }
+}
+
+/// The addresses a prober connects to: the pinned one, or the target's resolved ones (the
+/// `resolve` phase is timed either way).
+pub(crate) async fn addresses(
+    target: &Target,
+    ctx: &ProbeCtx,
+    phases: &mut Phases,
+    start: Instant,
+) -> Result<Vec<SocketAddr>, Failure> {
+    match ctx.pinned {
+        Some((addr, took)) => {
+            phases.resolve = Some(took);
+            Ok(vec![addr])
+        }
+        None => {
+            let got = resolve(target, ctx.deadline).await;
+            phases.resolve = Some(start.elapsed());
+            got
         }
     }
 }

@@ -7,6 +7,7 @@
 use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rustls::ProtocolVersion;
@@ -17,12 +18,13 @@ use tokio::time::{timeout, timeout_at, Instant};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use super::outcome::{Failure, FailureReason, Negotiated, Phases, ProbeOutcome};
+use super::outcome::{Negotiated, Phases, ProbeOutcome};
 use super::starttls::{self, UpgradeError};
 use super::{classify, http, ProbeCtx};
 use crate::config::Target;
 use crate::tls::verifier::{self, Recorder};
 use crate::tls::{names, ocsp};
+use crate::verdict::{Failure, FailureReason};
 
 /// How long we wait, after a TLS 1.3 handshake in which the server asked for a client
 /// certificate, for the alert a server sends when it rejects that certificate.
@@ -31,30 +33,20 @@ const REJECTION_WINDOW_MAX: Duration = Duration::from_secs(1);
 
 pub(super) async fn probe(target: &Target, ctx: &ProbeCtx) -> ProbeOutcome {
     let started = Instant::now();
-    let mut out = ProbeOutcome::failed(
-        Failure::new(FailureReason::Other, ""),
-        Phases::default(),
-        Duration::ZERO,
-    );
-    out.failure = run(target, ctx, &mut out).await.err();
+    let mut out = ProbeOutcome::new(Phases::default(), Duration::ZERO);
+    out.failure = run(target, ctx, &mut out, started).await.err();
     out.duration = started.elapsed();
     out.finished_at = SystemTime::now();
     out
 }
 
-async fn run(target: &Target, ctx: &ProbeCtx, out: &mut ProbeOutcome) -> Result<(), Failure> {
-    let addrs = match ctx.pinned {
-        Some((addr, resolved_in)) => {
-            out.phases.resolve = Some(resolved_in);
-            vec![addr]
-        }
-        None => {
-            let t = Instant::now();
-            let addrs = super::resolve(target, ctx.deadline).await;
-            out.phases.resolve = Some(t.elapsed());
-            addrs?
-        }
-    };
+async fn run(
+    target: &Target,
+    ctx: &ProbeCtx,
+    out: &mut ProbeOutcome,
+    started: Instant,
+) -> Result<(), Failure> {
+    let addrs = super::addresses(target, ctx, &mut out.phases, started).await?;
 
     let t = Instant::now();
     let tcp = connect(&addrs, ctx).await;
@@ -103,12 +95,12 @@ async fn run(target: &Target, ctx: &ProbeCtx, out: &mut ProbeOutcome) -> Result<
     out.client_auth_requested = rec.client_auth_requested;
     let now = UnixTime::now();
     if !rec.chain.is_empty() {
-        out.chain = Some(verifier::judge(
+        out.chain = Some(Arc::new(verifier::judge(
             &rec.chain,
             &target.roots,
             &target.server_name,
             now,
-        ));
+        )));
         out.ocsp_checked = true;
         if !rec.ocsp.is_empty() {
             let secs = now.as_secs() as i64;

@@ -1,7 +1,8 @@
 //! Facts about one certificate, parsed once with x509-parser from the DER the server sent.
 //!
-//! Only string facts that end up on `tls_cert_info` and the numbers the policy needs; chain
-//! validation lives in `verifier.rs`.
+//! Plain facts: the strings a person or an output format reads (subject, issuer, SANs, key,
+//! …) and the numbers the policy needs. How they are rendered is `metrics/`' and the status
+//! page's business; chain validation lives in `verifier.rs`.
 
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
@@ -34,18 +35,17 @@ pub struct CertFacts {
     pub weak_signature: bool,
     /// Subject equals issuer.
     pub self_issued: bool,
-    /// The `tls_cert_info` labels after the target's (`depth="0",cn="…",…`), rendered and
-    /// escaped once per probe rather than on every scrape. Empty until `set_depth`.
-    pub info_labels: String,
     /// DER of the subject and issuer Names, for chain-order checks.
     pub subject_der: Vec<u8>,
     pub issuer_der: Vec<u8>,
 }
 
 impl CertFacts {
-    /// Drops what `info_labels` already carries, and the DER names once the chain checks are
-    /// done: a fleet keeps one of these per certificate per target, and this halves them.
+    /// Drops the DER names once the chain checks are done: a fleet keeps one of these per
+    /// certificate per target, and the names are only needed while judging.
     pub fn compact(&mut self) {
+        self.subject_der = Vec::new();
+        self.issuer_der = Vec::new();
         for s in [
             &mut self.cn,
             &mut self.subject,
@@ -56,27 +56,8 @@ impl CertFacts {
             &mut self.key,
             &mut self.signature_algorithm,
         ] {
-            *s = String::new();
+            s.shrink_to_fit();
         }
-        self.subject_der = Vec::new();
-        self.issuer_der = Vec::new();
-        self.info_labels.shrink_to_fit();
-    }
-
-    /// Renders `info_labels` for the certificate's position in the chain.
-    pub fn set_depth(&mut self, depth: usize) {
-        use crate::state::escape_label as esc;
-        self.info_labels = format!(
-            "depth=\"{depth}\",cn=\"{}\",subject=\"{}\",issuer=\"{}\",serial=\"{}\",fingerprint_sha256=\"{}\",dns_names=\"{}\",key=\"{}\",signature_algorithm=\"{}\"",
-            esc(&self.cn),
-            esc(&self.subject),
-            esc(&self.issuer),
-            esc(&self.serial),
-            esc(&self.fingerprint_sha256),
-            esc(&self.dns_names),
-            esc(&self.key),
-            esc(&self.signature_algorithm),
-        );
     }
 }
 
@@ -107,7 +88,6 @@ pub fn parse(der: &[u8]) -> Result<CertFacts, MalformedCert> {
         signature_algorithm: signature_name(sig_oid),
         weak_signature: WEAK_SIGNATURES.contains(&sig_oid.to_id_string().as_str()),
         self_issued: cert.subject().as_raw() == cert.issuer().as_raw(),
-        info_labels: String::new(),
         subject_der: cert.subject().as_raw().to_vec(),
         issuer_der: cert.issuer().as_raw().to_vec(),
     })

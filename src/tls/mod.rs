@@ -1,7 +1,10 @@
 //! TLS inspection shared by the probes: the recording verifier and chain verdict, certificate
 //! facts, and IANA names of negotiated parameters.
+//!
+//! Depends only on `verdict`: nothing here knows about targets, probes, state or exposition.
 
 pub mod cert;
+pub mod chain;
 pub mod names;
 pub mod ocsp;
 pub mod verifier;

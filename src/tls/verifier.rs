@@ -16,8 +16,9 @@ use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
 
-use crate::probe::outcome::{Chain, Failure, FailureReason};
 use crate::tls::cert::{self, CertFacts};
+use crate::tls::chain::Chain;
+use crate::verdict::{Failure, FailureReason};
 
 /// The signature algorithms chains are checked with, built once rather than per probe.
 static SIGNATURE_ALGORITHMS: std::sync::LazyLock<WebPkiSupportedAlgorithms> =
@@ -222,10 +223,7 @@ pub(crate) fn judge(
     let mut malformed = None;
     for (depth, der) in sent.iter().enumerate() {
         match cert::parse(der) {
-            Ok(mut facts) => {
-                facts.set_depth(depth);
-                certs.push((depth, facts));
-            }
+            Ok(facts) => certs.push((depth, facts)),
             Err(e) if malformed.is_none() => {
                 malformed = Some(Failure::new(
                     FailureReason::Other,
@@ -236,25 +234,27 @@ pub(crate) fn judge(
         }
     }
     let (order_valid, incomplete) = hygiene(&certs, roots);
-    let mut chain = Chain {
-        certs,
-        sent: sent.len(),
-        problem: malformed,
-        path_expiry: None,
-        order_valid,
-        incomplete,
-    };
-    let (depths, mut facts): (Vec<usize>, Vec<CertFacts>) =
-        std::mem::take(&mut chain.certs).into_iter().unzip();
-    if chain.problem.is_none() {
+    let (depths, mut facts): (Vec<usize>, Vec<CertFacts>) = certs.into_iter().unzip();
+    let mut problem = malformed;
+    let mut path_expiry = None;
+    if problem.is_none() {
         match validate(sent, &facts, roots, server_name, now) {
-            Ok(expiry) => chain.path_expiry = Some(expiry),
-            Err(problem) => chain.problem = Some(problem),
+            Ok(expiry) => path_expiry = Some(expiry),
+            Err(p) => problem = Some(p),
         }
     }
     facts.iter_mut().for_each(CertFacts::compact);
-    chain.certs = depths.into_iter().zip(facts).collect();
-    chain
+    Chain {
+        certs: depths
+            .into_iter()
+            .zip(facts.into_iter().map(Arc::new))
+            .collect(),
+        sent: sent.len(),
+        problem,
+        path_expiry,
+        order_valid,
+        incomplete,
+    }
 }
 
 /// Chain order (each certificate issued by the next, by Name) and completeness (the last one's

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::ServerName;
 use tls_exporter::probe::http::{self, Hsts, HttpError, RedirectFacts, MAX_BODY};
-use tls_exporter::probe::outcome::FailureReason;
+use tls_exporter::verdict::FailureReason;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
