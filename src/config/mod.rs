@@ -7,6 +7,7 @@
 mod duration;
 mod error;
 mod raw;
+mod starttls;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -23,8 +24,8 @@ pub use duration::parse as parse_duration;
 pub(crate) use error::render as render_problems;
 pub use error::{ConfigError, Problem};
 use raw::{RawConfig, RawGlobal, RawTarget};
+pub use starttls::StartTls;
 
-use crate::probe::starttls::StartTls;
 use crate::tls::verifier::{self, Roots};
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);

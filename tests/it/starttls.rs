@@ -12,7 +12,8 @@ use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use tls_exporter::probe::starttls::{self, StartTls, UpgradeError};
+use tls_exporter::config::StartTls;
+use tls_exporter::probe::starttls::{self, UpgradeError};
 
 use crate::support::pki::{Ca, Cert, Spec};
 use crate::support::starttls_servers::{self as servers, Tls};
