@@ -305,16 +305,16 @@ async fn run_scan(
                     let name = target.server_name.to_str();
                     Box::pin(legacy::scan(*addr, Some(&name), deadline, SCAN_PARALLEL)).await
                 }
-                None => legacy::ScanResult::failed("no address"),
+                None => Err(legacy::ScanError::NoAddress(target.host.clone())),
             },
-            Err(f) => legacy::ScanResult::failed(&f.detail),
+            Err(f) => Err(legacy::ScanError::Resolve(f.detail)),
         };
         drop(permit);
-        match &result.error {
-            Some(e) => {
+        match result {
+            Err(e) => {
                 tracing::debug!(target = target.name.as_str(), error = %e, "legacy scan failed; keeping the previous result")
             }
-            None => {
+            Ok(result) => {
                 let legacy_chain = result.legacy_chain.as_ref().map(|chain| {
                     verifier::judge(
                         chain,
