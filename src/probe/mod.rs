@@ -249,11 +249,13 @@ async fn scan(target: &Target, ctx: &ProbeCtx) -> ProbeOutcome {
         Err(f) => return ProbeOutcome::failed(f, phases, start.elapsed()),
     };
     let name = target.server_name.to_str();
-    let result = legacy::scan(addr, Some(&name), ctx.deadline, SCAN_PARALLEL).await;
-    if let Some(e) = &result.error {
-        let f = Failure::new(FailureReason::Other, e.clone());
-        return ProbeOutcome::failed(f, phases, start.elapsed());
-    }
+    let result = match legacy::scan(addr, Some(&name), ctx.deadline, SCAN_PARALLEL).await {
+        Ok(result) => result,
+        Err(e) => {
+            let f = Failure::new(FailureReason::Other, e.to_string());
+            return ProbeOutcome::failed(f, phases, start.elapsed());
+        }
+    };
     let chain = result.legacy_chain.as_ref().map(|chain| {
         Arc::new(verifier::judge(
             chain,

@@ -9,7 +9,9 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
 use rustls_pki_types::CertificateDer;
-use tls_exporter::probe::legacy::{scan, LegacyVersion, ScanResult, WeakClass, MAX_HANDSHAKES};
+use tls_exporter::probe::legacy::{
+    scan, LegacyVersion, ScanError, ScanResult, WeakClass, MAX_HANDSHAKES,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::time::{timeout, Instant};
@@ -29,8 +31,8 @@ async fn scan_ok(addr: SocketAddr) -> ScanResult {
         scan(addr, Some("localhost"), deadline, 4),
     )
     .await
-    .expect("scan returns by its deadline");
-    assert_eq!(r.error, None, "{r:#?}");
+    .expect("scan returns by its deadline")
+    .unwrap_or_else(|e| panic!("scan failed: {e} ({e:?})"));
     assert!(r.handshakes <= MAX_HANDSHAKES, "{r:#?}");
     assert!(r.handshakes >= 5, "{r:#?}");
     r
@@ -261,12 +263,14 @@ async fn closed_port_is_an_error() {
     let addr: SocketAddr = format!("127.0.0.1:{}", crate::support::exporter::free_port())
         .parse()
         .expect("addr");
+    // An error is all there is: no protocols, no classes.
     let r = scan(addr, None, Instant::now() + WAIT, 4).await;
+    assert!(matches!(&r, Err(ScanError::Connect { .. })), "{r:#?}");
     assert!(
-        r.error.as_deref().is_some_and(|e| e.contains("connect to")),
+        r.as_ref()
+            .is_err_and(|e| e.to_string().contains("connect to")),
         "{r:#?}"
     );
-    assert!(r.protocols.is_empty() && r.weak.is_empty(), "{r:#?}");
 }
 
 /// A tlslite-ng server (tests/support-py/tlslite_server.py); killed when dropped. It also exits
