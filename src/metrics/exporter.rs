@@ -64,50 +64,16 @@ pub(super) fn render(e: &mut Encoder, state: &State, targets: usize) {
 /// Standard `process_*` metrics from /proc (Linux only; absent elsewhere).
 fn process(e: &mut Encoder) {
     let Some(p) = read_proc() else { return };
-    let families = [
-        (
-            counter(
-                "process_cpu_seconds_total",
-                "Total user and system CPU time spent in seconds.",
-            ),
-            p.cpu_seconds,
-        ),
-        (
-            gauge(
-                "process_resident_memory_bytes",
-                "Resident memory size in bytes.",
-            ),
-            p.rss_bytes,
-        ),
-        (
-            gauge(
-                "process_virtual_memory_bytes",
-                "Virtual memory size in bytes.",
-            ),
-            p.vsize_bytes,
-        ),
-        (
-            gauge(
-                "process_start_time_seconds",
-                "Start time of the process since unix epoch in seconds.",
-            ),
-            p.start_time,
-        ),
-        (
-            gauge("process_open_fds", "Number of open file descriptors."),
-            p.open_fds,
-        ),
-        (
-            gauge(
-                "process_max_fds",
-                "Maximum number of open file descriptors.",
-            ),
-            p.max_fds,
-        ),
-    ];
-    for (f, v) in families {
-        e.family(&f);
-        e.sample(&f, "", &[], v);
+    for (f, v) in [
+        (&PROCESS_CPU, p.cpu_seconds),
+        (&PROCESS_RSS, p.rss_bytes),
+        (&PROCESS_VSIZE, p.vsize_bytes),
+        (&PROCESS_START, p.start_time),
+        (&PROCESS_OPEN_FDS, p.open_fds),
+        (&PROCESS_MAX_FDS, p.max_fds),
+    ] {
+        e.family(f);
+        e.sample(f, "", &[], v);
     }
 }
 
@@ -121,10 +87,9 @@ struct Proc {
 }
 
 fn read_proc() -> Option<Proc> {
-    // Linux reports these in clock ticks and pages; both are 100 and 4096 on every platform we
-    // ship for (x86_64, aarch64 Linux).
-    const TICKS: f64 = 100.0;
-    const PAGE: f64 = 4096.0;
+    // /proc/self/stat counts CPU time in clock ticks and RSS in pages; both sizes are the
+    // kernel's (a 16 KiB or 64 KiB page kernel on aarch64 exists).
+    let (ticks, page) = (sysconf(libc::_SC_CLK_TCK)?, sysconf(libc::_SC_PAGESIZE)?);
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // Fields after the parenthesised command name, which may itself contain spaces.
     let after = stat.rsplit_once(')')?.1;
@@ -155,11 +120,18 @@ fn read_proc() -> Option<Proc> {
         })
         .unwrap_or(0.0);
     Some(Proc {
-        cpu_seconds: (utime + stime) / TICKS,
-        rss_bytes: rss * PAGE,
+        cpu_seconds: (utime + stime) / ticks,
+        rss_bytes: rss * page,
         vsize_bytes: vsize,
-        start_time: boot + start / TICKS,
+        start_time: boot + start / ticks,
         open_fds,
         max_fds,
     })
+}
+
+/// A positive `sysconf` value, or `None` where the system does not know it.
+fn sysconf(name: libc::c_int) -> Option<f64> {
+    // SAFETY: sysconf takes an integer name and returns an integer; it touches no memory of ours.
+    let v = unsafe { libc::sysconf(name) };
+    (v > 0).then_some(v as f64)
 }

@@ -232,6 +232,29 @@ pub(crate) const SCHEDULER_LAG: Family = gauge(
     "How late the most recently started probe started after its scheduled time, in seconds.",
 );
 
+pub(crate) const PROCESS_CPU: Family = counter(
+    "process_cpu_seconds_total",
+    "Total user and system CPU time spent in seconds.",
+);
+pub(crate) const PROCESS_RSS: Family = gauge(
+    "process_resident_memory_bytes",
+    "Resident memory size in bytes.",
+);
+pub(crate) const PROCESS_VSIZE: Family = gauge(
+    "process_virtual_memory_bytes",
+    "Virtual memory size in bytes.",
+);
+pub(crate) const PROCESS_START: Family = gauge(
+    "process_start_time_seconds",
+    "Start time of the process since unix epoch in seconds.",
+);
+pub(crate) const PROCESS_OPEN_FDS: Family =
+    gauge("process_open_fds", "Number of open file descriptors.");
+pub(crate) const PROCESS_MAX_FDS: Family = gauge(
+    "process_max_fds",
+    "Maximum number of open file descriptors.",
+);
+
 /// Where an encoder hands full chunks of output (a streaming HTTP body).
 pub(crate) type Sink = Box<dyn FnMut(String) + Send>;
 

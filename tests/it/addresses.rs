@@ -60,6 +60,23 @@ async fn resolve_all_probes_every_address_with_an_ip_label() {
         page.contains(&format!("{MULTI}:{} (127.0.0.3)", a.addr.port())),
         "{page}"
     );
+    // The status page reads certificate subjects from the facts, per address.
+    assert!(page.contains(&format!("CN={MULTI}")), "{page}");
+    assert!(page.contains("CN=other.example"), "{page}");
+
+    // `/probe` runs the same contract: every address, each with its `ip` label.
+    let (status, body) = e.get("/probe?target=multi").expect("/probe");
+    assert_eq!(status, 200, "{body}");
+    for line in [
+        "tls_probe_success{target=\"multi\",ip=\"127.0.0.2\"} 1",
+        "tls_probe_success{target=\"multi\",ip=\"127.0.0.3\"} 0",
+        "tls_probe_failure_info{target=\"multi\",ip=\"127.0.0.3\",reason=\"hostname_mismatch\"} 1",
+    ] {
+        assert!(
+            body.lines().any(|l| l == line),
+            "missing {line} in:\n{body}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
