@@ -1,5 +1,6 @@
 //! `basic_auth_users`: the configured users and their bcrypt hashes, the check of an
-//! `Authorization: Basic` header against them, and the cache of verifications that succeeded.
+//! `Authorization: Basic` header against them (refusing passwords longer than bcrypt reads),
+//! and the cache of verifications that succeeded.
 //! Also what makes a configured hash acceptable (`check_bcrypt`). Answering 401 is the
 //! middleware's business (`serve`); locating a bad hash in the file is `convert`'s.
 
@@ -12,6 +13,9 @@ use base64::Engine as _;
 
 /// Successful basic-auth verifications remembered at most; the cache is emptied beyond.
 const VERIFIED_CACHE_MAX: usize = 1024;
+/// The longest password bcrypt reads in full: it ignores every byte beyond, so a longer
+/// password would match with any ending and is refused instead.
+const MAX_PASSWORD_BYTES: usize = 72;
 
 /// Users and their bcrypt hashes, plus the verifications that succeeded.
 pub(super) struct BasicAuth {
@@ -51,11 +55,15 @@ impl BasicAuth {
         })
     }
 
-    /// True when `header` carries the credentials of a configured user.
+    /// True when `header` carries the credentials of a configured user. A password longer
+    /// than `MAX_PASSWORD_BYTES` is never a configured user's.
     pub(super) async fn check(&self, header: Option<&HeaderValue>) -> bool {
         let Some((user, password)) = header.and_then(decode_basic) else {
             return false;
         };
+        if password.len() > MAX_PASSWORD_BYTES {
+            return false;
+        }
         let key = cache_key(&user, &password);
         if self
             .verified
@@ -146,6 +154,31 @@ mod tests {
             ]
         );
         assert!(!e[0].contains("s3cr3t"));
+    }
+
+    #[tokio::test]
+    async fn password_longer_than_72_bytes_is_rejected() {
+        let password = "x".repeat(72);
+        let hash = bcrypt::hash(&password, 4).expect("hash");
+        let users = HashMap::from([("alice".to_string(), Secret(hash))]);
+        let auth = BasicAuth::new(users).expect("one user");
+        let header = |p: &str| {
+            let token = base64::engine::general_purpose::STANDARD.encode(format!("alice:{p}"));
+            HeaderValue::from_str(&format!("Basic {token}")).expect("header")
+        };
+        let longer = format!("{password}anything");
+        assert!(
+            !auth.check(Some(&header(&longer))).await,
+            "a password matching only in its first 72 bytes was accepted"
+        );
+        assert!(
+            auth.check(Some(&header(&password))).await,
+            "the 72-byte password itself was refused"
+        );
+        assert!(
+            !auth.check(Some(&header(&longer))).await,
+            "a longer password was accepted once the 72-byte one was cached"
+        );
     }
 
     #[test]
