@@ -292,7 +292,10 @@ async fn right_password_gets_the_scrape() {
 async fn basic_auth_works_without_tls() {
     let dir = tempfile::tempdir().expect("tempdir");
     let hash = bcrypt::hash("pw", 4).expect("bcrypt");
-    let yaml = format!("basic_auth_users:\n  scraper: '{hash}'\n");
+    // bcrypt reads 72 bytes of a password: a longer one must not pass on its first 72.
+    let long = "x".repeat(72);
+    let long_hash = bcrypt::hash(&long, 4).expect("bcrypt");
+    let yaml = format!("basic_auth_users:\n  scraper: '{hash}'\n  long: '{long_hash}'\n");
     let e = start(dir, &yaml, &Client::plain()).await;
     let denied = Client::plain()
         .get(e.addr, "/metrics")
@@ -305,6 +308,18 @@ async fn basic_auth_works_without_tls() {
         .await
         .expect("request");
     assert_eq!(allowed.0, 200, "{}", allowed.2);
+    let full = Client::plain()
+        .auth("long", &long)
+        .get(e.addr, "/metrics")
+        .await
+        .expect("request");
+    assert_eq!(full.0, 200, "{}", full.2);
+    let longer = Client::plain()
+        .auth("long", &format!("{long}suffix"))
+        .get(e.addr, "/metrics")
+        .await
+        .expect("request");
+    assert_eq!(longer.0, 401, "{}", longer.1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
