@@ -463,3 +463,163 @@ fn depth_label(cache: &mut Vec<String>, depth: usize) -> &str {
     }
     cache[depth].as_str()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+    use crate::config::Target;
+    use crate::probe::outcome::{AddressOutcome, Negotiated, Phases};
+    use crate::probe::Check;
+    use crate::tls::cert::CertFacts;
+    use crate::verdict::Failure;
+
+    fn target(yaml_target: &str) -> Arc<Target> {
+        let yaml = format!("targets:\n  - {yaml_target}\n");
+        let config = crate::config::parse(&yaml, std::path::Path::new("t.yml"))
+            .unwrap_or_else(|e| panic!("test config: {e}"));
+        config.targets.first().cloned().expect("one target")
+    }
+
+    fn facts(cn: &str, not_after: i64) -> CertFacts {
+        CertFacts {
+            not_before: 1_000,
+            not_after,
+            cn: cn.to_string(),
+            subject: format!("CN={cn}"),
+            issuer: "CN=Test \"Root\"".to_string(),
+            serial: "01".to_string(),
+            fingerprint_sha256: "ab".to_string(),
+            dns_names: cn.to_string(),
+            key: "ECDSA P-256".to_string(),
+            rsa_bits: None,
+            signature_algorithm: "ecdsa-with-SHA256".to_string(),
+            weak_signature: false,
+            self_issued: false,
+            subject_der: Vec::new(),
+            issuer_der: Vec::new(),
+        }
+    }
+
+    fn healthy(not_after: i64) -> ProbeOutcome {
+        let mut o = ProbeOutcome::new(Phases::default(), Duration::from_millis(250));
+        o.handshake_ok = true;
+        o.finished_at = UNIX_EPOCH + Duration::from_secs(5_000);
+        o.negotiated = Some(Negotiated {
+            version: "TLS 1.3",
+            cipher: "TLS_AES_128_GCM_SHA256".to_string(),
+            group: Some("X25519".to_string()),
+        });
+        o.chain = Some(Arc::new(Chain {
+            certs: vec![(0, Arc::new(facts("api\nx", not_after)))],
+            sent: 1,
+            problem: None,
+            path_expiry: Some(not_after),
+            order_valid: true,
+            incomplete: false,
+        }));
+        o
+    }
+
+    fn lines(text: &str) -> Vec<&str> {
+        text.lines().filter(|l| !l.starts_with('#')).collect()
+    }
+
+    #[test]
+    fn healthy_probe_renders_exact_series_with_escaped_labels() {
+        let t = target("{name: api, address: \"127.0.0.1:1\", labels: {team: \"core\\\"s\"}}");
+        let state = State::default();
+        state.set_targets(std::slice::from_ref(&t));
+        let outcome = Arc::new(healthy(90_000));
+        state.record(&t, Check::Probe, vec![AddressOutcome { ip: None, outcome }]);
+        let text = render_targets(&state, UNIX_EPOCH + Duration::from_secs(3_600));
+        let got = lines(&text);
+        let l = "target=\"api\",team=\"core\\\"s\"";
+        for want in [
+            format!("tls_probe_success{{{l}}} 1"),
+            format!("tls_handshake_success{{{l}}} 1"),
+            format!("tls_probe_duration_seconds{{{l}}} 0.25"),
+            format!("tls_probe_timestamp_seconds{{{l}}} 5000"),
+            format!("tls_probes_total{{{l}}} 1"),
+            format!("tls_version_info{{{l},version=\"TLS 1.3\"}} 1"),
+            format!("tls_chain_valid{{{l}}} 1"),
+            format!("tls_chain_expiry_timestamp_seconds{{{l}}} 90000"),
+            format!("tls_cert_not_after_timestamp_seconds{{{l},depth=\"0\"}} 90000"),
+            format!("tls_cert_days_to_expiry{{{l},depth=\"0\"}} 1"),
+            format!(
+                "tls_cert_info{{{l},depth=\"0\",cn=\"api\\nx\",subject=\"CN=api\\nx\",issuer=\"CN=Test \\\"Root\\\"\",serial=\"01\",fingerprint_sha256=\"ab\",dns_names=\"api\\nx\",key=\"ECDSA P-256\",signature_algorithm=\"ecdsa-with-SHA256\"}} 1"
+            ),
+        ] {
+            assert!(got.contains(&want.as_str()), "missing {want} in:\n{text}");
+        }
+        assert!(!text.contains("tls_probe_failure_info{"), "{text}");
+    }
+
+    #[test]
+    fn failed_probe_has_reason_and_no_chain_series() {
+        let t = target("{name: down, address: \"127.0.0.1:1\"}");
+        let state = State::default();
+        state.set_targets(std::slice::from_ref(&t));
+        let failure = Failure::new(FailureReason::ConnectionRefused, "connection refused");
+        let outcome = Arc::new(ProbeOutcome::failed(
+            failure,
+            Phases::default(),
+            Duration::ZERO,
+        ));
+        state.record(&t, Check::Probe, vec![AddressOutcome { ip: None, outcome }]);
+        let text = render_targets(&state, UNIX_EPOCH);
+        let got = lines(&text);
+        for want in [
+            "tls_probe_success{target=\"down\"} 0",
+            "tls_probe_failure_info{target=\"down\",reason=\"connection_refused\"} 1",
+            "tls_probe_failures_total{target=\"down\",reason=\"connection_refused\"} 1",
+            "tls_handshake_success{target=\"down\"} 0",
+        ] {
+            assert!(got.contains(&want), "missing {want} in:\n{text}");
+        }
+        for absent in ["tls_chain_valid{", "tls_cert_info{", "tls_version_info{"] {
+            assert!(!text.contains(absent), "unexpected {absent} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn resolve_all_rows_carry_an_ip_label_and_removed_targets_vanish() {
+        let t = target("{name: multi, address: \"localhost:1\", resolve: all}");
+        let state = State::default();
+        state.set_targets(std::slice::from_ref(&t));
+        let ip = |s: &str| s.parse().ok();
+        state.record(
+            &t,
+            Check::Probe,
+            vec![
+                AddressOutcome {
+                    ip: ip("127.0.0.2"),
+                    outcome: Arc::new(healthy(90_000)),
+                },
+                AddressOutcome {
+                    ip: ip("::1"),
+                    outcome: Arc::new(healthy(90_000)),
+                },
+            ],
+        );
+        let text = render_targets(&state, UNIX_EPOCH);
+        let got = lines(&text);
+        assert!(
+            got.contains(&"tls_probe_success{target=\"multi\",ip=\"127.0.0.2\"} 1"),
+            "{text}"
+        );
+        assert!(
+            got.contains(&"tls_probe_success{target=\"multi\",ip=\"::1\"} 1"),
+            "{text}"
+        );
+        assert!(
+            got.contains(&"tls_probes_total{target=\"multi\"} 2"),
+            "{text}"
+        );
+        state.set_targets(&[]);
+        let text = render_targets(&state, UNIX_EPOCH);
+        assert!(!text.contains("target=\"multi\""), "{text}");
+    }
+}
