@@ -42,11 +42,12 @@ use hyper::header::{
 use hyper::{HeaderMap, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use tokio::time::{timeout, timeout_at, Instant};
 
 use super::classify;
+use super::connect::{self, ConnectError, Lookup, System};
 use super::outcome::FailureReason;
+use crate::config::IpProtocol;
 
 /// At most this much response body is read (and discarded) before closing.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -101,14 +102,9 @@ pub struct RedirectFacts {
 pub enum HttpError {
     #[error("cannot build the request for {url}: {detail}")]
     Request { url: String, detail: String },
-    #[error("resolve {host}: {source}")]
-    Resolve { host: String, source: io::Error },
-    #[error("resolve {host}: no addresses")]
-    NoAddresses { host: String },
-    #[error("connect to {addr} timed out")]
-    ConnectTimeout { addr: SocketAddr },
-    #[error("connect to {addr}: {source}")]
-    Connect { addr: SocketAddr, source: io::Error },
+    /// No connection: resolving a redirect's host or connecting failed.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
     /// The peer did not answer with an HTTP/1.x response: reset, closed early, not HTTP.
     #[error("GET {url}: {detail}")]
     Exchange {
@@ -130,9 +126,7 @@ impl HttpError {
     /// would mislead on a plain-HTTP port.
     pub fn reason(&self) -> FailureReason {
         match self {
-            HttpError::Resolve { .. } | HttpError::NoAddresses { .. } => FailureReason::DnsError,
-            HttpError::ConnectTimeout { .. } => FailureReason::ConnectTimeout,
-            HttpError::Connect { source, .. } => classify(source, false),
+            HttpError::Connect(e) => e.reason(),
             HttpError::Exchange { reason, .. } => *reason,
             HttpError::Request { .. }
             | HttpError::Timeout { .. }
@@ -165,23 +159,19 @@ where
 /// GETs `http://host/path` from `addrs` (the port-80 side: the target's resolved addresses,
 /// tried in order, or the one pinned address) and follows plain-HTTP redirects until one
 /// points to `https://`, an answer is not a redirect, or `MAX_HOPS` redirects were followed.
-/// Each request uses a new connection. A redirect to the same host and port as the first
-/// request goes to `addrs` again; any other host is looked up with `resolve` (use
-/// `system_resolve`, or your own to honour an address-family preference).
+/// Each request uses a new connection (`probe::connect`). A redirect to the same host and port
+/// as the first request goes to `addrs` again; any other host is looked up with `lookup` (the
+/// probe passes `connect::System` with the target's `ip_protocol`; tests pass a stand-in).
 ///
 /// `host` is sent verbatim as the first request's `Host` (include `:port` when it is not 80);
 /// `deadline` bounds the whole check (the probe's deadline).
-pub async fn redirect<R, F>(
+pub async fn redirect(
     addrs: &[SocketAddr],
     host: &str,
     path: &str,
     deadline: Instant,
-    resolve: R,
-) -> Result<RedirectFacts, HttpError>
-where
-    R: Fn(String, u16) -> F,
-    F: Future<Output = io::Result<Vec<SocketAddr>>>,
-{
+    lookup: impl Lookup,
+) -> Result<RedirectFacts, HttpError> {
     let port = addrs.first().map_or(80, SocketAddr::port);
     let mut url = Url::first(host, path, port);
     let origin = url.origin();
@@ -194,10 +184,10 @@ where
         let to = if url.origin() == origin {
             addrs
         } else {
-            found = lookup(&resolve, &url, deadline).await?;
+            found = connect::resolve(&lookup, &url.host, url.port, deadline).await?;
             &found
         };
-        let tcp = connect(to, &url.host, deadline).await?;
+        let tcp = connect::connect(to, deadline).await?.stream;
         let text = url.to_string();
         let head = timeout_at(deadline, exchange(tcp, &url.authority, &url.target, &text))
             .await
@@ -240,9 +230,10 @@ where
     }
 }
 
-/// Looks `host` up with the system resolver (getaddrinfo on tokio's blocking pool).
+/// Looks `host` up with the system resolver (getaddrinfo on tokio's blocking pool), in
+/// resolver order: `connect::System` without an address-family preference.
 pub async fn system_resolve(host: String, port: u16) -> io::Result<Vec<SocketAddr>> {
-    Ok(tokio::net::lookup_host((host, port)).await?.collect())
+    System(IpProtocol::Any).lookup(host, port).await
 }
 
 /// The response head, after the body was drained (bounded) and dropped.
@@ -358,60 +349,6 @@ fn redirect_location(head: &Head) -> Option<String> {
     }
     let v = head.headers.get(LOCATION)?;
     Some(String::from_utf8_lossy(v.as_bytes()).trim().to_string())
-}
-
-async fn lookup<R, F>(
-    resolve: &R,
-    url: &Url,
-    deadline: Instant,
-) -> Result<Vec<SocketAddr>, HttpError>
-where
-    R: Fn(String, u16) -> F,
-    F: Future<Output = io::Result<Vec<SocketAddr>>>,
-{
-    let host = url.host.trim_start_matches('[').trim_end_matches(']');
-    let found = timeout_at(deadline, resolve(host.to_string(), url.port)).await;
-    let err_host = url.host.clone();
-    match found {
-        Err(_) => Err(HttpError::Resolve {
-            host: err_host,
-            source: io::Error::new(io::ErrorKind::TimedOut, "timed out"),
-        }),
-        Ok(Err(source)) => Err(HttpError::Resolve {
-            host: err_host,
-            source,
-        }),
-        Ok(Ok(addrs)) if addrs.is_empty() => Err(HttpError::NoAddresses { host: err_host }),
-        Ok(Ok(addrs)) => Ok(addrs),
-    }
-}
-
-/// Connects to the first address that accepts, each getting an equal share of the time left.
-async fn connect(
-    addrs: &[SocketAddr],
-    host: &str,
-    deadline: Instant,
-) -> Result<TcpStream, HttpError> {
-    let mut last = None;
-    for (i, addr) in addrs.iter().enumerate() {
-        let share = deadline.saturating_duration_since(Instant::now()) / (addrs.len() - i) as u32;
-        match timeout(share, TcpStream::connect(addr)).await {
-            Ok(Ok(tcp)) => {
-                let _ = tcp.set_nodelay(true);
-                return Ok(tcp);
-            }
-            Ok(Err(source)) => {
-                last = Some(HttpError::Connect {
-                    addr: *addr,
-                    source,
-                })
-            }
-            Err(_) => last = Some(HttpError::ConnectTimeout { addr: *addr }),
-        }
-    }
-    Err(last.unwrap_or_else(|| HttpError::NoAddresses {
-        host: host.to_string(),
-    }))
 }
 
 /// An `http(s)://` URL as far as the redirect check needs it.

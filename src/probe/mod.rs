@@ -1,8 +1,10 @@
 //! One probe contract for every kind: `probe(&Target, &ProbeCtx) -> ProbeOutcome`.
 //!
 //! The scheduler decides when to probe and bounds the whole probe by the target's timeout; the
-//! probers classify what went wrong into `FailureReason` through `classify`.
+//! probers reach their peers through `connect` (one resolver and connect loop for every kind)
+//! and classify what went wrong into `FailureReason` through `classify`.
 
+pub mod connect;
 pub mod http;
 pub mod legacy;
 pub mod outcome;
@@ -10,13 +12,13 @@ pub mod starttls;
 mod tls;
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use rustls::AlertDescription;
-use tokio::time::{timeout_at, Instant};
+use tokio::time::Instant;
 
-use crate::config::{IpProtocol, ProbeKind, Target};
+use crate::config::{ProbeKind, Target};
 use outcome::{Failure, FailureReason, ProbeOutcome};
 
 /// What a probe gets from the scheduler.
@@ -40,36 +42,10 @@ impl ProbeCtx {
 }
 
 /// Resolves a target's host (an IP literal as it is) by 'deadline', its preferred address
-/// family first. Resolution runs on tokio's blocking pool: the runtime never blocks.
+/// family first (see `connect::resolve`).
 pub async fn resolve(target: &Target, deadline: Instant) -> Result<Vec<SocketAddr>, Failure> {
-    if let Ok(ip) = target.host.parse::<IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, target.port)]);
-    }
-    let host = target.host.as_str();
-    let mut addrs: Vec<SocketAddr> =
-        match timeout_at(deadline, tokio::net::lookup_host((host, target.port))).await {
-            Err(_) => {
-                return Err(Failure::new(
-                    FailureReason::DnsError,
-                    format!("resolve {host} timed out"),
-                ))
-            }
-            Ok(Err(e)) => {
-                return Err(Failure::new(
-                    FailureReason::DnsError,
-                    format!("resolve {host}: {e}"),
-                ))
-            }
-            Ok(Ok(found)) => found.collect(),
-        };
-    order(&mut addrs, target.ip_protocol);
-    if addrs.is_empty() {
-        return Err(Failure::new(
-            FailureReason::DnsError,
-            format!("resolve {host}: no addresses"),
-        ));
-    }
-    Ok(addrs)
+    let lookup = connect::System(target.ip_protocol);
+    Ok(connect::resolve(&lookup, &target.host, target.port, deadline).await?)
 }
 
 /// Probes `target` once, never panicking and never outliving `ctx.deadline` by more than the
@@ -113,7 +89,7 @@ async fn redirect(target: &Target, ctx: &ProbeCtx) -> ProbeOutcome {
         &check.host,
         &check.path,
         ctx.deadline,
-        http::system_resolve,
+        connect::System(target.ip_protocol),
     )
     .await;
     phases.connect = Some(t.elapsed());
@@ -143,18 +119,6 @@ async fn redirect(target: &Target, ctx: &ProbeCtx) -> ProbeOutcome {
             out.redirect = Some(facts);
             out
         }
-    }
-}
-
-/// Drops duplicate addresses and puts the preferred family first, keeping resolver order
-/// within each family.
-fn order(addrs: &mut Vec<SocketAddr>, preference: IpProtocol) {
-    let mut seen = std::collections::HashSet::new();
-    addrs.retain(|a| seen.insert(*a));
-    match preference {
-        IpProtocol::Any => {}
-        IpProtocol::Ip4 => addrs.sort_by_key(|a| !a.is_ipv4()),
-        IpProtocol::Ip6 => addrs.sort_by_key(|a| !a.is_ipv6()),
     }
 }
 
@@ -238,51 +202,6 @@ mod tests {
 
     fn wrapped(e: rustls::Error) -> io::Error {
         io::Error::new(io::ErrorKind::InvalidData, e)
-    }
-
-    #[test]
-    fn preferred_family_comes_first_in_resolver_order() {
-        let a = |s: &str| s.parse::<SocketAddr>().expect("test address");
-        let resolved = vec![
-            a("[::1]:1"),
-            a("127.0.0.2:1"),
-            a("[::2]:1"),
-            a("127.0.0.3:1"),
-            a("[::1]:1"),
-        ];
-        let mut v = resolved.clone();
-        order(&mut v, IpProtocol::Ip4);
-        assert_eq!(
-            v,
-            vec![
-                a("127.0.0.2:1"),
-                a("127.0.0.3:1"),
-                a("[::1]:1"),
-                a("[::2]:1")
-            ]
-        );
-        let mut v = resolved.clone();
-        order(&mut v, IpProtocol::Ip6);
-        assert_eq!(
-            v,
-            vec![
-                a("[::1]:1"),
-                a("[::2]:1"),
-                a("127.0.0.2:1"),
-                a("127.0.0.3:1")
-            ]
-        );
-        let mut v = resolved;
-        order(&mut v, IpProtocol::Any);
-        assert_eq!(
-            v,
-            vec![
-                a("[::1]:1"),
-                a("127.0.0.2:1"),
-                a("[::2]:1"),
-                a("127.0.0.3:1")
-            ]
-        );
     }
 
     #[test]
