@@ -19,8 +19,9 @@ use rustls_pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
 use crate::probe::outcome::{Chain, Failure, FailureReason};
 use crate::tls::cert::{self, CertFacts};
 
-/// The signature algorithms chains are checked with, built once rather than per probe.
-static SIGNATURE_ALGORITHMS: std::sync::LazyLock<WebPkiSupportedAlgorithms> =
+/// The signature algorithms we accept, built once rather than per probe: chains are checked
+/// with them, and so are stapled OCSP responses (`tls::ocsp`).
+pub(crate) static SIGNATURE_ALGORITHMS: std::sync::LazyLock<WebPkiSupportedAlgorithms> =
     std::sync::LazyLock::new(|| {
         rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms
     });
