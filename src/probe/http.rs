@@ -18,6 +18,9 @@
 //!   reached within `MAX_HOPS` redirects; that URL is not requested. A final non-redirect
 //!   answer, or a redirect elsewhere (another scheme, an unusable `Location`), is `to_https`
 //!   false. A redirect loop and a chain longer than `MAX_HOPS` are errors, like a browser's.
+//!   A `Location` is resolved against the request's URL by the `url` crate (RFC 3986 §5:
+//!   relative paths, `../`, `?query`, `//host`; fragments are never sent); `https:host`, which
+//!   RFC 3986 reads as a URI without an authority, is not followed.
 //!
 //! Time: `get` is bounded by its caller (wrap it in `timeout_at(ctx.deadline, ..)`);
 //! `redirect` takes the probe's deadline, so it can say which step ran out of time. Dropping
@@ -42,10 +45,11 @@ use hyper::header::{
 use hyper::{HeaderMap, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use tokio::time::{timeout, timeout_at, Instant};
 
 use super::classify;
+use super::connect::{self, ConnectError, Lookup, System};
+use crate::config::IpProtocol;
 use crate::verdict::FailureReason;
 
 /// At most this much response body is read (and discarded) before closing.
@@ -101,14 +105,9 @@ pub struct RedirectFacts {
 pub enum HttpError {
     #[error("cannot build the request for {url}: {detail}")]
     Request { url: String, detail: String },
-    #[error("resolve {host}: {source}")]
-    Resolve { host: String, source: io::Error },
-    #[error("resolve {host}: no addresses")]
-    NoAddresses { host: String },
-    #[error("connect to {addr} timed out")]
-    ConnectTimeout { addr: SocketAddr },
-    #[error("connect to {addr}: {source}")]
-    Connect { addr: SocketAddr, source: io::Error },
+    /// No connection: resolving a redirect's host or connecting failed.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
     /// The peer did not answer with an HTTP/1.x response: reset, closed early, not HTTP.
     #[error("GET {url}: {detail}")]
     Exchange {
@@ -130,9 +129,7 @@ impl HttpError {
     /// would mislead on a plain-HTTP port.
     pub fn reason(&self) -> FailureReason {
         match self {
-            HttpError::Resolve { .. } | HttpError::NoAddresses { .. } => FailureReason::DnsError,
-            HttpError::ConnectTimeout { .. } => FailureReason::ConnectTimeout,
-            HttpError::Connect { source, .. } => classify(source, false),
+            HttpError::Connect(e) => e.reason(),
             HttpError::Exchange { reason, .. } => *reason,
             HttpError::Request { .. }
             | HttpError::Timeout { .. }
@@ -165,25 +162,21 @@ where
 /// GETs `http://host/path` from `addrs` (the port-80 side: the target's resolved addresses,
 /// tried in order, or the one pinned address) and follows plain-HTTP redirects until one
 /// points to `https://`, an answer is not a redirect, or `MAX_HOPS` redirects were followed.
-/// Each request uses a new connection. A redirect to the same host and port as the first
-/// request goes to `addrs` again; any other host is looked up with `resolve` (use
-/// `system_resolve`, or your own to honour an address-family preference).
+/// Each request uses a new connection (`probe::connect`). A redirect to the same host and port
+/// as the first request goes to `addrs` again; any other host is looked up with `lookup` (the
+/// probe passes `connect::System` with the target's `ip_protocol`; tests pass a stand-in).
 ///
 /// `host` is sent verbatim as the first request's `Host` (include `:port` when it is not 80);
 /// `deadline` bounds the whole check (the probe's deadline).
-pub async fn redirect<R, F>(
+pub async fn redirect(
     addrs: &[SocketAddr],
     host: &str,
     path: &str,
     deadline: Instant,
-    resolve: R,
-) -> Result<RedirectFacts, HttpError>
-where
-    R: Fn(String, u16) -> F,
-    F: Future<Output = io::Result<Vec<SocketAddr>>>,
-{
+    lookup: impl Lookup,
+) -> Result<RedirectFacts, HttpError> {
     let port = addrs.first().map_or(80, SocketAddr::port);
-    let mut url = Url::first(host, path, port);
+    let mut url = Url::first(host, path, port)?;
     let origin = url.origin();
     let mut visited = HashSet::from([url.key()]);
     let mut trail = vec![url.to_string()];
@@ -194,12 +187,12 @@ where
         let to = if url.origin() == origin {
             addrs
         } else {
-            found = lookup(&resolve, &url, deadline).await?;
+            found = connect::resolve(&lookup, &url.host(), url.port, deadline).await?;
             &found
         };
-        let tcp = connect(to, &url.host, deadline).await?;
+        let tcp = connect::connect(to, deadline).await?.stream;
         let text = url.to_string();
-        let head = timeout_at(deadline, exchange(tcp, &url.authority, &url.target, &text))
+        let head = timeout_at(deadline, exchange(tcp, &url.authority, url.target(), &text))
             .await
             .map_err(|_| HttpError::Timeout { url: text })??;
         let status = *first_status.get_or_insert(head.status.as_u16());
@@ -222,7 +215,7 @@ where
         };
         hops += 1;
         trail.push(next.to_string());
-        if next.https {
+        if next.https() {
             return Ok(RedirectFacts {
                 status,
                 to_https: true,
@@ -240,9 +233,10 @@ where
     }
 }
 
-/// Looks `host` up with the system resolver (getaddrinfo on tokio's blocking pool).
+/// Looks `host` up with the system resolver (getaddrinfo on tokio's blocking pool), in
+/// resolver order: `connect::System` without an address-family preference.
 pub async fn system_resolve(host: String, port: u16) -> io::Result<Vec<SocketAddr>> {
-    Ok(tokio::net::lookup_host((host, port)).await?.collect())
+    System(IpProtocol::Any).lookup(host, port).await
 }
 
 /// The response head, after the body was drained (bounded) and dropped.
@@ -360,157 +354,114 @@ fn redirect_location(head: &Head) -> Option<String> {
     Some(String::from_utf8_lossy(v.as_bytes()).trim().to_string())
 }
 
-async fn lookup<R, F>(
-    resolve: &R,
-    url: &Url,
-    deadline: Instant,
-) -> Result<Vec<SocketAddr>, HttpError>
-where
-    R: Fn(String, u16) -> F,
-    F: Future<Output = io::Result<Vec<SocketAddr>>>,
-{
-    let host = url.host.trim_start_matches('[').trim_end_matches(']');
-    let found = timeout_at(deadline, resolve(host.to_string(), url.port)).await;
-    let err_host = url.host.clone();
-    match found {
-        Err(_) => Err(HttpError::Resolve {
-            host: err_host,
-            source: io::Error::new(io::ErrorKind::TimedOut, "timed out"),
-        }),
-        Ok(Err(source)) => Err(HttpError::Resolve {
-            host: err_host,
-            source,
-        }),
-        Ok(Ok(addrs)) if addrs.is_empty() => Err(HttpError::NoAddresses { host: err_host }),
-        Ok(Ok(addrs)) => Ok(addrs),
-    }
-}
-
-/// Connects to the first address that accepts, each getting an equal share of the time left.
-async fn connect(
-    addrs: &[SocketAddr],
-    host: &str,
-    deadline: Instant,
-) -> Result<TcpStream, HttpError> {
-    let mut last = None;
-    for (i, addr) in addrs.iter().enumerate() {
-        let share = deadline.saturating_duration_since(Instant::now()) / (addrs.len() - i) as u32;
-        match timeout(share, TcpStream::connect(addr)).await {
-            Ok(Ok(tcp)) => {
-                let _ = tcp.set_nodelay(true);
-                return Ok(tcp);
-            }
-            Ok(Err(source)) => {
-                last = Some(HttpError::Connect {
-                    addr: *addr,
-                    source,
-                })
-            }
-            Err(_) => last = Some(HttpError::ConnectTimeout { addr: *addr }),
-        }
-    }
-    Err(last.unwrap_or_else(|| HttpError::NoAddresses {
-        host: host.to_string(),
-    }))
-}
-
-/// An `http(s)://` URL as far as the redirect check needs it.
+/// One request of the redirect check: an absolute `http(s)` URL, resolved and normalized by
+/// the `url` crate (RFC 3986 §5 reference resolution: dot segments, percent-encoding, host
+/// case and IDNA), plus what the URL alone does not say.
 #[derive(Debug, Clone)]
 struct Url {
-    https: bool,
-    /// As sent in `Host` (userinfo dropped).
+    url: url::Url,
+    /// As sent in `Host`: the configured host verbatim for the first request and for redirects
+    /// to the same scheme, host and port; else the URL's `host[:port]` (userinfo dropped).
     authority: String,
-    /// Lower-cased, IPv6 literals in brackets.
-    host: String,
+    /// Where connections go: the URL's port, or the first request's address's port when the
+    /// configured host names none (a loopback test port; 80 in practice).
     port: u16,
-    /// Origin-form request target: path and query, percent-encoded where needed.
-    target: String,
 }
 
 impl Url {
     /// The first request: `host` verbatim, its port if it names one, else the address's.
-    fn first(host: &str, path: &str, addr_port: u16) -> Url {
-        let (name, port) = split_authority(host);
-        Url {
-            https: false,
+    fn first(host: &str, path: &str, addr_port: u16) -> Result<Url, HttpError> {
+        let text = format!("http://{host}{path}");
+        let url = url::Url::parse(&text).map_err(|e| HttpError::Request {
+            url: text.clone(),
+            detail: e.to_string(),
+        })?;
+        let port = url.port().unwrap_or(addr_port);
+        Ok(Url {
+            url,
             authority: host.to_string(),
-            host: name.to_ascii_lowercase(),
-            port: port.unwrap_or(addr_port),
-            target: encode(path),
+            port,
+        })
+    }
+
+    fn https(&self) -> bool {
+        self.url.scheme() == "https"
+    }
+
+    /// The host to look up: a name, or an IP literal without brackets.
+    fn host(&self) -> String {
+        match self.url.host() {
+            Some(url::Host::Domain(name)) => name.to_string(),
+            Some(url::Host::Ipv4(ip)) => ip.to_string(),
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            None => String::new(),
         }
+    }
+
+    /// The origin-form request target: path and query, never the fragment.
+    fn target(&self) -> &str {
+        &self.url[url::Position::BeforePath..url::Position::AfterQuery]
     }
 
     /// Where connections go: a redirect to the same origin reuses the probe's address.
     fn origin(&self) -> (String, u16) {
-        (self.host.clone(), self.port)
+        (
+            self.url.host_str().unwrap_or_default().to_string(),
+            self.port,
+        )
     }
 
     /// What a loop revisits.
     fn key(&self) -> (String, u16, String) {
-        (self.host.clone(), self.port, self.target.clone())
+        let (host, port) = self.origin();
+        (host, port, self.target().to_string())
     }
 
-    /// Resolves a `Location` against this URL (RFC 3986 §5.2, without fragments); `None` when
-    /// it is not an `http(s)` URL we could follow.
+    /// Resolves a `Location` against this URL; `None` when it is not an `http(s)` URL we
+    /// could follow.
     fn join(&self, location: &str) -> Option<Url> {
-        let reference = location.split('#').next().unwrap_or_default();
-        if let Some((scheme, rest)) = split_scheme(reference) {
-            let https = match scheme.to_ascii_lowercase().as_str() {
-                "http" => false,
-                "https" => true,
-                _ => return None,
-            };
-            return Url::absolute(https, rest.strip_prefix("//")?);
-        }
-        if let Some(rest) = reference.strip_prefix("//") {
-            return Url::absolute(self.https, rest);
-        }
-        let (base_path, _) = self.target.split_once('?').unwrap_or((&self.target, ""));
-        let target = if reference.is_empty() {
-            self.target.clone()
-        } else if reference.starts_with('/') {
-            remove_dot_segments(reference)
-        } else if reference.starts_with('?') {
-            format!("{base_path}{reference}")
-        } else {
-            let dir = base_path.rsplit_once('/').map_or("", |(dir, _)| dir);
-            remove_dot_segments(&format!("{dir}/{reference}"))
-        };
-        Some(Url {
-            target: encode(&target),
-            ..self.clone()
-        })
-    }
-
-    /// `rest` is what follows `scheme://`.
-    fn absolute(https: bool, rest: &str) -> Option<Url> {
-        let end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, path) = rest.split_at(end);
-        let authority = authority.rsplit('@').next().unwrap_or_default();
-        let (host, port) = split_authority(authority);
-        let bad_port = port.is_none() && host.len() + 1 < authority.len();
-        if host.is_empty() || bad_port {
+        // RFC 3986 reads `https:host` as a scheme and a path, and an `http(s)` URI without an
+        // authority is invalid (RFC 9110 §4.2); the WHATWG parser would take `host` for one.
+        if split_scheme(location).is_some_and(|(_, rest)| !rest.starts_with("//")) {
             return None;
         }
-        let path = match path.chars().next() {
-            None => "/".to_string(),
-            Some('?') => format!("/{path}"),
-            Some(_) => remove_dot_segments(path),
+        let url = self.url.join(location).ok()?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return None;
+        }
+        let same_authority = url.scheme() == self.url.scheme()
+            && url.host() == self.url.host()
+            && url.port() == self.url.port();
+        if same_authority {
+            return Some(Url {
+                url,
+                authority: self.authority.clone(),
+                port: self.port,
+            });
+        }
+        let host = url.host_str()?;
+        let authority = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
         };
+        let port = url.port_or_known_default()?;
         Some(Url {
-            https,
-            authority: authority.to_string(),
-            host: host.to_ascii_lowercase(),
-            port: port.unwrap_or(if https { 443 } else { 80 }),
-            target: encode(&path),
+            url,
+            authority,
+            port,
         })
     }
 }
 
 impl fmt::Display for Url {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = if self.https { "https" } else { "http" };
-        write!(f, "{scheme}://{}{}", self.authority, self.target)
+        write!(
+            f,
+            "{}://{}{}",
+            self.url.scheme(),
+            self.authority,
+            self.target()
+        )
     }
 }
 
@@ -521,67 +472,6 @@ fn split_scheme(reference: &str) -> Option<(&str, &str)> {
     let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
     valid.then_some((scheme, rest))
-}
-
-/// Host and port of an authority (`example.com`, `example.com:8080`, `[::1]:80`). An empty
-/// or non-numeric port is `None`.
-fn split_authority(authority: &str) -> (&str, Option<u16>) {
-    let port_sep = match authority.rfind(']') {
-        Some(close) => authority
-            .get(close..)
-            .and_then(|tail| tail.find(':'))
-            .map(|i| close + i),
-        None => authority.rfind(':'),
-    };
-    match port_sep {
-        Some(i) => {
-            let (host, port) = authority.split_at(i);
-            (host, port.get(1..).and_then(|p| p.parse().ok()))
-        }
-        None => (authority, None),
-    }
-}
-
-/// RFC 3986 §5.2.4 on a path with an optional query (which is left alone).
-fn remove_dot_segments(target: &str) -> String {
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (target, None),
-    };
-    let mut out: Vec<&str> = Vec::new();
-    let mut trailing = false;
-    for seg in path.split('/').skip(1) {
-        trailing = matches!(seg, "." | "..");
-        match seg {
-            "." => {}
-            ".." => {
-                out.pop();
-            }
-            s => out.push(s),
-        }
-    }
-    let mut result = format!("/{}", out.join("/"));
-    if trailing && !result.ends_with('/') {
-        result.push('/');
-    }
-    if let Some(q) = query {
-        result.push('?');
-        result.push_str(q);
-    }
-    result
-}
-
-/// Percent-encodes what may not appear in a request target (spaces, controls, non-ASCII).
-fn encode(target: &str) -> String {
-    let mut out = String::with_capacity(target.len());
-    for b in target.bytes() {
-        if b.is_ascii_graphic() && !b"\"<>\\^`{|}".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Parses a `Strict-Transport-Security` value per RFC 6797 §6.1: directive names are
@@ -856,7 +746,7 @@ mod tests {
     }
 
     fn base() -> Url {
-        Url::first("example.com", "/a/b?q=1", 80)
+        Url::first("example.com", "/a/b?q=1", 80).expect("valid first request")
     }
 
     fn joined(location: &str) -> Option<String> {
@@ -869,9 +759,10 @@ mod tests {
             joined("https://example.com/").as_deref(),
             Some("https://example.com/")
         );
+        // The host is normalized (lower case) where the request did not name it verbatim.
         assert_eq!(
             joined("HTTPS://Example.com").as_deref(),
-            Some("https://Example.com/")
+            Some("https://example.com/")
         );
         assert_eq!(
             joined("http://other:8080?x").as_deref(),
@@ -880,6 +771,10 @@ mod tests {
         assert_eq!(
             joined("http://user:pw@[::1]:81/p#frag").as_deref(),
             Some("http://[::1]:81/p")
+        );
+        assert_eq!(
+            joined("http://b\u{fc}cher.example/").as_deref(),
+            Some("http://xn--bcher-kva.example/")
         );
     }
 
@@ -902,13 +797,37 @@ mod tests {
     }
 
     #[test]
+    fn dot_segments_never_climb_above_the_root() {
+        assert_eq!(
+            joined("../../../c/./d/../e").as_deref(),
+            Some("http://example.com/c/e")
+        );
+        assert_eq!(joined("..").as_deref(), Some("http://example.com/"));
+        assert_eq!(joined("/x/y/..").as_deref(), Some("http://example.com/x/"));
+    }
+
+    #[test]
+    fn fragments_are_never_sent() {
+        assert_eq!(joined("/x?y#z").as_deref(), Some("http://example.com/x?y"));
+        assert_eq!(
+            joined("#top").as_deref(),
+            Some("http://example.com/a/b?q=1")
+        );
+        let again = base().join("#top").expect("joins");
+        assert_eq!(again.key(), base().key(), "a fragment-only redirect loops");
+    }
+
+    #[test]
     fn unfollowable_locations_are_none() {
         for l in [
             "ftp://example.com/",
             "https:example.com",
+            "http:/example.com",
             "http://",
             "http://host:port/",
+            "http://[::1/",
             "mailto:x@y",
+            "data:text/plain,hi",
         ] {
             assert!(joined(l).is_none(), "{l}");
         }
@@ -916,20 +835,45 @@ mod tests {
 
     #[test]
     fn same_origin_is_host_and_effective_port() {
-        let first = Url::first("Example.com", "/", 80);
+        let first = Url::first("Example.com", "/", 80).expect("valid");
         let again = first.join("http://example.com:80/x").expect("joins");
         assert_eq!(first.origin(), again.origin());
         let elsewhere = first.join("http://example.com:8080/").expect("joins");
         assert_ne!(first.origin(), elsewhere.origin());
-        let on_test_port = Url::first("127.0.0.1", "/", 4321);
+        let on_test_port = Url::first("127.0.0.1", "/", 4321).expect("valid");
         assert_eq!(on_test_port.origin(), ("127.0.0.1".to_string(), 4321));
+        let relative = on_test_port.join("/next").expect("joins");
+        assert_eq!(relative.origin(), on_test_port.origin());
     }
 
     #[test]
-    fn ipv6_authorities_split() {
-        assert_eq!(split_authority("[::1]:8080"), ("[::1]", Some(8080)));
-        assert_eq!(split_authority("[::1]"), ("[::1]", None));
-        assert_eq!(split_authority("h:1"), ("h", Some(1)));
-        assert_eq!(split_authority("h"), ("h", None));
+    fn same_authority_redirects_keep_the_configured_host_verbatim() {
+        let first = Url::first("Example.com:8080", "/", 80).expect("valid");
+        assert_eq!(first.to_string(), "http://Example.com:8080/");
+        assert_eq!(first.origin(), ("example.com".to_string(), 8080));
+        let next = first.join("/x").expect("joins");
+        assert_eq!(next.authority, "Example.com:8080");
+        let other = first.join("http://Other.example:8080/y").expect("joins");
+        assert_eq!(other.authority, "other.example:8080");
+    }
+
+    #[test]
+    fn ipv6_hosts_split_into_host_and_port() {
+        let v6 = Url::first("[::1]:8080", "/", 80).expect("valid");
+        assert_eq!(v6.origin(), ("[::1]".to_string(), 8080));
+        assert_eq!(v6.host(), "::1");
+        let v6 = Url::first("[::1]", "/", 81).expect("valid");
+        assert_eq!(v6.origin(), ("[::1]".to_string(), 81));
+        let name = Url::first("h:1", "/", 80).expect("valid");
+        assert_eq!((name.host(), name.port), ("h".to_string(), 1));
+        let name = Url::first("h", "/", 80).expect("valid");
+        assert_eq!((name.host(), name.port), ("h".to_string(), 80));
+    }
+
+    #[test]
+    fn unusable_configured_host_is_a_request_error() {
+        let e = Url::first("exa mple", "/", 80).expect_err("invalid host");
+        assert!(matches!(e, HttpError::Request { .. }), "{e:?}");
+        assert_eq!(e.reason(), FailureReason::Other);
     }
 }

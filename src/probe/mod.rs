@@ -2,9 +2,11 @@
 //!
 //! The scheduler and `/probe` call `run` alike: it bounds the whole check by the target's
 //! timeout (or the scan budget), fans out over every address for `resolve: all`, and picks the
-//! prober by an exhaustive `match`. Probers return plain facts and classify what went wrong into
+//! prober by an exhaustive `match`. Probers reach their peers through `connect` (one resolver and
+//! connect loop for every kind), return plain facts and classify what went wrong into
 //! `FailureReason` through `classify`; when to check and what to keep is the scheduler's.
 
+pub mod connect;
 pub mod http;
 pub mod legacy;
 pub mod outcome;
@@ -12,14 +14,14 @@ pub mod starttls;
 mod tls;
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::AlertDescription;
 use tokio::time::{timeout_at, Instant};
 
-use crate::config::{IpProtocol, ProbeKind, Target};
+use crate::config::{ProbeKind, Target};
 use crate::tls::verifier;
 use crate::verdict::{Failure, FailureReason};
 use outcome::{AddressOutcome, Phases, ProbeOutcome};
@@ -149,36 +151,10 @@ async fn bounded(target: &Target, check: Check, ctx: &ProbeCtx, start: Instant) 
 }
 
 /// Resolves a target's host (an IP literal as it is) by 'deadline', its preferred address
-/// family first. Resolution runs on tokio's blocking pool: the runtime never blocks.
+/// family first (see `connect::resolve`).
 pub async fn resolve(target: &Target, deadline: Instant) -> Result<Vec<SocketAddr>, Failure> {
-    if let Ok(ip) = target.host.parse::<IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, target.port)]);
-    }
-    let host = target.host.as_str();
-    let mut addrs: Vec<SocketAddr> =
-        match timeout_at(deadline, tokio::net::lookup_host((host, target.port))).await {
-            Err(_) => {
-                return Err(Failure::new(
-                    FailureReason::DnsError,
-                    format!("resolve {host} timed out"),
-                ))
-            }
-            Ok(Err(e)) => {
-                return Err(Failure::new(
-                    FailureReason::DnsError,
-                    format!("resolve {host}: {e}"),
-                ))
-            }
-            Ok(Ok(found)) => found.collect(),
-        };
-    order(&mut addrs, target.ip_protocol);
-    if addrs.is_empty() {
-        return Err(Failure::new(
-            FailureReason::DnsError,
-            format!("resolve {host}: no addresses"),
-        ));
-    }
-    Ok(addrs)
+    let lookup = connect::System(target.ip_protocol);
+    Ok(connect::resolve(&lookup, &target.host, target.port, deadline).await?)
 }
 
 /// The plain-HTTP side of a site: does GET answer with a redirect (chain) to `https://`?
@@ -202,7 +178,7 @@ async fn redirect(target: &Target, ctx: &ProbeCtx) -> ProbeOutcome {
         &check.host,
         &check.path,
         ctx.deadline,
-        http::system_resolve,
+        connect::System(target.ip_protocol),
     )
     .await;
     phases.connect = Some(t.elapsed());
@@ -292,18 +268,6 @@ pub(crate) async fn addresses(
     }
 }
 
-/// Drops duplicate addresses and puts the preferred family first, keeping resolver order
-/// within each family.
-fn order(addrs: &mut Vec<SocketAddr>, preference: IpProtocol) {
-    let mut seen = std::collections::HashSet::new();
-    addrs.retain(|a| seen.insert(*a));
-    match preference {
-        IpProtocol::Any => {}
-        IpProtocol::Ip4 => addrs.sort_by_key(|a| !a.is_ipv4()),
-        IpProtocol::Ip6 => addrs.sort_by_key(|a| !a.is_ipv6()),
-    }
-}
-
 /// Maps an I/O error (possibly wrapping a rustls error) onto a failure reason.
 pub(crate) fn classify(e: &io::Error, client_auth_requested: bool) -> FailureReason {
     if let Some(tls) = e
@@ -384,51 +348,6 @@ mod tests {
 
     fn wrapped(e: rustls::Error) -> io::Error {
         io::Error::new(io::ErrorKind::InvalidData, e)
-    }
-
-    #[test]
-    fn preferred_family_comes_first_in_resolver_order() {
-        let a = |s: &str| s.parse::<SocketAddr>().expect("test address");
-        let resolved = vec![
-            a("[::1]:1"),
-            a("127.0.0.2:1"),
-            a("[::2]:1"),
-            a("127.0.0.3:1"),
-            a("[::1]:1"),
-        ];
-        let mut v = resolved.clone();
-        order(&mut v, IpProtocol::Ip4);
-        assert_eq!(
-            v,
-            vec![
-                a("127.0.0.2:1"),
-                a("127.0.0.3:1"),
-                a("[::1]:1"),
-                a("[::2]:1")
-            ]
-        );
-        let mut v = resolved.clone();
-        order(&mut v, IpProtocol::Ip6);
-        assert_eq!(
-            v,
-            vec![
-                a("[::1]:1"),
-                a("[::2]:1"),
-                a("127.0.0.2:1"),
-                a("127.0.0.3:1")
-            ]
-        );
-        let mut v = resolved;
-        order(&mut v, IpProtocol::Any);
-        assert_eq!(
-            v,
-            vec![
-                a("[::1]:1"),
-                a("127.0.0.2:1"),
-                a("[::2]:1"),
-                a("127.0.0.3:1")
-            ]
-        );
     }
 
     #[test]

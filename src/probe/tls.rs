@@ -1,11 +1,10 @@
-//! The TLS probe: resolve, connect, full handshake (tokio-rustls), inspect.
+//! The TLS probe: resolve and connect (`probe::connect`), full handshake (tokio-rustls), inspect.
 //!
 //! Each phase is bounded by the probe's deadline and classified on failure. The handshake runs
 //! with the recording verifier (see `tls::verifier`), so a broken chain still yields protocol,
 //! cipher and every certificate; the verdict on the chain is computed after the handshake.
 
 use std::future::{poll_fn, Future};
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -14,13 +13,13 @@ use rustls::ProtocolVersion;
 use rustls_pki_types::UnixTime;
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::time::{timeout, timeout_at, Instant};
+use tokio::time::{timeout_at, Instant};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use super::outcome::{Negotiated, Phases, ProbeOutcome};
 use super::starttls::{self, UpgradeError};
-use super::{classify, http, ProbeCtx};
+use super::{classify, connect, http, ProbeCtx};
 use crate::config::Target;
 use crate::tls::verifier::{self, Recorder};
 use crate::tls::{names, ocsp};
@@ -34,25 +33,22 @@ const REJECTION_WINDOW_MAX: Duration = Duration::from_secs(1);
 pub(super) async fn probe(target: &Target, ctx: &ProbeCtx) -> ProbeOutcome {
     let started = Instant::now();
     let mut out = ProbeOutcome::new(Phases::default(), Duration::ZERO);
-    out.failure = run(target, ctx, &mut out, started).await.err();
+    out.failure = run(target, ctx, &mut out).await.err();
     out.duration = started.elapsed();
     out.finished_at = SystemTime::now();
     out
 }
 
-async fn run(
-    target: &Target,
-    ctx: &ProbeCtx,
-    out: &mut ProbeOutcome,
-    started: Instant,
-) -> Result<(), Failure> {
-    let addrs = super::addresses(target, ctx, &mut out.phases, started).await?;
-
-    let t = Instant::now();
-    let tcp = connect(&addrs, ctx).await;
-    let connect_time = t.elapsed();
-    out.phases.connect = Some(connect_time);
-    let mut tcp = tcp?;
+async fn run(target: &Target, ctx: &ProbeCtx, out: &mut ProbeOutcome) -> Result<(), Failure> {
+    let lookup = connect::System(target.ip_protocol);
+    let (timings, tcp) =
+        connect::dial(&lookup, &target.host, target.port, ctx.pinned, ctx.deadline).await;
+    out.phases.resolve = timings.resolve;
+    out.phases.connect = timings.connect;
+    let connect_time = timings.connect.unwrap_or_default();
+    let connected = tcp?;
+    tracing::trace!(target = target.name.as_str(), addr = %connected.addr, "connected");
+    let mut tcp = connected.stream;
 
     if let Some(proto) = target.starttls {
         let t = Instant::now();
@@ -168,32 +164,6 @@ async fn run(
         )),
         Some(_) => Ok(()),
     }
-}
-
-/// Connects to the first address that accepts, in resolver order. Each address gets an equal
-/// share of the time left, so one blackholed address does not use up the whole probe.
-async fn connect(addrs: &[SocketAddr], ctx: &ProbeCtx) -> Result<TcpStream, Failure> {
-    let mut last = Failure::new(FailureReason::Other, "no address to connect to");
-    for (i, addr) in addrs.iter().enumerate() {
-        let left = addrs.len() - i;
-        let share = ctx.deadline.saturating_duration_since(Instant::now()) / left as u32;
-        match timeout(share, TcpStream::connect(addr)).await {
-            Err(_) => {
-                last = Failure::new(
-                    FailureReason::ConnectTimeout,
-                    format!("connect to {addr} timed out"),
-                );
-            }
-            Ok(Ok(stream)) => {
-                let _ = stream.set_nodelay(true);
-                return Ok(stream);
-            }
-            Ok(Err(e)) => {
-                last = Failure::new(classify(&e, false), format!("connect to {addr}: {e}"))
-            }
-        }
-    }
-    Err(last)
 }
 
 async fn handshake(

@@ -8,23 +8,27 @@
 //! caller decides (see `Stapled::is_current`). Requesting the staple (rustls always does) and
 //! turning the result into metrics are left to the verifier and the recorder.
 //!
+//! Signatures (the response's, a delegated responder's certificate, the leaf's when picking its
+//! issuer) are verified with the algorithms chain validation accepts (`verifier`'s
+//! `SIGNATURE_ALGORITHMS`, matched like webpki does: the signatureAlgorithm and the key's
+//! AlgorithmIdentifier byte for byte), so SHA-1 and whatever else chains may not use is refused
+//! here too.
+//!
 //! Parsing is fallible and bounded by the input: no recursion beyond the fixed depth of the
 //! structure, at most `MAX_RESPONSE_CERTS` certificates examined, no panics on any input.
 
 use aws_lc_rs::digest;
-use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use rustls_pki_types::{CertificateDer, TrustAnchor};
 use x509_parser::asn1_rs::{Any, Class, FromDer, GeneralizedTime, Oid, Tag};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::oid_registry::{
-    OID_EC_P256, OID_HASH_SHA1, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_NIST_EC_P521,
-    OID_NIST_HASH_SHA256, OID_NIST_HASH_SHA384, OID_NIST_HASH_SHA512, OID_PKCS1_RSAENCRYPTION,
-    OID_PKCS1_RSASSAPSS, OID_PKCS1_SHA256WITHRSA, OID_PKCS1_SHA384WITHRSA, OID_PKCS1_SHA512WITHRSA,
-    OID_SIG_ECDSA_WITH_SHA256, OID_SIG_ECDSA_WITH_SHA384, OID_SIG_ECDSA_WITH_SHA512,
-    OID_SIG_ED25519,
+    OID_HASH_SHA1, OID_NIST_HASH_SHA256, OID_NIST_HASH_SHA384, OID_NIST_HASH_SHA512,
+    OID_PKCS1_RSASSAPSS,
 };
 use x509_parser::signature_algorithm::RsaSsaPssParams;
 use x509_parser::x509::{AlgorithmIdentifier, SubjectPublicKeyInfo};
+
+use crate::tls::verifier::SIGNATURE_ALGORITHMS;
 
 /// How far in the future `thisUpdate` may be before `Stapled::is_current` calls it bogus.
 pub const MAX_CLOCK_SKEW_SECS: i64 = 300;
@@ -34,8 +38,6 @@ const MAX_RESPONSE_CERTS: usize = 4;
 
 /// id-pkix-ocsp-basic.
 const OID_OCSP_BASIC: &str = "1.3.6.1.5.5.7.48.1.1";
-/// id-mgf1, the only mask generation function of RSASSA-PSS we verify.
-const OID_MGF1: &str = "1.2.840.113549.1.1.8";
 
 /// The status the responder gives for the leaf.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,9 +156,7 @@ impl Issuer {
             let Ok((_, spki)) = SubjectPublicKeyInfo::from_der(&c.spki) else {
                 return false;
             };
-            let tbs = leaf.tbs_certificate.as_ref();
-            let sig = leaf.signature_value.data.as_ref();
-            verify_signature(&leaf.signature_algorithm, &spki, tbs, sig).is_ok()
+            verify_cert_signature(&leaf, &spki).is_ok()
         });
         candidates.into_iter().nth(signer.unwrap_or(0))
     }
@@ -218,10 +218,17 @@ struct Basic<'a> {
     /// The DER of tbsResponseData, header included: what the signature covers.
     tbs: &'a [u8],
     responses: Vec<Single<'a>>,
-    signature_algorithm: AlgorithmIdentifier<'a>,
+    signature_algorithm: Algorithm<'a>,
     signature: &'a [u8],
     /// DER certificates the responder included (at most `MAX_RESPONSE_CERTS`).
     certs: Vec<&'a [u8]>,
+}
+
+/// A signatureAlgorithm, parsed and as sent.
+struct Algorithm<'a> {
+    id: AlgorithmIdentifier<'a>,
+    /// The contents of its SEQUENCE as sent: what the accepted algorithms are matched against.
+    der: &'a [u8],
 }
 
 /// One SingleResponse.
@@ -339,7 +346,7 @@ fn parse_response_data(content: &[u8]) -> Result<Vec<Single<'_>>, OcspError> {
 /// SingleResponse: certID, certStatus, thisUpdate, nextUpdate (extensions ignored).
 fn parse_single(mut single: Reader<'_>) -> Result<Single<'_>, OcspError> {
     let mut id = single.sequence("certID")?;
-    let hash_algorithm = id.algorithm("hashAlgorithm")?.algorithm;
+    let hash_algorithm = id.algorithm("hashAlgorithm")?.id.algorithm;
     let issuer_name_hash = id.universal(Tag::OctetString, "issuerNameHash")?;
     let issuer_key_hash = id.universal(Tag::OctetString, "issuerKeyHash")?;
     let serial = id.universal(Tag::Integer, "serialNumber")?;
@@ -418,11 +425,11 @@ impl<'a> Reader<'a> {
         any.oid().map_err(|e| malformed(format!("{what}: {e}")))
     }
 
-    fn algorithm(&mut self, what: &str) -> Result<AlgorithmIdentifier<'a>, OcspError> {
-        let (rest, alg) = AlgorithmIdentifier::from_der(self.rest)
-            .map_err(|e| malformed(format!("{what}: {e}")))?;
-        self.rest = rest;
-        Ok(alg)
+    fn algorithm(&mut self, what: &str) -> Result<Algorithm<'a>, OcspError> {
+        let (any, raw) = self.next(what)?;
+        let (_, id) =
+            AlgorithmIdentifier::from_der(raw).map_err(|e| malformed(format!("{what}: {e}")))?;
+        Ok(Algorithm { id, der: any.data })
     }
 
     /// A GeneralizedTime as Unix seconds.
@@ -547,9 +554,7 @@ fn authorize_responder(
             cert.issuer()
         ));
     }
-    let tbs = cert.tbs_certificate.as_ref();
-    let sig = cert.signature_value.data.as_ref();
-    verify_signature(&cert.signature_algorithm, issuer_spki, tbs, sig)
+    verify_cert_signature(cert, issuer_spki)
         .map_err(|e| format!("its certificate is not signed by the leaf's issuer ({e})"))?;
     let ocsp_signing = matches!(cert.extended_key_usage(), Ok(Some(eku)) if eku.value.ocsp_signing);
     if !ocsp_signing {
@@ -562,132 +567,88 @@ fn authorize_responder(
     Ok(())
 }
 
-/// Verifies `signature` over `message` by the key in `spki` with algorithm `alg`.
+/// Verifies `signature` over `message` by the key in `spki` with algorithm `alg`, if it is one
+/// chain validation accepts. Like webpki, the first accepted algorithm whose identifiers equal
+/// `alg` and the key's algorithm byte for byte decides.
 fn verify_signature(
-    alg: &AlgorithmIdentifier<'_>,
+    alg: &Algorithm<'_>,
     spki: &SubjectPublicKeyInfo<'_>,
     message: &[u8],
     signature: &[u8],
 ) -> Result<(), String> {
-    let algorithm = verification_algorithm(alg, spki)?;
-    UnparsedPublicKey::new(algorithm, spki.subject_public_key.data.as_ref())
-        .verify(message, signature)
+    let key_alg =
+        sequence_element(spki.raw, 0).ok_or_else(|| "malformed public key".to_string())?;
+    let accepted = SIGNATURE_ALGORITHMS
+        .all
+        .iter()
+        .find(|a| {
+            a.signature_alg_id().as_ref() == alg.der && a.public_key_alg_id().as_ref() == key_alg
+        })
+        .ok_or_else(|| unsupported(&alg.id, spki))?;
+    accepted
+        .verify_signature(spki.subject_public_key.data.as_ref(), message, signature)
         .map_err(|_| "bad signature".to_string())
 }
 
-/// The aws-lc-rs algorithm for a signature algorithm and key; SHA-1 and older are refused.
-fn verification_algorithm(
-    alg: &AlgorithmIdentifier<'_>,
+/// Verifies a certificate's signature over its tbsCertificate by the key in `spki`.
+fn verify_cert_signature(
+    cert: &X509Certificate<'_>,
     spki: &SubjectPublicKeyInfo<'_>,
-) -> Result<&'static dyn VerificationAlgorithm, String> {
-    let sig = &alg.algorithm;
-    let key = &spki.algorithm.algorithm;
-    let rsa_key = *key == OID_PKCS1_RSAENCRYPTION || *key == OID_PKCS1_RSASSAPSS;
-    if rsa_key && *sig == OID_PKCS1_SHA256WITHRSA {
-        return Ok(&signature::RSA_PKCS1_2048_8192_SHA256);
+) -> Result<(), String> {
+    let der = sequence_element(cert.as_raw(), 1)
+        .ok_or_else(|| "malformed certificate signature algorithm".to_string())?;
+    let alg = Algorithm {
+        id: cert.signature_algorithm.clone(),
+        der,
+    };
+    let tbs = cert.tbs_certificate.as_ref();
+    verify_signature(&alg, spki, tbs, cert.signature_value.data.as_ref())
+}
+
+/// The contents of element `n` of the DER SEQUENCE `der` (e.g. a certificate's
+/// signatureAlgorithm, a key's algorithm), without its own header.
+fn sequence_element(der: &[u8], n: usize) -> Option<&[u8]> {
+    let (_, outer) = Any::from_der(der).ok()?;
+    let mut rest = outer.data;
+    for _ in 0..n {
+        rest = Any::from_der(rest).ok()?.0;
     }
-    if rsa_key && *sig == OID_PKCS1_SHA384WITHRSA {
-        return Ok(&signature::RSA_PKCS1_2048_8192_SHA384);
+    Some(Any::from_der(rest).ok()?.1.data)
+}
+
+/// Why no accepted algorithm verifies `alg` with the key in `spki`, in words.
+fn unsupported(alg: &AlgorithmIdentifier<'_>, spki: &SubjectPublicKeyInfo<'_>) -> String {
+    if alg.algorithm == OID_PKCS1_RSASSAPSS {
+        return format!(
+            "unsupported rsassa-pss parameters ({})",
+            pss_parameters(alg)
+        );
     }
-    if rsa_key && *sig == OID_PKCS1_SHA512WITHRSA {
-        return Ok(&signature::RSA_PKCS1_2048_8192_SHA512);
-    }
-    if rsa_key && *sig == OID_PKCS1_RSASSAPSS {
-        return pss_algorithm(alg);
-    }
-    if *key == OID_KEY_TYPE_EC_PUBLIC_KEY {
-        let curve = spki
-            .algorithm
-            .parameters
-            .as_ref()
-            .and_then(|p| p.as_oid().ok());
-        if let Some(curve) = curve {
-            if let Some(found) = ecdsa_algorithm(&curve, sig) {
-                return Ok(found);
-            }
-        }
-    }
-    if *key == OID_SIG_ED25519 && *sig == OID_SIG_ED25519 {
-        return Ok(&signature::ED25519);
-    }
-    Err(format!(
+    format!(
         "unsupported signature algorithm {} for a {} key",
-        oid_name(sig),
-        oid_name(key)
-    ))
+        oid_name(&alg.algorithm),
+        oid_name(&spki.algorithm.algorithm)
+    )
 }
 
-fn ecdsa_algorithm(curve: &Oid<'_>, sig: &Oid<'_>) -> Option<&'static dyn VerificationAlgorithm> {
-    let hash = if *sig == OID_SIG_ECDSA_WITH_SHA256 {
-        256
-    } else if *sig == OID_SIG_ECDSA_WITH_SHA384 {
-        384
-    } else if *sig == OID_SIG_ECDSA_WITH_SHA512 {
-        512
-    } else {
-        return None;
+/// RSASSA-PSS parameters in words (hash, mask generation, salt), for `unsupported`.
+fn pss_parameters(alg: &AlgorithmIdentifier<'_>) -> String {
+    let Some(params) = alg.parameters.as_ref() else {
+        return "none".to_string();
     };
-    let found: &'static dyn VerificationAlgorithm = if *curve == OID_EC_P256 {
-        match hash {
-            256 => &signature::ECDSA_P256_SHA256_ASN1,
-            384 => &signature::ECDSA_P256_SHA384_ASN1,
-            _ => &signature::ECDSA_P256_SHA512_ASN1,
-        }
-    } else if *curve == OID_NIST_EC_P384 {
-        match hash {
-            256 => &signature::ECDSA_P384_SHA256_ASN1,
-            384 => &signature::ECDSA_P384_SHA384_ASN1,
-            _ => &signature::ECDSA_P384_SHA512_ASN1,
-        }
-    } else if *curve == OID_NIST_EC_P521 {
-        match hash {
-            256 => &signature::ECDSA_P521_SHA256_ASN1,
-            384 => &signature::ECDSA_P521_SHA384_ASN1,
-            _ => &signature::ECDSA_P521_SHA512_ASN1,
-        }
-    } else {
-        return None;
+    let params = match RsaSsaPssParams::try_from(params) {
+        Ok(p) => p,
+        Err(e) => return format!("unreadable: {e}"),
     };
-    Some(found)
-}
-
-/// RSASSA-PSS as aws-lc-rs verifies it: MGF1 with the same SHA-2 hash, salt as long as the hash.
-fn pss_algorithm(
-    alg: &AlgorithmIdentifier<'_>,
-) -> Result<&'static dyn VerificationAlgorithm, String> {
-    let params = alg
-        .parameters
-        .as_ref()
-        .ok_or_else(|| "rsassa-pss without parameters".to_string())?;
-    let params =
-        RsaSsaPssParams::try_from(params).map_err(|e| format!("rsassa-pss parameters: {e}"))?;
-    let hash = params.hash_algorithm_oid();
-    let mgf = params
-        .mask_gen_algorithm()
-        .map_err(|e| format!("rsassa-pss mask generation: {e}"))?;
-    let (found, salt): (&'static dyn VerificationAlgorithm, u32) = if *hash == OID_NIST_HASH_SHA256
-    {
-        (&signature::RSA_PSS_2048_8192_SHA256, 32)
-    } else if *hash == OID_NIST_HASH_SHA384 {
-        (&signature::RSA_PSS_2048_8192_SHA384, 48)
-    } else if *hash == OID_NIST_HASH_SHA512 {
-        (&signature::RSA_PSS_2048_8192_SHA512, 64)
-    } else {
-        return Err(format!("unsupported rsassa-pss hash {}", oid_name(hash)));
+    let mask = match params.mask_gen_algorithm() {
+        Ok(m) => format!("mask {} with {}", oid_name(&m.mgf), oid_name(&m.hash)),
+        Err(e) => format!("unreadable mask generation: {e}"),
     };
-    if mgf.mgf.to_id_string() != OID_MGF1
-        || mgf.hash != *hash
-        || params.salt_length() != salt
-        || params.trailer_field() != 1
-    {
-        return Err(format!(
-            "unsupported rsassa-pss parameters (mask {} with {}, salt {})",
-            oid_name(&mgf.mgf),
-            oid_name(&mgf.hash),
-            params.salt_length()
-        ));
-    }
-    Ok(found)
+    format!(
+        "hash {}, {mask}, salt {}",
+        oid_name(params.hash_algorithm_oid()),
+        params.salt_length()
+    )
 }
 
 /// OpenSSL-style short name of an OID, or its dotted form.
@@ -1065,6 +1026,23 @@ mod tests {
         let resp = lab.respond(&valid("1234"), &ca, &ca, &leaf, None, &extra);
         let stapled = check(&resp, &leaf.der, &issuer(&ca), now()).expect("verifies");
         assert_eq!(stapled.status, CertStatus::Good);
+    }
+
+    #[test]
+    fn sha1_signed_response_is_unverifiable_as_in_chains() {
+        let lab = Lab::new();
+        let ca = lab.ca("ca", "rsa:2048");
+        let leaf = lab.leaf(&ca, "1234");
+        let extra = ["-ndays", "1", "-rmd", "sha1"];
+        let resp = lab.respond(&valid("1234"), &ca, &ca, &leaf, None, &extra);
+        let err = check(&resp, &leaf.der, &issuer(&ca), now()).expect_err("sha1 refused");
+        assert!(matches!(err, OcspError::Unverifiable(_)), "{err}");
+        assert!(
+            err.to_string().contains(
+                "unsupported signature algorithm sha1WithRSAEncryption for a rsaEncryption key"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

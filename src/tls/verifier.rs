@@ -20,8 +20,9 @@ use crate::tls::cert::{self, CertFacts};
 use crate::tls::chain::Chain;
 use crate::verdict::{Failure, FailureReason};
 
-/// The signature algorithms chains are checked with, built once rather than per probe.
-static SIGNATURE_ALGORITHMS: std::sync::LazyLock<WebPkiSupportedAlgorithms> =
+/// The signature algorithms we accept, built once rather than per probe: chains are checked
+/// with them, and so are stapled OCSP responses (`tls::ocsp`).
+pub(crate) static SIGNATURE_ALGORITHMS: std::sync::LazyLock<WebPkiSupportedAlgorithms> =
     std::sync::LazyLock::new(|| {
         rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms
     });
