@@ -2,7 +2,7 @@
 //! and for every HTTP request (the redirect check and its hops to other hosts) alike.
 //!
 //! Resolution takes an IP literal as it is and looks a name up through a `Lookup` (`System`:
-//! getaddrinfo on tokio's blocking pool, so the runtime never blocks), bounded by the probe's
+//! getaddrinfo on the resolver's own bounded threads, see `dns`), bounded by the probe's
 //! deadline; the system lookup drops duplicates and puts the target's `ip_protocol` family first.
 //! Connecting tries the addresses in order, each with an equal share of the time left, so one
 //! blackholed address does not use up the whole probe. Failures are `ConnectError`s, classified
@@ -48,14 +48,15 @@ where
     }
 }
 
-/// The system resolver (getaddrinfo on tokio's blocking pool): duplicates dropped, the
-/// preferred address family first, resolver order kept within each family.
+/// The system resolver (getaddrinfo on the resolver's own bounded threads, see `dns`):
+/// duplicates dropped, the preferred address family first, resolver order kept within each
+/// family.
 #[derive(Debug, Clone, Copy)]
 pub struct System(pub IpProtocol);
 
 impl Lookup for System {
     async fn lookup(&self, host: String, port: u16) -> io::Result<Vec<SocketAddr>> {
-        let mut addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
+        let mut addrs = super::dns::lookup(host, port).await?;
         order(&mut addrs, self.0);
         Ok(addrs)
     }

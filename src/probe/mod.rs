@@ -7,6 +7,7 @@
 //! `FailureReason` through `classify`; when to check and what to keep is the scheduler's.
 
 pub mod connect;
+pub mod dns;
 pub mod http;
 pub mod legacy;
 pub mod outcome;
