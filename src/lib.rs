@@ -16,6 +16,7 @@ pub mod scheduler;
 pub mod server;
 pub mod shard;
 pub mod state;
+pub mod text;
 pub mod tls;
 pub mod verdict;
 pub mod web_config;

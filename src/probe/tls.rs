@@ -22,7 +22,7 @@ use super::starttls::{self, UpgradeError};
 use super::{classify, connect, http, ProbeCtx};
 use crate::config::Target;
 use crate::tls::verifier::{self, Recorder};
-use crate::tls::{names, ocsp};
+use crate::tls::{describe, names, ocsp};
 use crate::verdict::{Failure, FailureReason};
 
 /// How long we wait, after a TLS 1.3 handshake in which the server asked for a client
@@ -154,7 +154,7 @@ async fn run(target: &Target, ctx: &ProbeCtx, out: &mut ProbeOutcome) -> Result<
     if let Some(sig) = rec.signature_error {
         return Err(Failure::new(
             FailureReason::HandshakeFailure,
-            format!("server's handshake signature did not verify: {sig}"),
+            format!("the server's handshake signature did not verify: {sig}"),
         ));
     }
     match out.chain {
@@ -183,7 +183,7 @@ async fn handshake(
         )),
         Ok(Err(e)) => {
             let reason = classify(&e, rec.client_auth_requested);
-            Err(Failure::new(reason, format!("TLS handshake: {e}")))
+            Err(Failure::new(reason, describe::handshake_error(&e)))
         }
         Ok(Ok(stream)) => Ok(stream),
     }
@@ -216,7 +216,7 @@ async fn await_rejection(
         )),
         Ok(Err(e)) => Err(Failure::new(
             classify(&e, true),
-            format!("after handshake: {e}"),
+            format!("after the handshake: {}", describe::handshake_error(&e)),
         )),
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod cert;
 pub mod chain;
+pub mod describe;
 pub mod names;
 pub mod ocsp;
 pub mod verifier;

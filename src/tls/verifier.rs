@@ -18,6 +18,7 @@ use rustls_pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
 
 use crate::tls::cert::{self, CertFacts};
 use crate::tls::chain::Chain;
+use crate::tls::describe;
 use crate::verdict::{Failure, FailureReason};
 
 /// The signature algorithms we accept, built once rather than per probe: chains are checked
@@ -93,7 +94,11 @@ impl Roots {
         let mut not_after = Vec::with_capacity(certs.len());
         for (i, der) in certs.iter().enumerate() {
             let anchor = webpki::anchor_from_trusted_cert(der).map_err(|e| {
-                format!("certificate {} is not a usable trust anchor: {e:?}", i + 1)
+                format!(
+                    "certificate {} is not a usable trust anchor: {}",
+                    i + 1,
+                    describe::path_error(&e, UnixTime::now())
+                )
             })?;
             anchors.push(anchor.to_owned());
             not_after.push(cert::parse(der).ok().map(|f| f.not_after));
@@ -186,7 +191,7 @@ fn note_signature(
     verdict: Result<HandshakeSignatureValid, rustls::Error>,
 ) -> HandshakeSignatureValid {
     if let Err(e) = verdict {
-        record(|r| r.signature_error = Some(e.to_string()));
+        record(|r| r.signature_error = Some(describe::tls_error(&e)));
     }
     HandshakeSignatureValid::assertion()
 }
@@ -315,10 +320,15 @@ fn validate(
     };
     leaf.verify_is_valid_for_subject_name(server_name)
         .map_err(|e| {
-            Failure::new(
-                FailureReason::HostnameMismatch,
-                format!("certificate is not valid for {}: {e}", server_name.to_str()),
-            )
+            let detail = match &e {
+                webpki::Error::CertNotValidForName(_) => describe::path_error(&e, now),
+                _ => format!(
+                    "certificate is not valid for {}: {}",
+                    server_name.to_str(),
+                    describe::path_error(&e, now)
+                ),
+            };
+            Failure::new(FailureReason::HostnameMismatch, detail)
         })?;
     policy(facts)?;
     Ok(expiry)
@@ -344,7 +354,7 @@ fn path_expiry(
             None,
             None,
         )
-        .map_err(|e| classify_path_error(&e, facts))?;
+        .map_err(|e| classify_path_error(&e, facts, now))?;
     let mut expiry = facts.first().map(|f| f.not_after).unwrap_or(i64::MAX);
     for inter in path.intermediate_certificates() {
         if let Some(pos) = sent.iter().position(|d| d.as_ref() == inter.der().as_ref()) {
@@ -387,12 +397,18 @@ fn pinned_leaf(
     Some(if now > f.not_after {
         Err(Failure::new(
             FailureReason::Expired,
-            "pinned certificate has expired",
+            format!(
+                "pinned certificate expired {}",
+                crate::text::when(f.not_after, now)
+            ),
         ))
     } else if now < f.not_before {
         Err(Failure::new(
             FailureReason::NotYetValid,
-            "pinned certificate is not valid yet",
+            format!(
+                "pinned certificate is not valid until {}",
+                crate::text::when(f.not_before, now)
+            ),
         ))
     } else {
         Ok(())
@@ -422,9 +438,25 @@ fn policy(facts: &[CertFacts]) -> Result<(), Failure> {
     Ok(())
 }
 
-fn classify_path_error(e: &webpki::Error, facts: &[CertFacts]) -> Failure {
+fn classify_path_error(e: &webpki::Error, facts: &[CertFacts], now: UnixTime) -> Failure {
     use webpki::Error as E;
-    let detail = format!("chain did not verify: {e}");
+    let mut detail = describe::path_error(e, now);
+    // Say which certificate a date problem is about: webpki only gives the date.
+    let dated = match e {
+        E::CertExpired { not_after, .. } => Some(not_after.as_secs() as i64),
+        E::CertNotValidYet { not_before, .. } => Some(not_before.as_secs() as i64),
+        _ => None,
+    };
+    if let Some(t) = dated {
+        let which = facts
+            .iter()
+            .enumerate()
+            .find(|(_, f)| f.not_after == t || f.not_before == t);
+        if let Some((depth, f)) = which.filter(|(d, _)| *d > 0) {
+            let rest = detail.trim_start_matches("certificate");
+            detail = format!("the certificate at depth {depth} ({}){rest}", f.subject);
+        }
+    }
     let reason = match e {
         E::CertExpired { .. } => FailureReason::Expired,
         E::CertNotValidYet { .. } => FailureReason::NotYetValid,
@@ -432,7 +464,10 @@ fn classify_path_error(e: &webpki::Error, facts: &[CertFacts]) -> Failure {
         E::UnknownIssuer | E::CaUsedAsEndEntity
             if facts.len() == 1 && facts.iter().all(|f| f.self_issued) =>
         {
-            FailureReason::SelfSigned
+            return Failure::new(
+                FailureReason::SelfSigned,
+                "self-signed certificate not in the trust store",
+            );
         }
         E::UnknownIssuer => FailureReason::UnknownIssuer,
         E::CertNotValidForName(_) => FailureReason::HostnameMismatch,

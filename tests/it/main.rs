@@ -6,6 +6,7 @@ mod addresses;
 mod chain;
 mod config_fixtures;
 mod deep;
+mod details;
 mod endpoints;
 mod http;
 mod legacy;
