@@ -38,7 +38,7 @@ const OID_OCSP_BASIC: &str = "1.3.6.1.5.5.7.48.1.1";
 const OID_MGF1: &str = "1.2.840.113549.1.1.8";
 
 /// The status the responder gives for the leaf.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CertStatus {
     Good,
     /// Revoked at this Unix time.
@@ -60,7 +60,7 @@ impl CertStatus {
 }
 
 /// A verified stapled response for the leaf. Times are Unix seconds, as the responder wrote them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Stapled {
     pub status: CertStatus,
     pub this_update: i64,
@@ -79,7 +79,7 @@ impl Stapled {
 }
 
 /// Why a stapled response tells us nothing about the leaf.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum OcspError {
     #[error("malformed ocsp response: {0}")]
     Malformed(String),
