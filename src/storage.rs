@@ -12,7 +12,9 @@
 //!
 //! Storage never stops the exporter: a file that cannot be used (unreadable, over
 //! `MAX_FILE_BYTES`, truncated, not JSON, not ours, another format version) is ignored with a
-//! warning and replaced at the next save; a failed save is a warning and is retried.
+//! warning; a failed save is a warning and is retried. A save replaces only a state file (of
+//! any version, truncated or not) or an empty one: a file that does not start like a state file
+//! is someone else's (a mistyped `--storage.path`), and it is left alone.
 //!
 //! Counters (`tls_probes_total`, `tls_probe_failures_total`) are not saved: they count this
 //! process's probes, and Prometheus's `rate()` and `increase()` handle the reset to zero at a
@@ -82,6 +84,8 @@ pub enum LoadError {
 pub enum SaveError {
     #[error("{} does not name a file", .0.display())]
     NoFileName(PathBuf),
+    #[error("it holds a file that is not a tls_exporter state file (left alone: remove it or choose another --storage.path)")]
+    Foreign,
     #[error("create {}: {source}", path.display())]
     Create { path: PathBuf, source: io::Error },
     #[error("write {}: {source}", path.display())]
@@ -173,9 +177,14 @@ pub fn restore(state: &State, path: &Path, targets: &[Arc<Target>]) -> Fingerpri
             return fingerprints;
         }
         Err(e) => {
+            let then = if holds_foreign_file(path) {
+                "the file is left alone, and no state is saved until it is removed or --storage.path names another file"
+            } else {
+                "the file is replaced at the next save"
+            };
             tracing::warn!(
                 file = %file,
-                "ignoring the state file {file}: {e}; every target starts fresh and the file is replaced at the next save"
+                "ignoring the state file {file}: {e}; every target starts fresh, and {then}"
             );
             return fingerprints;
         }
@@ -217,6 +226,9 @@ pub fn restore(state: &State, path: &Path, targets: &[Arc<Target>]) -> Fingerpri
 /// Writes the targets of `state` that have outcomes to `path` atomically: a temporary file
 /// beside it, fsync, rename over `path`, fsync of the directory. Returns the bytes written.
 pub fn save(state: &State, path: &Path, fingerprints: &mut Fingerprints) -> Result<u64, SaveError> {
+    if holds_foreign_file(path) {
+        return Err(SaveError::Foreign);
+    }
     let entries = state.snapshot();
     // Rebuilt from the entries, so removed targets leave the cache.
     let mut fresh = Fingerprints::default();
@@ -396,6 +408,25 @@ struct TargetOut<'a> {
 struct Header {
     format: Option<String>,
     version: Option<u64>,
+}
+
+/// `path` holds a file that is neither a state file nor the start of one (nor empty): someone
+/// else's, which a save must not replace. Anything that cannot be read as a file is not
+/// judged here (the save reports what goes wrong with it).
+fn holds_foreign_file(path: &Path) -> bool {
+    // `FileOut` writes `format` first, compactly: every state file starts with this.
+    let mark = format!("{{\"format\":\"{FORMAT}\"");
+    let Ok(file) = File::open(path) else {
+        return false;
+    };
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return false;
+    }
+    let mut head = Vec::with_capacity(mark.len());
+    match file.take(mark.len() as u64).read_to_end(&mut head) {
+        Ok(_) => !mark.as_bytes().starts_with(&head),
+        Err(_) => false,
+    }
 }
 
 /// Checks the header, then reads the whole file.
@@ -785,19 +816,47 @@ mod tests {
     }
 
     #[test]
-    fn save_replaces_the_file_and_leaves_no_temporary() {
+    fn save_replaces_a_state_file_and_leaves_no_temporary() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("state.json");
-        std::fs::write(&path, "garbage").expect("write");
-        let state = State::default();
-        let bytes = save(&state, &path, &mut Fingerprints::default()).expect("save");
-        assert_eq!(std::fs::metadata(&path).expect("metadata").len(), bytes);
-        assert!(load(&path, MAX_FILE_BYTES).expect("ours").is_some());
+        let version_2 = format!("{{\"format\":\"{FORMAT}\",\"version\":2}}");
+        for old in [
+            "",
+            "{\"form",
+            "{\"format\":\"tls_exporter state\",\"vers",
+            &version_2,
+        ] {
+            std::fs::write(&path, old).expect("write");
+            let bytes = save(&State::default(), &path, &mut Fingerprints::default())
+                .unwrap_or_else(|e| panic!("save over {old:?}: {e}"));
+            assert_eq!(std::fs::metadata(&path).expect("metadata").len(), bytes);
+            assert!(load(&path, MAX_FILE_BYTES).expect("ours").is_some());
+        }
         let names: Vec<_> = std::fs::read_dir(dir.path())
             .expect("read dir")
             .filter_map(|e| e.ok().map(|e| e.file_name()))
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("state.json")]);
+    }
+
+    #[test]
+    fn save_leaves_a_file_that_is_not_a_state_file_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config.yml");
+        for theirs in [
+            "targets: []\n",
+            "{\"format\": \"tls_exporter state\"}",
+            "{\"groups\":[]}",
+        ] {
+            std::fs::write(&path, theirs).expect("write");
+            let e =
+                save(&State::default(), &path, &mut Fingerprints::default()).expect_err("not ours");
+            assert_eq!(
+                e.to_string(),
+                "it holds a file that is not a tls_exporter state file (left alone: remove it or choose another --storage.path)"
+            );
+            assert_eq!(std::fs::read_to_string(&path).expect("read"), theirs);
+        }
     }
 
     #[test]

@@ -165,38 +165,55 @@ async fn changed_target_starts_fresh_and_unchanged_one_is_restored() {
 }
 
 /// Starts an exporter on a state file holding `contents` and checks that it warns with
-/// `reason`, probes anyway, and replaces the file with one of its own.
-async fn unusable_file_is_ignored(contents: &[u8], reason: &str) {
+/// `reason` and probes anyway; a state file of ours (`ours`) is replaced by the first save,
+/// anything else is left alone with a warning.
+async fn unusable_file_is_ignored(contents: &[u8], reason: &str, ours: bool) {
     let pki = server().await;
     let (_state_dir, state) = state_path();
     std::fs::write(&state, contents).expect("write state file");
-    let yaml = "global: {interval: 1s, timeout: 800ms, ca_file: ca.pem}\ntargets:\n".to_string()
-        + &format!(
-            "  - {{name: t, address: \"127.0.0.1:{}\", server_name: localhost}}\n",
-            pki.server.addr.port()
-        );
-    let e = start(&pki.ca_pem, &yaml, &state);
+    let e = start(&pki.ca_pem, &one_target(pki.server.addr.port()), &state);
     let want = format!("ignoring the state file {}: {reason}", state.display());
     let line = wait_log(&e, &["level=warn", &want]);
-    assert!(
-        line.contains("the file is replaced at the next save"),
-        "{line}"
-    );
-    e.wait_for("a probe", |m| {
-        m.value("tls_probe_success{target=\"t\"}") == Some(1.0)
-    });
+    let then = if ours {
+        "the file is replaced at the next save"
+    } else {
+        "the file is left alone, and no state is saved until it is removed or --storage.path names another file"
+    };
+    assert!(line.contains(then), "{line}");
+    e.wait_probes("t", 1);
+    if !ours {
+        wait_log(
+            &e,
+            &[
+                "level=warn",
+                "it holds a file that is not a tls_exporter state file (left alone: remove it or choose another --storage.path)",
+            ],
+        );
+    }
     stop(e);
-    let saved = storage::load(&state, storage::MAX_FILE_BYTES)
-        .unwrap_or_else(|err| panic!("the file is not ours yet: {err}"))
-        .expect("a state file");
-    assert_eq!(saved.targets.len(), 1);
+    if ours {
+        let saved = storage::load(&state, storage::MAX_FILE_BYTES)
+            .unwrap_or_else(|err| panic!("the file is not ours yet: {err}"))
+            .expect("a state file");
+        assert_eq!(saved.targets.len(), 1);
+    } else {
+        assert_eq!(std::fs::read(&state).expect("read"), contents);
+    }
+}
+
+/// A config with one target `t` probed every second.
+fn one_target(port: u16) -> String {
+    format!(
+        "global: {{interval: 1s, timeout: 800ms, ca_file: ca.pem}}\ntargets:\n  - {{name: t, address: \"127.0.0.1:{port}\", server_name: localhost}}\n"
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn garbage_state_file_is_ignored_with_a_warning() {
+async fn garbage_state_file_is_ignored_with_a_warning_and_left_alone() {
     unusable_file_is_ignored(
         b"\x89PNG\r\n\x1a\n not state",
         "it is not JSON (expected value at line 1 column 1)",
+        false,
     )
     .await;
 }
@@ -206,6 +223,7 @@ async fn truncated_state_file_is_ignored_with_a_warning() {
     unusable_file_is_ignored(
         b"{\"format\":\"tls_exporter state\",\"version\":1,\"saved_at\":{\"secs_",
         "it is truncated (EOF while parsing a string at line 1 column 61)",
+        true,
     )
     .await;
 }
@@ -215,6 +233,7 @@ async fn state_file_of_another_version_is_ignored_with_a_warning() {
     unusable_file_is_ignored(
         b"{\"format\":\"tls_exporter state\",\"version\":999,\"saved_at\":0,\"targets\":[]}",
         "it has state format version 999, and this exporter reads version 1 only",
+        true,
     )
     .await;
 }
@@ -224,12 +243,7 @@ async fn unwritable_state_path_warns_and_the_exporter_runs() {
     let pki = server().await;
     let (dir, _) = state_path();
     let state = dir.path().join("missing").join("state.json");
-    let yaml = "global: {interval: 1s, timeout: 800ms, ca_file: ca.pem}\ntargets:\n".to_string()
-        + &format!(
-            "  - {{name: t, address: \"127.0.0.1:{}\", server_name: localhost}}\n",
-            pki.server.addr.port()
-        );
-    let e = start(&pki.ca_pem, &yaml, &state);
+    let e = start(&pki.ca_pem, &one_target(pki.server.addr.port()), &state);
     let want = format!(
         "cannot save the state to {}: create {}.tmp: No such file or directory (os error 2)",
         state.display(),
