@@ -136,7 +136,7 @@ impl State {
     /// Puts outcomes saved by a previous process in place for `target` before its first probe
     /// (`storage` has checked that they belong to it), counters at zero: counters count this
     /// process's probes. Call before the target set that holds `target` is applied.
-    pub fn restore(
+    pub(crate) fn restore(
         &self,
         target: &Arc<Target>,
         latest: Vec<AddressOutcome>,
@@ -196,7 +196,7 @@ impl State {
     }
 
     /// How many times the entries changed so far; equal counts mean nothing changed between.
-    pub fn changes(&self) -> u64 {
+    pub(crate) fn changes(&self) -> u64 {
         self.changes.load(Ordering::Relaxed)
     }
 

@@ -46,14 +46,15 @@ pub const FORMAT: &str = "tls_exporter state";
 /// The layout of the file (the serde shape of the saved facts). A file of another version is
 /// ignored.
 pub const VERSION: u64 = 1;
-/// Largest state file read; a larger one is ignored. 10,000 targets take about 25 MB.
+/// Largest state file read; a larger one is ignored. 10,000 targets take some 10 to 30 MB.
 pub const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
 /// Saves are at least this far apart.
 pub const MIN_WRITE_INTERVAL: Duration = Duration::from_secs(5);
 /// The next save waits at least this many times as long as the last one took, so saving a
 /// large state never takes more than a twentieth of the time.
 const WRITE_COST_FACTOR: u32 = 20;
-/// The save at shutdown is abandoned after this long (the previous file stays in place).
+/// The save at shutdown (and one still running then) is abandoned after this long; the
+/// previous file stays in place.
 const FINAL_SAVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a state file was not used.
@@ -293,10 +294,19 @@ impl Writer {
         Writer { stop, task }
     }
 
-    /// Stops the periodic saves and saves once more if anything changed since the last save.
+    /// Stops the periodic saves and saves once more if anything changed since the last save,
+    /// giving up after `FINAL_SAVE_TIMEOUT` (a hung disk must not hold the shutdown).
     pub async fn finish(self) {
         self.stop.cancel();
-        let _ = self.task.await;
+        if tokio::time::timeout(FINAL_SAVE_TIMEOUT, self.task)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "the state was not saved at shutdown within {}s; the file keeps the previous save",
+                FINAL_SAVE_TIMEOUT.as_secs()
+            );
+        }
     }
 }
 
@@ -322,16 +332,7 @@ impl Saver {
             let took = self.save_if_changed().await;
             wait = MIN_WRITE_INTERVAL.max(took * WRITE_COST_FACTOR);
         }
-        if tokio::time::timeout(FINAL_SAVE_TIMEOUT, self.save_if_changed())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                file = %self.path.display(),
-                "the state was not saved at shutdown within {}s; the file keeps the previous save",
-                FINAL_SAVE_TIMEOUT.as_secs()
-            );
-        }
+        self.save_if_changed().await;
     }
 
     /// Saves unless nothing changed since the last save; returns how long it took.

@@ -227,7 +227,7 @@ impl Target {
     /// SHA-256: equal specs give equal fingerprints in this and later builds that keep the
     /// spec's fields, so `storage` can tell across a restart whether a saved outcome still
     /// belongs to the target. Costs one pass over the target's files: callers cache it.
-    pub fn fingerprint(&self) -> String {
+    pub(crate) fn fingerprint(&self) -> String {
         // Exhaustive, so a new field of `Spec` cannot be left out of the digest.
         let Spec {
             name,
