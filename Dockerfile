@@ -8,19 +8,27 @@
 # nonroot (65532). The configuration lives at /etc/tls_exporter/config.yml;
 # mount your own file there (or pass --config.file). Reload with SIGHUP
 # (docker kill -s HUP) or POST /-/reload.
+#
+# State across restarts: the latest outcome of every target is kept in
+# /var/lib/tls_exporter/state.json (--storage.path), a directory owned by
+# 65532. In the container's own layer it survives `docker restart`; mount a
+# volume there to keep it across new containers:
+#   docker run -p 19443:19443 -v tls_exporter_state:/var/lib/tls_exporter tls_exporter
 
 # ---- build ------------------------------------------------------------------
 FROM rust:1.95-slim-bookworm AS builder
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked \
- && install -D -m 0755 target/release/tls_exporter /out/tls_exporter
+ && install -D -m 0755 target/release/tls_exporter /out/tls_exporter \
+ && install -d -m 0755 /out/state
 
 # ---- runtime ----------------------------------------------------------------
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=builder /out/tls_exporter /usr/local/bin/tls_exporter
 COPY config/container.yml /etc/tls_exporter/config.yml
+COPY --from=builder --chown=65532:65532 /out/state /var/lib/tls_exporter
 USER 65532:65532
 EXPOSE 19443
 ENTRYPOINT ["/usr/local/bin/tls_exporter"]
-CMD ["--config.file=/etc/tls_exporter/config.yml", "--web.listen-address=0.0.0.0:19443"]
+CMD ["--config.file=/etc/tls_exporter/config.yml", "--web.listen-address=0.0.0.0:19443", "--storage.path=/var/lib/tls_exporter/state.json"]

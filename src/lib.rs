@@ -5,7 +5,8 @@
 //! facts per target, and `server` serves `/metrics` (rendered by `metrics` alone) and the
 //! status page from them. Layers, lowest first, each importing only those below it:
 //! `verdict` → `tls` → `config` → `probe` → `state` → `metrics` → `server`/`scheduler`/`reload`
-//! (checked by `scripts/check-layers`).
+//! (checked by `scripts/check-layers`); `storage` (the state across restarts) sits beside
+//! `metrics`, above `state`.
 
 pub mod config;
 pub mod logfmt;
@@ -16,6 +17,7 @@ pub mod scheduler;
 pub mod server;
 pub mod shard;
 pub mod state;
+pub mod storage;
 pub mod text;
 pub mod tls;
 pub mod verdict;

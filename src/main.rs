@@ -13,6 +13,7 @@ use tls_exporter::reload::Reloader;
 use tls_exporter::server::{router, App};
 use tls_exporter::shard::Shard;
 use tls_exporter::state::State;
+use tls_exporter::storage;
 use tls_exporter::web_config;
 
 /// Default listen port: outside the 9100–9999 range of the Prometheus exporter port
@@ -56,6 +57,10 @@ struct Args {
     /// used to scan arbitrary hosts).
     #[arg(long = "web.enable-adhoc-probes")]
     adhoc_probes: bool,
+    /// Keep the latest outcome of every target in this file across restarts (off when unset):
+    /// saved every few seconds when something changed and at shutdown, restored at start.
+    #[arg(long = "storage.path", value_name = "PATH")]
+    storage_path: Option<PathBuf>,
     /// Validate the config file, print every problem, and exit 0 (valid) or 1 (invalid).
     #[arg(long = "check-config")]
     check_config: bool,
@@ -152,6 +157,20 @@ async fn run(args: Args) -> Result<(), String> {
     let initial = config::load_with(&args.config_file, &mut cache);
     let initial = Arc::new(initial.map_err(|e| format!("invalid config:\n{e}"))?);
     let state = Arc::new(State::default());
+    // Before the first target set is applied: a fast first probe must replace, not precede,
+    // what is restored.
+    let fingerprints = match &args.storage_path {
+        Some(path) => {
+            let (state, path, targets) = (state.clone(), path.clone(), initial.targets.clone());
+            let restored =
+                tokio::task::spawn_blocking(move || storage::restore(&state, &path, &targets))
+                    .await
+                    .unwrap_or_default();
+            tls_exporter::state::release_free_memory();
+            Some(restored)
+        }
+        None => None,
+    };
     let listener = bind(&args.listen)
         .await
         .map_err(|e| format!("listen on {}: {e}", args.listen))?;
@@ -170,6 +189,7 @@ async fn run(args: Args) -> Result<(), String> {
         shard = %shard.map_or_else(|| "all".to_string(), |s| s.to_string()),
         tls = web.as_ref().is_some_and(|w| w.tls()),
         basic_auth = web.as_ref().is_some_and(|w| w.basic_auth()),
+        storage = %args.storage_path.as_ref().map_or_else(|| "off".to_string(), |p| p.display().to_string()),
         "tls_exporter started"
     );
     drop(initial);
@@ -178,6 +198,11 @@ async fn run(args: Args) -> Result<(), String> {
     if !args.watch_interval.is_zero() {
         tokio::spawn(reloader.clone().watch(args.watch_interval));
     }
+    let writer = args
+        .storage_path
+        .clone()
+        .zip(fingerprints)
+        .map(|(path, fingerprints)| storage::Writer::start(state.clone(), path, fingerprints));
     let app = Arc::new(App {
         state,
         reloader: reloader.clone(),
@@ -199,6 +224,10 @@ async fn run(args: Args) -> Result<(), String> {
         let _ = tokio::time::timeout_at(deadline, server).await;
     };
     tokio::join!(reloader.shutdown(deadline), drain_server);
+    // After the probes drained, so the file has their results.
+    if let Some(writer) = writer {
+        writer.finish().await;
+    }
     Ok(())
 }
 

@@ -1,8 +1,9 @@
 //! The latest outcome per target plus exporter self-state: plain facts that `/metrics`, `/probe`
 //! and the status page render (none of them holds label text or HTML here).
 //!
-//! Writers are the scheduler (one report per finished check) and the reloader (target set);
-//! readers take a cheap snapshot of `Arc`s and render without holding the lock.
+//! Writers are the scheduler (one report per finished check), the reloader (target set) and,
+//! once at start, `storage` (outcomes saved by the previous process); readers take a cheap
+//! snapshot of `Arc`s and render without holding the lock.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -91,6 +92,8 @@ pub enum Change {
 #[derive(Debug, Default)]
 pub struct State {
     entries: RwLock<BTreeMap<String, Entry>>,
+    /// Bumped on every change of `entries`, so `storage` saves only when something changed.
+    changes: AtomicU64,
     pub stats: Stats,
 }
 
@@ -127,6 +130,36 @@ impl State {
             next.insert(t.name.clone(), entry);
         }
         *entries = next;
+        self.changes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Puts outcomes saved by a previous process in place for `target` before its first probe
+    /// (`storage` has checked that they belong to it), counters at zero: counters count this
+    /// process's probes. Call before the target set that holds `target` is applied.
+    pub(crate) fn restore(
+        &self,
+        target: &Arc<Target>,
+        latest: Vec<AddressOutcome>,
+        scans: Vec<AddressOutcome>,
+    ) {
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        let mut entry = Entry {
+            target: target.clone(),
+            latest: latest
+                .into_iter()
+                .map(|a| Probed {
+                    ip: a.ip,
+                    chain: None,
+                    outcome: a.outcome,
+                })
+                .collect(),
+            scans,
+            probes_total: 0,
+            failures_total: [0; FailureReason::ALL.len()],
+        };
+        entry.decide_chains();
+        entries.insert(target.name.clone(), entry);
+        self.changes.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Stores what one run of `check` on `target` found (one outcome per address probed);
@@ -152,6 +185,7 @@ impl State {
             }
         };
         entry.decide_chains();
+        self.changes.fetch_add(1, Ordering::Relaxed);
         change
     }
 
@@ -159,6 +193,11 @@ impl State {
     pub fn snapshot(&self) -> Vec<Entry> {
         let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
         entries.values().cloned().collect()
+    }
+
+    /// How many times the entries changed so far; equal counts mean nothing changed between.
+    pub(crate) fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Relaxed)
     }
 
     pub fn target_count(&self) -> usize {

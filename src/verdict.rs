@@ -4,8 +4,12 @@
 //! (rendering) all use these types, and this module uses none of theirs. Only
 //! `FailureReason::as_label` strings ever become `reason` label values.
 
-/// Why a probe failed. Only these strings ever become `reason` label values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Why a probe failed. Only these strings ever become `reason` label values. Stored (serde)
+/// as the label value.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum FailureReason {
     DnsError,
     ConnectionRefused,
@@ -101,7 +105,7 @@ impl FailureReason {
 }
 
 /// A failure with the human-readable detail that goes to logs and the status page.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Failure {
     pub reason: FailureReason,
     pub detail: String,

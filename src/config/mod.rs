@@ -222,6 +222,67 @@ impl Target {
     pub fn same_as(&self, other: &Target) -> bool {
         self.spec == other.spec
     }
+
+    /// A digest of what `same_as` compares (settings and file contents), as lower-case hex
+    /// SHA-256: equal specs give equal fingerprints in this and later builds that keep the
+    /// spec's fields, so `storage` can tell across a restart whether a saved outcome still
+    /// belongs to the target. Costs one pass over the target's files: callers cache it.
+    pub(crate) fn fingerprint(&self) -> String {
+        // Exhaustive, so a new field of `Spec` cannot be left out of the digest.
+        let Spec {
+            name,
+            address,
+            server_name,
+            interval,
+            timeout,
+            labels,
+            ip_protocol,
+            resolve_all,
+            kind,
+            starttls,
+            http,
+            scan_interval,
+            ca,
+            client_cert,
+            client_key,
+        } = &self.spec;
+        let settings = format!(
+            "{:?}",
+            (
+                name,
+                address,
+                server_name,
+                interval,
+                timeout,
+                labels,
+                ip_protocol,
+                resolve_all,
+                kind,
+                starttls,
+                http,
+                scan_interval
+            )
+        );
+        let mut digest = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        // Files as raw bytes (a CA bundle is not worth formatting); every part tagged and
+        // length-prefixed, so two different specs never feed the same bytes.
+        for part in [
+            Some(settings.as_bytes()),
+            ca.as_deref(),
+            client_cert.as_deref(),
+            client_key.as_deref(),
+        ] {
+            match part {
+                None => digest.update(&[0]),
+                Some(bytes) => {
+                    digest.update(&[1]);
+                    digest.update(&(bytes.len() as u64).to_be_bytes());
+                    digest.update(bytes);
+                }
+            }
+        }
+        crate::tls::cert::hex(digest.finish().as_ref())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1222,5 +1283,17 @@ mod tests {
         .expect("valid");
         assert!(a.targets[0].same_as(&b.targets[0]));
         assert!(!a.targets[0].same_as(&c.targets[0]));
+    }
+
+    #[test]
+    fn fingerprint_follows_the_spec() {
+        let load = |yaml: &str| parse(yaml, Path::new("t.yml")).expect("valid");
+        let a = load("targets:\n  - address: a:443\n");
+        let b = load("global: {interval: 60s}\ntargets:\n  - address: a:443\n");
+        let c = load("targets:\n  - address: a:443\n    interval: 30s\n");
+        let fp = a.targets[0].fingerprint();
+        assert_eq!(fp.len(), 64, "{fp}");
+        assert_eq!(fp, b.targets[0].fingerprint());
+        assert_ne!(fp, c.targets[0].fingerprint());
     }
 }

@@ -66,7 +66,7 @@ const CLOSE_GRACE: Duration = Duration::from_millis(100);
 const UA: &str = concat!("tls_exporter/", env!("CARGO_PKG_VERSION"));
 
 /// What one GET over an established TLS session found.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HttpFacts {
     pub status: u16,
     /// The valid HSTS policy of the first `Strict-Transport-Security` header, if any.
@@ -77,7 +77,7 @@ pub struct HttpFacts {
 }
 
 /// A valid `Strict-Transport-Security` policy (RFC 6797 §6.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Hsts {
     /// Seconds; a value beyond `u64` saturates.
     pub max_age: u64,
@@ -87,7 +87,7 @@ pub struct Hsts {
 }
 
 /// What the plain-HTTP redirect check found.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RedirectFacts {
     /// Status of the first response.
     pub status: u16,

@@ -3,11 +3,15 @@
 //!
 //! Every prober returns a `ProbeOutcome` through the one contract in `probe::run`; the
 //! scheduler and `/probe` store or render them alike. How a fact becomes a series or a table
-//! cell is `metrics/`' and the status page's business.
+//! cell is `metrics/`' and the status page's business. The types serialize (serde) so that
+//! `storage` can keep the latest outcomes across a restart; a change to their shape is a change
+//! of the state file format (see `storage::VERSION`).
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
 
 use crate::probe::http::{HttpFacts, RedirectFacts};
 use crate::probe::legacy::ScanResult;
@@ -16,7 +20,7 @@ use crate::tls::ocsp::{OcspError, Stapled};
 use crate::verdict::{Failure, FailureReason};
 
 /// Durations of the phases of one probe; a phase not reached is `None`.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Phases {
     pub resolve: Option<Duration>,
     pub connect: Option<Duration>,
@@ -26,7 +30,7 @@ pub struct Phases {
 }
 
 /// Parameters negotiated by a completed handshake.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Negotiated {
     /// `TLS 1.2` or `TLS 1.3`.
     pub version: &'static str,
@@ -37,7 +41,7 @@ pub struct Negotiated {
 }
 
 /// Everything one check of one address found.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProbeOutcome {
     /// `None` on success; otherwise the single reason the check counts as failed.
     pub failure: Option<Failure>,
@@ -104,8 +108,33 @@ impl ProbeOutcome {
 
 /// The outcome of one check of one address: the address is set for `resolve: all` targets
 /// (their series carry an `ip` label) and `None` otherwise.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AddressOutcome {
     pub ip: Option<IpAddr>,
     pub outcome: Arc<ProbeOutcome>,
+}
+
+/// `Negotiated` as stored: the version as an owned name, read back into the static names
+/// `tls::names::version` gives (a name it does not know reads as `unknown`, as that function
+/// says of such versions).
+#[derive(Deserialize)]
+struct StoredNegotiated {
+    version: String,
+    cipher: String,
+    group: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for Negotiated {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const NAMES: [&str; 5] = ["SSL 3.0", "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3"];
+        let s = StoredNegotiated::deserialize(d)?;
+        Ok(Negotiated {
+            version: NAMES
+                .into_iter()
+                .find(|n| *n == s.version)
+                .unwrap_or("unknown"),
+            cipher: s.cipher,
+            group: s.group,
+        })
+    }
 }

@@ -4,6 +4,7 @@
 //! …) and the numbers the policy needs. How they are rendered is `metrics/`' and the status
 //! page's business; chain validation lives in `verifier.rs`.
 
+use serde::{Deserialize, Serialize};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 use x509_parser::oid_registry::{
@@ -12,8 +13,9 @@ use x509_parser::oid_registry::{
 };
 use x509_parser::prelude::FromDer;
 
-/// What we report about one certificate.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What we report about one certificate. Stored (serde) without the DER names, which
+/// `compact` drops once the chain is judged anyway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CertFacts {
     pub not_before: i64,
     pub not_after: i64,
@@ -36,7 +38,9 @@ pub struct CertFacts {
     /// Subject equals issuer.
     pub self_issued: bool,
     /// DER of the subject and issuer Names, for chain-order checks.
+    #[serde(skip)]
     pub subject_der: Vec<u8>,
+    #[serde(skip)]
     pub issuer_der: Vec<u8>,
 }
 

@@ -6,11 +6,13 @@
 
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::tls::cert::CertFacts;
 use crate::verdict::Failure;
 
 /// The certificates the server sent and what we concluded about them.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Chain {
     /// Every certificate the server sent that parsed, with its depth (0 is the leaf). A
     /// certificate that did not parse is absent here but counted in `sent`.

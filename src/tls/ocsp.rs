@@ -40,7 +40,7 @@ const MAX_RESPONSE_CERTS: usize = 4;
 const OID_OCSP_BASIC: &str = "1.3.6.1.5.5.7.48.1.1";
 
 /// The status the responder gives for the leaf.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CertStatus {
     Good,
     /// Revoked at this Unix time.
@@ -62,7 +62,7 @@ impl CertStatus {
 }
 
 /// A verified stapled response for the leaf. Times are Unix seconds, as the responder wrote them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Stapled {
     pub status: CertStatus,
     pub this_update: i64,
@@ -81,7 +81,7 @@ impl Stapled {
 }
 
 /// Why a stapled response tells us nothing about the leaf.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum OcspError {
     #[error("malformed ocsp response: {0}")]
     Malformed(String),

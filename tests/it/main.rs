@@ -15,4 +15,5 @@ mod ocsp;
 mod prometheus;
 mod scale;
 mod starttls;
+mod storage;
 mod web;

@@ -40,7 +40,9 @@ use scan::Peer;
 pub const MAX_HANDSHAKES: u32 = 30;
 
 /// A protocol version the scan asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum LegacyVersion {
     Ssl30,
     Tls10,
@@ -82,7 +84,9 @@ impl LegacyVersion {
 }
 
 /// A class of weak cipher suites.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum WeakClass {
     Rc4,
     TripleDes,
@@ -144,8 +148,9 @@ impl WeakClass {
     }
 }
 
-/// What one scan found.
-#[derive(Debug, Clone)]
+/// What one scan found. Stored (serde) without `legacy_chain`: by then the probe has judged
+/// it into the outcome's chain, which is stored.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ScanResult {
     /// Every version of `LegacyVersion::ALL`, in that order, with whether the server accepted
     /// it.
@@ -158,6 +163,7 @@ pub struct ScanResult {
     pub duration: Duration,
     /// The certificates the server sent in the handshake of its highest accepted version below
     /// TLS 1.3 (leaf first, as sent); `None` when it accepts none or sent none (anon suites).
+    #[serde(skip)]
     pub legacy_chain: Option<Vec<CertificateDer<'static>>>,
 }
 
