@@ -3,9 +3,9 @@
 //! The binary (`main.rs`) wires these together: `config` loads and validates targets,
 //! `scheduler` runs checks on them periodically through `probe::run`, `state` keeps the latest
 //! facts per target, and `server` serves `/metrics` (rendered by `metrics` alone) and the
-//! status page from them. Layers, lowest first, each importing only those below it:
-//! `verdict` → `tls` → `config` → `probe` → `state` → `metrics` → `server`/`scheduler`/`reload`
-//! (checked by `scripts/check-layers`).
+//! status pages (rendered by `status`) from them. Layers, lowest first, each importing only
+//! those below it: `verdict` → `tls` → `config` → `probe` → `state` → `metrics` → `status` →
+//! `server`/`scheduler`/`reload` (checked by `scripts/check-layers`).
 
 pub mod config;
 pub mod logfmt;
@@ -16,6 +16,7 @@ pub mod scheduler;
 pub mod server;
 pub mod shard;
 pub mod state;
+mod status;
 pub mod tls;
 pub mod verdict;
 pub mod web_config;

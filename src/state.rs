@@ -274,6 +274,12 @@ impl State {
         entries.values().cloned().collect()
     }
 
+    /// A copy of one target's entry.
+    pub fn get(&self, name: &str) -> Option<Entry> {
+        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        entries.get(name).cloned()
+    }
+
     pub fn target_count(&self) -> usize {
         self.entries.read().unwrap_or_else(|p| p.into_inner()).len()
     }
