@@ -442,6 +442,12 @@ mod tests {
     }
 
     #[test]
+    fn history_records_stay_small() {
+        // 20 per target: at 10,000 targets every byte here is 200 KB.
+        assert!(std::mem::size_of::<HistoryRecord>() <= 32);
+    }
+
+    #[test]
     fn the_same_failure_shares_one_detail() {
         let state = State::default();
         let t = targets(ONE);

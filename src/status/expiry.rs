@@ -34,12 +34,12 @@ impl Urgency {
         }
     }
 
-    /// The style class of a cell showing it (`""` for none).
-    pub(crate) fn class(self) -> &'static str {
+    /// The class attribute of an element showing it (none when fine).
+    pub(crate) fn class_attr(self) -> &'static str {
         match self {
             Urgency::Fine => "",
-            Urgency::Warning => "warn",
-            Urgency::Critical => "crit",
+            Urgency::Warning => " class=\"warn\"",
+            Urgency::Critical => " class=\"crit\"",
         }
     }
 }

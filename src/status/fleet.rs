@@ -141,13 +141,13 @@ pub fn render(entries: &[Entry], q: &FleetQuery, now: i64) -> String {
 /// however long the names: the short columns (result, expires in, TLS, last probe) keep a fixed
 /// share, the others split the rest by weight.
 fn columns(out: &mut String, labels: usize) {
-    const FIXED_PCT: f64 = 7.0 + 10.0 + 6.5 + 9.0;
-    // target, address, reason, leaf certificate; each label weighs 1.3.
-    let total = 3.0 + 2.5 + 3.5 + 2.5 + 1.3 * labels as f64;
+    const FIXED_PCT: f64 = 6.5 + 10.0 + 7.5 + 8.5;
+    // target, address, reason, leaf certificate; each label weighs 1.5.
+    let total = 3.0 + 3.0 + 3.5 + 2.5 + 1.5 * labels as f64;
     let share = |weight: f64| weight / total * (100.0 - FIXED_PCT);
-    let mut widths = vec![share(3.0), share(2.5)];
-    widths.extend(std::iter::repeat_n(share(1.3), labels));
-    widths.extend([7.0, share(3.5), 10.0, share(2.5), 6.5, 9.0]);
+    let mut widths = vec![share(3.0), share(3.0)];
+    widths.extend(std::iter::repeat_n(share(1.5), labels));
+    widths.extend([6.5, share(3.5), 10.0, share(2.5), 7.5, 8.5]);
     out.push_str("<colgroup>");
     for pct in widths {
         let _ = write!(out, "<col style=\"width:{pct:.1}%\">");
@@ -261,7 +261,7 @@ impl<'a> Row<'a> {
         let t = &self.en.target;
         let _ = write!(
             out,
-            "<tr class=\"{}\" data-target=\"{}\"><td class=\"name\"><a href=\"/target/{}\">{}</a></td><td class=\"addr\">{}",
+            "<tr class=\"{}\" data-target=\"{}\"><td><a href=\"/target/{}\">{}</a></td><td>{}",
             self.health.as_str(),
             Esc(&t.name),
             Url(&t.name),
@@ -273,23 +273,19 @@ impl<'a> Row<'a> {
         }
         out.push_str("</td>");
         for k in label_keys {
-            let _ = write!(
-                out,
-                "<td class=\"label\">{}</td>",
-                Esc(self.label(k).unwrap_or(""))
-            );
+            let _ = write!(out, "<td>{}</td>", Esc(self.label(k).unwrap_or("")));
         }
         let _ = write!(out, "<td class=\"result\">{}</td>", self.health.as_str());
         match self.probed.and_then(|p| p.outcome.failure.as_ref()) {
             Some(f) => {
                 let _ = write!(
                     out,
-                    "<td class=\"reason\" title=\"{d}\">{}<div class=\"detail\">{d}</div></td>",
+                    "<td title=\"{d}\">{}<div class=\"detail\">{d}</div></td>",
                     f.reason.as_label(),
                     d = Esc(&f.detail)
                 );
             }
-            None => out.push_str("<td class=\"reason\"></td>"),
+            None => out.push_str("<td></td>"),
         }
         match self.expiry {
             Some(e) => {
@@ -300,8 +296,8 @@ impl<'a> Row<'a> {
                 };
                 let _ = write!(
                     out,
-                    "<td class=\"expiry {}\"><time datetime=\"{at}\" title=\"{what} {at}\">{}{}</time></td>",
-                    self.urgency.class(),
+                    "<td{}><time datetime=\"{at}\" title=\"{what} {at}\">{}{}</time></td>",
+                    self.urgency.class_attr(),
                     dates::left(e.not_after, now),
                     if e.above_leaf { " (chain)" } else { "" },
                     at = Rfc3339(e.not_after),
@@ -311,7 +307,7 @@ impl<'a> Row<'a> {
         }
         let _ = write!(
             out,
-            "<td class=\"cert\">{}</td><td class=\"tls\">{}</td>",
+            "<td>{}</td><td>{}</td>",
             Esc(self.subject()),
             self.version()
         );
@@ -319,12 +315,12 @@ impl<'a> Row<'a> {
             Some(at) => {
                 let _ = writeln!(
                     out,
-                    "<td class=\"when\"><time datetime=\"{t}\" title=\"{t}\">{}</time></td></tr>",
+                    "<td><time datetime=\"{t}\" title=\"{t}\">{}</time></td></tr>",
                     dates::ago(at, now),
                     t = Rfc3339(at)
                 );
             }
-            None => out.push_str("<td class=\"when muted\">never</td></tr>\n"),
+            None => out.push_str("<td class=\"muted\">never</td></tr>\n"),
         }
     }
 }
@@ -473,12 +469,7 @@ fn header(out: &mut String, q: &FleetQuery, key: &str, title: &str) {
     };
     let _ = write!(
         out,
-        "<th{}><a href=\"/{}\">{}{arrow}</a></th>",
-        if key.starts_with("label.") {
-            " class=\"label\""
-        } else {
-            ""
-        },
+        "<th><a href=\"/{}\">{}{arrow}</a></th>",
         query(
             q,
             &[("sort", key), ("order", if desc { "desc" } else { "" })]
@@ -864,7 +855,7 @@ mod tests {
             "{head}"
         );
         assert!(
-            p.contains("<td class=\"addr\">good.example:443</td><td class=\"label\">eu</td><td class=\"label\">core</td>"),
+            p.contains("<td>good.example:443</td><td>eu</td><td>core</td>"),
             "{p}"
         );
     }
@@ -888,15 +879,15 @@ mod tests {
         );
         assert!(good.contains(">80 days</time>"), "{good}");
         assert!(
-            p.contains("<td class=\"expiry \"><time datetime=\"2024-02-02T22:13:20Z\""),
+            p.contains("<td><time datetime=\"2024-02-02T22:13:20Z\""),
             "{p}"
         );
         assert!(
-            p.contains("<td class=\"expiry warn\"><time datetime=\"2023-12-04T22:13:20Z\""),
+            p.contains("<td class=\"warn\"><time datetime=\"2023-12-04T22:13:20Z\""),
             "{p}"
         );
         assert!(
-            p.contains("<td class=\"expiry crit\"><time datetime=\"2023-11-15T22:13:20Z\""),
+            p.contains("<td class=\"crit\"><time datetime=\"2023-11-15T22:13:20Z\""),
             "{p}"
         );
         assert!(cell("expired").contains(">expired 1 day ago</time>"), "{p}");
@@ -970,6 +961,29 @@ mod tests {
         let p = page(&fleet(), &all);
         assert_eq!(order(&p).len(), 3, "{p}");
         assert!(!p.contains("show-all"), "{p}");
+    }
+
+    #[test]
+    fn default_page_stops_at_the_row_limit_and_links_to_the_rest() {
+        let mut yaml = String::from("targets:\n");
+        for i in 0..=DEFAULT_ROWS {
+            yaml.push_str(&format!(
+                "  - {{name: t{i:04}, address: \"t{i}.example:443\"}}\n"
+            ));
+        }
+        let (state, _) = fixtures::state(&yaml);
+        let p = page(&state, &FleetQuery::default());
+        let shown = order(&p);
+        assert_eq!(shown.len(), DEFAULT_ROWS);
+        assert_eq!(shown.first(), Some(&"t0000"));
+        assert!(
+            p.contains("Showing 500 of 501 rows (501 targets configured)."),
+            "{p}"
+        );
+        assert!(
+            p.contains("<a id=\"show-all\" href=\"/?limit=all\">Show all 501 rows</a>"),
+            "{p}"
+        );
     }
 
     #[test]

@@ -354,12 +354,12 @@ fn chain(out: &mut String, c: &Chain, from_scan: bool, now: i64) {
     }
     if let Some(p) = c.path_expiry {
         // Coloured by the lifetime of the certificate that expires first (see `Expiry`).
-        let class = Expiry::of_chain(c).map_or("", |e| e.urgency(now).class());
+        let class = Expiry::of_chain(c).map_or("", |e| e.urgency(now).class_attr());
         fact(
             out,
             "verified path expires",
             format!(
-                "<span class=\"{class}\">{} ({})</span>",
+                "<span{class}>{} ({})</span>",
                 Rfc3339(p),
                 dates::left(p, now)
             ),
@@ -414,8 +414,8 @@ fn chain(out: &mut String, c: &Chain, from_scan: bool, now: i64) {
         let urgency = Urgency::of(f.not_before, f.not_after, now);
         let _ = write!(
             out,
-            "<dt>not after</dt><dd class=\"{}\">{} ({})</dd>",
-            urgency.class(),
+            "<dt>not after</dt><dd{}>{} ({})</dd>",
+            urgency.class_attr(),
             Rfc3339(f.not_after),
             dates::left(f.not_after, now)
         );
@@ -588,7 +588,7 @@ mod tests {
             "<dt>issuer</dt><dd>CN=Test &quot;Root&quot;</dd>",
             "<dt>SANs</dt><dd>api.example, 127.0.0.1</dd>",
             "<dt>not before</dt><dd>2023-11-04T22:13:20Z</dd>",
-            "<dt>not after</dt><dd class=\"\">2024-02-02T22:13:20Z (80 days)</dd>",
+            "<dt>not after</dt><dd>2024-02-02T22:13:20Z (80 days)</dd>",
             "<dt>key</dt><dd>ECDSA P-256</dd>",
             &"ab".repeat(32),
             "<dt>subject</dt><dd>CN=Intermediate &lt;CA&gt;</dd>",
