@@ -14,4 +14,5 @@ mod ocsp;
 mod prometheus;
 mod scale;
 mod starttls;
+mod status_page;
 mod web;
