@@ -66,6 +66,7 @@ pub struct HistoryRecord {
 }
 
 impl HistoryRecord {
+    /// Every address probed succeeded.
     pub fn success(&self) -> bool {
         self.reason.is_none()
     }
@@ -82,10 +83,12 @@ impl History {
         self.0.iter()
     }
 
+    /// Records kept, at most `HISTORY_LEN`.
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    /// No probe recorded yet (or since the labels changed).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -47,7 +47,9 @@ impl Urgency {
 /// The expiry a fleet row shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Expiry {
+    /// Start of the validity whose lifetime the rule uses (unix seconds).
     pub(crate) not_before: i64,
+    /// The expiry shown (unix seconds).
     pub(crate) not_after: i64,
     /// A certificate above the leaf on the verified path expires first, and this is its expiry.
     pub(crate) above_leaf: bool,
@@ -79,6 +81,7 @@ impl Expiry {
         })
     }
 
+    /// How urgent this expiry is at `now`.
     pub(crate) fn urgency(&self, now: i64) -> Urgency {
         Urgency::of(self.not_before, self.not_after, now)
     }
