@@ -3,10 +3,10 @@
 //! The binary (`main.rs`) wires these together: `config` loads and validates targets,
 //! `scheduler` runs checks on them periodically through `probe::run`, `state` keeps the latest
 //! facts per target, and `server` serves `/metrics` (rendered by `metrics` alone) and the
-//! status page from them. Layers, lowest first, each importing only those below it:
-//! `verdict` → `tls` → `config` → `probe` → `state` → `metrics` → `server`/`scheduler`/`reload`
-//! (checked by `scripts/check-layers`); `storage` (the state across restarts) sits beside
-//! `metrics`, above `state`.
+//! status pages (rendered by `status`) from them. Layers, lowest first, each importing only
+//! those below it: `verdict` → `tls` → `config` → `probe` → `state` → `metrics` → `status` →
+//! `server`/`scheduler`/`reload` (checked by `scripts/check-layers`); `storage` (the state
+//! across restarts) sits beside `metrics`, above `state`.
 
 pub mod config;
 pub mod logfmt;
@@ -17,6 +17,7 @@ pub mod scheduler;
 pub mod server;
 pub mod shard;
 pub mod state;
+mod status;
 pub mod storage;
 pub mod text;
 pub mod tls;

@@ -1,21 +1,21 @@
-//! HTTP endpoints: `/metrics`, the status page `/`, `/-/healthy`, `/-/ready`, `POST /-/reload`.
+//! HTTP endpoints: `/metrics`, the status pages `/` and `/target/NAME` (rendered by `status`),
+//! `/-/healthy`, `/-/ready`, `POST /-/reload`, `/probe`.
 
-use std::fmt::Write;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-use axum::extract::{Query, State as AxumState};
+use axum::extract::{Path, Query, State as AxumState};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 
-use crate::config::Target;
 use crate::probe::Check;
 use crate::reload::Reloader;
-use crate::state::{Probed, State};
+use crate::state::State;
+use crate::status;
 
 /// What the handlers share.
 pub struct App {
@@ -29,6 +29,7 @@ pub struct App {
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/", get(status_page))
+        .route("/target/{name}", get(target_page))
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(|| async { "OK\n" }))
         .route("/-/ready", get(ready))
@@ -158,138 +159,40 @@ async fn reload(AxumState(app): AxumState<Arc<App>>) -> Response {
     }
 }
 
-async fn status_page(AxumState(app): AxumState<Arc<App>>) -> Html<String> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let mut rows = String::new();
-    for en in app.state.snapshot() {
-        if en.latest.is_empty() {
-            status_row(&mut rows, &en.target, None, now);
-        }
-        for p in &en.latest {
-            status_row(&mut rows, &en.target, Some(p), now);
-        }
+/// `/`: the fleet page, rendered on a blocking thread (a large fleet takes milliseconds).
+async fn status_page(
+    AxumState(app): AxumState<Arc<App>>,
+    Query(q): Query<status::FleetQuery>,
+) -> Response {
+    let state = app.state.clone();
+    let page =
+        tokio::task::spawn_blocking(move || status::fleet_page(&state, &q, SystemTime::now()));
+    match page.await {
+        Ok(page) => Html(page).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("status page failed: {e}\n"),
+        )
+            .into_response(),
     }
-    Html(format!(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>tls_exporter</title>\n<style>\
-         body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}\
-         td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}\
-         tr.ok td:nth-child(3){{color:#070}}tr.failing td:nth-child(3){{color:#b00;font-weight:bold}}</style></head>\n\
-         <body><h1>tls_exporter</h1><p>{} &middot; <a href=\"/metrics\">metrics</a></p>\n\
-         <table><tr><th>target</th><th>address</th><th>result</th><th>reason</th><th>protocol</th><th>cipher</th><th>certificate</th><th>leaf expiry</th><th>last probe</th></tr>\n{rows}</table></body></html>\n",
-        html(&crate::metrics::version_string()),
-    ))
 }
 
-/// One row of the status page: a target's latest outcome (for one address), or "pending".
-fn status_row(rows: &mut String, t: &Target, probed: Option<&Probed>, now: i64) {
-    let address = match probed.and_then(|p| p.ip) {
-        Some(ip) => format!("{} ({ip})", t.address),
-        None => t.address.clone(),
-    };
-    let cells: [String; 7] = match probed {
-        None => [
-            "pending".into(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            "never".into(),
-        ],
-        Some(p) => {
-            let o = &*p.outcome;
-            // The chain the endpoint's series show (the scan's for legacy-only servers).
-            let leaf = p
-                .chain
-                .as_ref()
-                .and_then(|c| c.certs.iter().find(|(d, _)| *d == 0));
-            let finished = o
-                .finished_at
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64);
-            [
-                if o.success() { "ok" } else { "failing" }.to_string(),
-                o.reason()
-                    .map(|r| r.as_label().to_string())
-                    .unwrap_or_default(),
-                o.negotiated
-                    .as_ref()
-                    .map(|n| n.version.to_string())
-                    .unwrap_or_default(),
-                o.negotiated
-                    .as_ref()
-                    .map(|n| n.cipher.clone())
-                    .unwrap_or_default(),
-                leaf.map(|(_, f)| f.subject.clone()).unwrap_or_default(),
-                leaf.map(|(_, f)| {
-                    format!(
-                        "{} ({:.1} days)",
-                        utc(f.not_after),
-                        (f.not_after - now) as f64 / 86_400.0
-                    )
-                })
-                .unwrap_or_default(),
-                format!("{} ({}s ago)", utc(finished), now - finished),
-            ]
-        }
-    };
-    let detail = probed
-        .and_then(|p| p.outcome.failure.as_ref())
-        .map(|f| f.detail.as_str())
-        .unwrap_or("");
-    let [result, reason, proto, cipher, subject, expiry, when] = &cells;
-    let _ = writeln!(
-        rows,
-        "<tr class=\"{result}\"><td>{}</td><td>{}</td><td>{result}</td><td title=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-        html(&t.name),
-        html(&address),
-        html(detail),
-        html(reason),
-        html(proto),
-        html(cipher),
-        html(subject),
-        html(expiry),
-        html(when),
-    );
-}
-
-fn html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
+/// `/target/NAME` (NAME percent-encoded): one target's page, 404 for an unknown name.
+async fn target_page(
+    AxumState(app): AxumState<Arc<App>>,
+    Path(name): Path<String>,
+    Query(q): Query<TargetQuery>,
+) -> Response {
+    match status::target_page(&app.state, &name, SystemTime::now(), q.debug.is_some()) {
+        Ok(page) => Html(page).into_response(),
+        Err(page) => (StatusCode::NOT_FOUND, Html(page)).into_response(),
     }
-    out
 }
 
-/// `YYYY-MM-DD HH:MM:SS UTC` for a unix time (civil-from-days, proleptic Gregorian).
-fn utc(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+/// `?debug`: the page reports its own width (for the browser test).
+#[derive(Debug, Deserialize)]
+struct TargetQuery {
+    debug: Option<String>,
 }
 
 #[cfg(test)]
@@ -376,18 +279,14 @@ mod tests {
         assert!(body.contains("<table>"), "{body}");
     }
 
-    #[test]
-    fn utc_formats_known_instants() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(utc(1_700_000_000), "2023-11-14 22:13:20 UTC");
-        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
-    }
-
-    #[test]
-    fn html_is_escaped() {
-        assert_eq!(
-            html("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+    #[tokio::test]
+    async fn target_page_of_an_unknown_name_is_404_with_the_name_escaped() {
+        let (status, ctype, body) = call(app().await, "GET", "/target/%3Cb%3E%2Fx").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(ctype.starts_with("text/html"), "{ctype}");
+        assert!(
+            body.contains("No target named <span class=\"mono\">&lt;b&gt;/x</span>"),
+            "{body}"
         );
     }
 }

@@ -3,13 +3,14 @@
 //!
 //! Writers are the scheduler (one report per finished check), the reloader (target set) and,
 //! once at start, `storage` (outcomes saved by the previous process); readers take a cheap
-//! snapshot of `Arc`s and render without holding the lock.
+//! snapshot of `Arc`s and render without holding the lock. Each target also keeps a small ring
+//! of its last probes (`History`) for the status page.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use crate::config::Target;
 use crate::probe::legacy::LegacyVersion;
@@ -30,6 +31,8 @@ pub struct Entry {
     pub scans: Vec<AddressOutcome>,
     pub probes_total: u64,
     pub failures_total: [u64; FailureReason::ALL.len()],
+    /// The last `HISTORY_LEN` probes; cleared with the counters.
+    pub history: History,
 }
 
 /// One address's latest probe, with the chain its certificate series show.
@@ -42,6 +45,118 @@ pub struct Probed {
     /// nor 1.3), the chain the scan of the same address captured. Decided whenever either is
     /// recorded, so readers never choose.
     pub chain: Option<Arc<Chain>>,
+}
+
+/// Probes a target's history keeps.
+pub const HISTORY_LEN: usize = 20;
+/// Longest failure detail a history record keeps, in bytes (cut at a character boundary).
+pub const HISTORY_DETAIL_MAX: usize = 240;
+
+/// One probe of a target as its history keeps it: a few numbers and the failure's detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryRecord {
+    /// When the probe finished, unix seconds (the last address, for `resolve: all`).
+    pub at: i64,
+    /// How long it took, in milliseconds (the slowest address, for `resolve: all`).
+    pub duration_ms: u32,
+    /// `None` when every address probed succeeded, else the first failing address's reason.
+    pub reason: Option<FailureReason>,
+    /// That failure's detail (prefixed with the address for `resolve: all`), at most
+    /// `HISTORY_DETAIL_MAX` bytes; shared with the previous record when it is the same.
+    pub detail: Option<Arc<str>>,
+}
+
+impl HistoryRecord {
+    /// Every address probed succeeded.
+    pub fn success(&self) -> bool {
+        self.reason.is_none()
+    }
+}
+
+/// A target's last `HISTORY_LEN` probes, oldest first. Snapshots share it (cloning is an
+/// `Arc` clone); recording copies it only while a snapshot still holds the old one.
+#[derive(Debug, Clone, Default)]
+pub struct History(Arc<VecDeque<HistoryRecord>>);
+
+impl History {
+    /// Oldest first.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &HistoryRecord> + ExactSizeIterator {
+        self.0.iter()
+    }
+
+    /// Records kept, at most `HISTORY_LEN`.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// No probe recorded yet (or since the labels changed).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Appends the record of one probe run (one outcome per address), dropping the oldest
+    /// beyond `HISTORY_LEN`. A run without outcomes leaves no record.
+    fn push(&mut self, outcomes: &[AddressOutcome]) {
+        let Some(last) = outcomes.iter().map(|a| a.outcome.finished_at).max() else {
+            return;
+        };
+        let failing: Vec<&AddressOutcome> =
+            outcomes.iter().filter(|a| !a.outcome.success()).collect();
+        let first = failing
+            .first()
+            .and_then(|a| Some((a.ip, a.outcome.failure.as_ref()?)));
+        let detail = first.map(|(ip, f)| {
+            let mut text = match ip {
+                Some(ip) => format!("{ip}: {}", f.detail),
+                None => f.detail.clone(),
+            };
+            if failing.len() > 1 {
+                text.push_str(&format!(
+                    " (and {} more addresses failing)",
+                    failing.len() - 1
+                ));
+            }
+            bounded(text)
+        });
+        let ring = Arc::make_mut(&mut self.0);
+        // A target failing the same way every probe keeps one copy of the detail.
+        let detail = match (detail, ring.back().and_then(|r| r.detail.as_ref())) {
+            (Some(d), Some(prev)) if **prev == *d => Some(prev.clone()),
+            (d, _) => d.map(Arc::from),
+        };
+        let record = HistoryRecord {
+            at: last
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+            duration_ms: outcomes
+                .iter()
+                .map(|a| a.outcome.duration.as_millis())
+                .max()
+                .map_or(0, |ms| u32::try_from(ms).unwrap_or(u32::MAX)),
+            reason: first.map(|(_, f)| f.reason),
+            detail,
+        };
+        if ring.len() >= HISTORY_LEN {
+            ring.pop_front();
+        }
+        if ring.capacity() < HISTORY_LEN {
+            ring.reserve_exact(HISTORY_LEN - ring.len());
+        }
+        ring.push_back(record);
+    }
+}
+
+/// `text` cut to at most `HISTORY_DETAIL_MAX` bytes at a character boundary, marked with `…`.
+fn bounded(mut text: String) -> String {
+    if text.len() > HISTORY_DETAIL_MAX {
+        let mut end = HISTORY_DETAIL_MAX - '…'.len_utf8();
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
 }
 
 /// Exporter self-state, updated lock-free.
@@ -125,6 +240,7 @@ impl State {
                     scans: Vec::new(),
                     probes_total: 0,
                     failures_total: [0; FailureReason::ALL.len()],
+                    history: History::default(),
                 },
             };
             next.insert(t.name.clone(), entry);
@@ -156,6 +272,7 @@ impl State {
             scans,
             probes_total: 0,
             failures_total: [0; FailureReason::ALL.len()],
+            history: History::default(),
         };
         entry.decide_chains();
         entries.insert(target.name.clone(), entry);
@@ -200,6 +317,12 @@ impl State {
         self.changes.load(Ordering::Relaxed)
     }
 
+    /// A copy of one target's entry.
+    pub fn get(&self, name: &str) -> Option<Entry> {
+        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        entries.get(name).cloned()
+    }
+
     pub fn target_count(&self) -> usize {
         self.entries.read().unwrap_or_else(|p| p.into_inner()).len()
     }
@@ -214,6 +337,7 @@ impl Entry {
                 self.failures_total[r.index()] += 1;
             }
         }
+        self.history.push(&outcomes);
         let before: Vec<_> = self
             .latest
             .iter()
@@ -290,4 +414,149 @@ fn same_scanned_endpoint(old: &Target, new: &Target) -> bool {
         && old.host == new.host
         && old.port == new.port
         && old.server_name == new.server_name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::outcome::Phases;
+    use crate::verdict::Failure;
+
+    fn targets(yaml: &str) -> Vec<Arc<Target>> {
+        crate::config::parse(yaml, std::path::Path::new("t.yml"))
+            .unwrap_or_else(|e| panic!("test config: {e}"))
+            .targets
+    }
+
+    fn outcome(at: u64, failure: Option<Failure>) -> AddressOutcome {
+        let mut o = ProbeOutcome::new(Phases::default(), Duration::from_millis(at));
+        o.finished_at = UNIX_EPOCH + Duration::from_secs(at);
+        o.failure = failure;
+        AddressOutcome {
+            ip: None,
+            outcome: Arc::new(o),
+        }
+    }
+
+    fn refused(at: u64) -> AddressOutcome {
+        outcome(
+            at,
+            Some(Failure::new(
+                FailureReason::ConnectionRefused,
+                "connect to 127.0.0.1:1 refused",
+            )),
+        )
+    }
+
+    fn history(state: &State) -> Vec<HistoryRecord> {
+        let entries = state.snapshot();
+        let en = entries.first().expect("one target");
+        en.history.iter().cloned().collect()
+    }
+
+    const ONE: &str = "targets:\n  - {name: a, address: \"127.0.0.1:1\", labels: {team: core}}\n";
+
+    #[test]
+    fn history_keeps_the_last_twenty_probes_oldest_first() {
+        let state = State::default();
+        let t = targets(ONE);
+        state.set_targets(&t);
+        for at in 1..=25 {
+            let o = if at % 2 == 0 {
+                refused(at)
+            } else {
+                outcome(at, None)
+            };
+            state.record(&t[0], Check::Probe, vec![o]);
+        }
+        let h = history(&state);
+        assert_eq!(h.len(), HISTORY_LEN);
+        let times: Vec<i64> = h.iter().map(|r| r.at).collect();
+        assert_eq!(times, (6..=25).collect::<Vec<i64>>());
+        let last = h.last().expect("records");
+        assert!(last.success() && last.detail.is_none(), "{last:?}");
+        assert_eq!(last.duration_ms, 25);
+        let failed = &h[h.len() - 2];
+        assert_eq!(failed.reason, Some(FailureReason::ConnectionRefused));
+        assert_eq!(
+            failed.detail.as_deref(),
+            Some("connect to 127.0.0.1:1 refused")
+        );
+    }
+
+    #[test]
+    fn history_records_stay_small() {
+        // 20 per target: at 10,000 targets every byte here is 200 KB.
+        assert!(std::mem::size_of::<HistoryRecord>() <= 32);
+    }
+
+    #[test]
+    fn the_same_failure_shares_one_detail() {
+        let state = State::default();
+        let t = targets(ONE);
+        state.set_targets(&t);
+        state.record(&t[0], Check::Probe, vec![refused(1)]);
+        state.record(&t[0], Check::Probe, vec![refused(2)]);
+        let h = history(&state);
+        let (a, b) = (h[0].detail.as_ref(), h[1].detail.as_ref());
+        assert!(a.zip(b).is_some_and(|(a, b)| Arc::ptr_eq(a, b)), "{h:?}");
+    }
+
+    #[test]
+    fn history_detail_is_bounded_at_a_character_boundary() {
+        let state = State::default();
+        let t = targets(ONE);
+        state.set_targets(&t);
+        let long = "é".repeat(HISTORY_DETAIL_MAX);
+        let o = outcome(1, Some(Failure::new(FailureReason::Other, long)));
+        state.record(&t[0], Check::Probe, vec![o]);
+        let detail = history(&state)[0].detail.clone().expect("detail");
+        assert!(detail.len() <= HISTORY_DETAIL_MAX, "{}", detail.len());
+        assert!(
+            detail.ends_with('…') && detail.starts_with("éé"),
+            "{detail}"
+        );
+    }
+
+    #[test]
+    fn resolve_all_run_is_one_record_naming_the_failing_address() {
+        let state = State::default();
+        let t = targets(ONE);
+        state.set_targets(&t);
+        let ip = |last: u8| Some(IpAddr::from([127, 0, 0, last]));
+        let mut good = outcome(7, None);
+        good.ip = ip(2);
+        let mut bad = refused(5);
+        bad.ip = ip(3);
+        state.record(&t[0], Check::Probe, vec![good, bad]);
+        let h = history(&state);
+        assert_eq!(h.len(), 1);
+        assert_eq!(h[0].at, 7);
+        assert_eq!(h[0].duration_ms, 7);
+        assert_eq!(h[0].reason, Some(FailureReason::ConnectionRefused));
+        assert_eq!(
+            h[0].detail.as_deref(),
+            Some("127.0.0.3: connect to 127.0.0.1:1 refused")
+        );
+    }
+
+    #[test]
+    fn history_is_kept_across_reloads_and_cleared_when_labels_change() {
+        let state = State::default();
+        let t = targets(ONE);
+        state.set_targets(&t);
+        state.record(&t[0], Check::Probe, vec![refused(1)]);
+        // A new timeout, the same labels: history stays, like the counters.
+        let t = targets(&ONE.replace("labels", "timeout: 2s, labels"));
+        state.set_targets(&t);
+        assert_eq!(history(&state).len(), 1);
+        let t = targets(&ONE.replace("core", "edge"));
+        state.set_targets(&t);
+        assert!(history(&state).is_empty());
+        state.record(&t[0], Check::Probe, vec![refused(2)]);
+        state.set_targets(&[]);
+        assert!(state.snapshot().is_empty());
+        state.set_targets(&t);
+        assert!(history(&state).is_empty());
+    }
 }

@@ -4,63 +4,63 @@
 //! The lowest layer beside `verdict`: failure details, log lines, the status page and reload
 //! answers all format times and durations through here, so they read the same everywhere.
 
-use std::fmt::Write;
+use std::fmt::{self, Write};
 use std::time::Duration;
 
-/// `2024-03-01T00:00:00Z` for a unix time (proleptic Gregorian, UTC).
+/// A unix time in RFC 3339, e.g. `2023-11-14T22:13:20Z` (civil-from-days, proleptic
+/// Gregorian, UTC; any `i64` is rendered, far years with more digits).
+pub struct Rfc3339(pub i64);
+
+impl fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let days = self.0.div_euclid(86_400);
+        let secs = self.0.rem_euclid(86_400);
+        // i128: `days + 719_468` and the year arithmetic cannot overflow for any i64.
+        let z = i128::from(days) + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = doy - (153 * mp + 2) / 5 + 1;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 };
+        let y = yoe + era * 400 + i128::from(m <= 2);
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+            secs / 3600,
+            secs % 3600 / 60,
+            secs % 60
+        )
+    }
+}
+
+/// `2024-03-01T00:00:00Z` for a unix time.
 pub fn rfc3339(unix: i64) -> String {
-    let (y, m, d, hh, mm, ss) = civil(unix);
-    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
+    Rfc3339(unix).to_string()
 }
 
 /// `2026-12-01T19:49:41.312Z`: RFC 3339 with milliseconds, for log timestamps.
 pub fn rfc3339_millis(unix: i64, millis: u32) -> String {
-    let (y, m, d, hh, mm, ss) = civil(unix);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{:03}Z",
-        millis.min(999)
-    )
+    let mut s = rfc3339(unix);
+    s.pop();
+    let _ = write!(s, ".{:03}Z", millis.min(999));
+    s
 }
 
-fn civil(unix: i64) -> (i64, i64, i64, i64, i64, i64) {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d, secs / 3600, secs % 3600 / 60, secs % 60)
-}
-
-/// A span of seconds in the largest two units that matter: `1,006 days`, `2 days 5 hours`,
-/// `3 hours 12 minutes`, `45 seconds`.
+/// A span of `secs` seconds in its two largest units: `3 days 4 hours`, `5 hours 12 minutes`,
+/// `7 minutes`, `42 seconds`; numbers grouped by thousands (`1,006 days`).
 pub fn span(secs: u64) -> String {
-    let (d, h, m, s) = (
-        secs / 86_400,
-        secs % 86_400 / 3600,
-        secs % 3600 / 60,
-        secs % 60,
-    );
-    let unit = |n: u64, one: &str| {
-        if n == 1 {
-            format!("1 {one}")
-        } else {
-            format!("{} {one}s", thousands(n))
-        }
-    };
-    match (d, h, m) {
-        (d, 0, _) if d >= 1 => unit(d, "day"),
-        (d, h, _) if d >= 10 => unit(d + u64::from(h >= 12), "day"),
-        (d, h, _) if d >= 1 => format!("{} {}", unit(d, "day"), unit(h, "hour")),
-        (0, h, 0) if h >= 1 => unit(h, "hour"),
-        (0, h, m) if h >= 1 => format!("{} {}", unit(h, "hour"), unit(m, "minute")),
-        (0, 0, m) if m >= 1 => unit(m, "minute"),
-        _ => unit(s, "second"),
+    let (days, hours, minutes) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
+    let unit =
+        |n: u64, name: &str| format!("{} {name}{}", thousands(n), if n == 1 { "" } else { "s" });
+    match (days, hours, minutes) {
+        (0, 0, 0) => unit(secs, "second"),
+        (0, 0, m) => unit(m, "minute"),
+        (0, h, 0) => unit(h, "hour"),
+        (0, h, m) => format!("{} {}", unit(h, "hour"), unit(m, "minute")),
+        (d, 0, _) => unit(d, "day"),
+        (d, h, _) => format!("{} {}", unit(d, "day"), unit(h, "hour")),
     }
 }
 
@@ -144,7 +144,9 @@ mod tests {
         assert_eq!(span(3600), "1 hour");
         assert_eq!(span(45), "45 seconds");
         assert_eq!(span(1), "1 second");
-        assert_eq!(span(12 * 86_400 + 13 * 3600), "13 days");
+        assert_eq!(span(0), "0 seconds");
+        assert_eq!(span(7 * 60 + 5), "7 minutes");
+        assert_eq!(span(89 * 86_400 + 23 * 3600 + 59), "89 days 23 hours");
     }
 
     #[test]
@@ -152,7 +154,7 @@ mod tests {
         let now = 1_796_154_476;
         assert_eq!(
             when(1_709_251_200, now),
-            "2024-03-01T00:00:00Z (1,006 days ago)"
+            "2024-03-01T00:00:00Z (1,005 days 19 hours ago)"
         );
         assert_eq!(relative(now + 90, now), "in 1 minute");
     }

@@ -200,7 +200,7 @@ mod tests {
         };
         assert_eq!(
             path_error(&e, at(1_796_154_476)),
-            "certificate expired 2024-03-01T00:00:00Z (1,006 days ago)"
+            "certificate expired 2024-03-01T00:00:00Z (1,005 days 19 hours ago)"
         );
     }
 

@@ -159,7 +159,7 @@ async fn http_endpoints_answer() {
     let (status, page) = e.get("/").expect("status page");
     assert_eq!(status, 200);
     assert!(
-        page.contains("<td>a&lt;b&gt;</td>"),
+        page.contains(">a&lt;b&gt;</a></td>"),
         "escaped target name on status page:\n{page}"
     );
     assert!(page.contains(">ok<") && page.contains("TLS 1.3"), "{page}");

@@ -15,5 +15,6 @@ mod ocsp;
 mod prometheus;
 mod scale;
 mod starttls;
+mod status_page;
 mod storage;
 mod web;
