@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::support::exporter::{free_port, write, Exporter};
+use crate::support::exporter::{write, Exporter};
 use crate::support::now;
 use crate::support::pki::{Ca, Spec};
 use crate::support::prom::{Alertmanager, Prometheus, Webhook};
@@ -138,6 +138,11 @@ const FLEET_COUNTS: [(&str, f64); 25] = [
     ("Configured targets", 14.0),
     ("Invalid target files", 0.0),
 ];
+
+/// Ports nothing listens on: below the ephemeral range that `:0` binds (of this and every
+/// other test on the machine) draw from, and of no service a test machine runs. (A port that
+/// was free a moment ago may be taken by the time the exporter probes it.)
+const CLOSED_PORTS: [u16; 6] = [1, 2, 3, 4, 5, 6];
 
 /// Bound on a whole test: starting everything plus every wait.
 const TEST_LIMIT: Duration = Duration::from_secs(90);
@@ -276,35 +281,9 @@ async fn shipped_alerts_fire_for_broken_endpoints_and_reach_the_webhook() {
         .await;
         let instance = fleet.exporter.addr.to_string();
 
-        let firing = wait_for_firing(&prom, EXPECTED.iter().map(key).collect()).await;
-        let mut problems = Vec::new();
-        for want in &EXPECTED {
-            match firing.iter().find(|a| matches(a, want)) {
-                Some(alert) => problems.extend(check_alert(alert, want, &instance)),
-                None => problems.push(format!("{} for {} not firing", want.alertname, want.target)),
-            }
-        }
-        for alert in &firing {
-            if !EXPECTED.iter().any(|want| matches(alert, want)) {
-                problems.push(format!(
-                    "unexpected alert {} for {:?} {}",
-                    label(alert, "alertname"),
-                    label(alert, "target"),
-                    alert["labels"]
-                ));
-            }
-        }
-        for (alertname, target) in FORBIDDEN {
-            if firing.iter().any(|a| is(a, alertname, target)) {
-                problems.push(format!("{alertname} fires for {target}"));
-            }
-        }
-        assert!(
-            problems.is_empty(),
-            "{}\n--- /api/v1/alerts ---\n{}",
-            problems.join("\n"),
-            pretty(&firing)
-        );
+        // Exactly the expected alerts, once the fleet settled (with `for: 0s`, an alert true for
+        // one evaluation, e.g. TLSExporterAbsent before the first scrape, fires too).
+        let firing = wait_for_exact(&prom, |firing| fleet_problems(firing, &instance)).await;
 
         // Annotations are rendered at every evaluation (durations move): the notification must
         // carry the same labels and pass the same checks.
@@ -483,8 +462,8 @@ async fn an_exporter_side_outage_is_one_page_with_the_per_target_alerts_inhibite
         );
         // Endpoints the exporter cannot reach, as in an outage on its side: closed ports.
         let down: Vec<String> = (0..DOWN).map(|i| format!("down-{i}")).collect();
-        for name in &down {
-            yaml.push_str(&format!("  - name: {name}\n    address: 127.0.0.1:{}\n", free_port()));
+        for (name, port) in down.iter().zip(CLOSED_PORTS) {
+            yaml.push_str(&format!("  - name: {name}\n    address: 127.0.0.1:{port}\n"));
         }
         let exporter = Exporter::start(dir, &yaml);
         let webhook = Webhook::start().await;
@@ -667,7 +646,7 @@ impl Fleet {
             target(name, &server.addr.to_string(), localhost);
             running.push(server);
         }
-        target(CLOSED, &format!("127.0.0.1:{}", free_port()), localhost);
+        target(CLOSED, &format!("127.0.0.1:{}", CLOSED_PORTS[0]), localhost);
 
         let leaf = inter.leaf(&Spec::leaf("localhost").serial(0x16));
         let chain = vec![
@@ -686,11 +665,7 @@ impl Fleet {
             "ec:ec_paramgen_curve:P-256",
             "-sha256",
         );
-        let legacy = servers::openssl(
-            &dir.path().join("legacy.pem"),
-            &dir.path().join("legacy.key"),
-            &["-no_tls1_2", "-no_tls1_3", "-cipher", "DEFAULT:@SECLEVEL=0"],
-        );
+        let legacy = legacy_server(dir.path());
         target(LEGACY, &legacy.addr.to_string(), localhost);
 
         let leaf = root.leaf(&Spec::leaf("localhost").serial(0x17));
@@ -746,12 +721,11 @@ impl Fleet {
                 .sans(&["other.example"])
                 .serial(0x1b),
         );
-        let mut a = Opts::new(vec![good.der.clone()], good.key_der());
-        a.bind = "127.0.0.2:0".parse().expect("addr");
-        let a = servers::rustls(a).await;
-        let mut b = Opts::new(vec![wrong.der.clone()], wrong.key_der());
-        b.bind = SocketAddr::from(([127, 0, 0, 3], a.addr.port()));
-        let b = servers::rustls(b).await;
+        let (a, b) = same_port_on_two_addresses(
+            || Opts::new(vec![good.der.clone()], good.key_der()),
+            Opts::new(vec![wrong.der.clone()], wrong.key_der()),
+        )
+        .await;
         target(
             MULTI,
             &format!("{MULTI_HOST}:{}", a.addr.port()),
@@ -761,16 +735,17 @@ impl Fleet {
 
         let exporter = Exporter::start(dir, &yaml);
         exporter.wait_for(
-            "a probe of every target and a scan of the legacy one",
+            "a probe of every target and the legacy one's scan finding TLS 1.0",
             |m| {
                 ALL.iter().all(|name| {
                     m.lines_of(name)
                         .iter()
                         .any(|l| l.starts_with("tls_probes_total{"))
-                }) && m
-                    .lines_of(LEGACY)
-                    .iter()
-                    .any(|l| l.starts_with("tls_scan_handshakes{"))
+                }) && m.lines_of(LEGACY).iter().any(|l| {
+                    l.starts_with("tls_protocol_accepted{")
+                        && l.contains("version=\"TLS 1.0\"")
+                        && l.ends_with(" 1")
+                })
             },
         );
         Fleet {
@@ -780,6 +755,56 @@ impl Fleet {
             exporter,
         }
     }
+}
+
+/// `openssl s_server` speaking TLS 1.0 and 1.1 only, with the certificate `legacy.pem` in
+/// `dir`, checked with a TLS 1.1 handshake: the port it was given may have been taken by another
+/// test in between (then it exits, and whatever holds the port is not it), so it is retried.
+fn legacy_server(dir: &Path) -> OpensslServer {
+    for _ in 0..5 {
+        let server = servers::openssl(
+            &dir.join("legacy.pem"),
+            &dir.join("legacy.key"),
+            &["-no_tls1_2", "-no_tls1_3", "-cipher", "DEFAULT:@SECLEVEL=0"],
+        );
+        let handshake = std::process::Command::new("timeout")
+            .args([
+                "5",
+                "openssl",
+                "s_client",
+                "-tls1_1",
+                "-cipher",
+                "DEFAULT:@SECLEVEL=0",
+            ])
+            .arg("-connect")
+            .arg(server.addr.to_string())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl and timeout are installed");
+        if handshake.success() {
+            return server;
+        }
+    }
+    panic!("openssl s_server with TLS 1.0/1.1 did not answer a TLS 1.1 handshake in 5 tries");
+}
+
+/// Two rustls servers on one port, on 127.0.0.2 (`a()`) and 127.0.0.3 (`b`); retried when the
+/// port is taken on 127.0.0.3 (other tests bind there too).
+async fn same_port_on_two_addresses(a: impl Fn() -> Opts, mut b: Opts) -> (Server, Server) {
+    for _ in 0..10 {
+        let mut opts = a();
+        opts.bind = "127.0.0.2:0".parse().expect("addr");
+        let first = servers::rustls(opts).await;
+        let second = SocketAddr::from(([127, 0, 0, 3], first.addr.port()));
+        // Free now, so the server below binds it (barring a race within microseconds).
+        if std::net::TcpListener::bind(second).is_ok() {
+            b.bind = second;
+            return (first, servers::rustls(b).await);
+        }
+    }
+    panic!("no port free on both 127.0.0.2 and 127.0.0.3 in 10 tries");
 }
 
 /// A plain-HTTP server answering every request with a redirect to https://.
@@ -877,8 +902,61 @@ fn shipped_job_names() -> BTreeSet<String> {
 
 type Key = (String, String);
 
-fn key(want: &Expected) -> Key {
-    (want.alertname.to_string(), want.target.to_string())
+/// Everything wrong with the fleet's firing alerts: an expected one missing or wrong, one not
+/// expected, a forbidden one.
+fn fleet_problems(firing: &[Value], instance: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    for want in &EXPECTED {
+        match firing.iter().find(|a| matches(a, want)) {
+            Some(alert) => problems.extend(check_alert(alert, want, instance)),
+            None => problems.push(format!("{} for {} not firing", want.alertname, want.target)),
+        }
+    }
+    for alert in firing {
+        if !EXPECTED.iter().any(|want| matches(alert, want)) {
+            problems.push(format!(
+                "unexpected alert {} for {:?} {}",
+                label(alert, "alertname"),
+                label(alert, "target"),
+                alert["labels"]
+            ));
+        }
+    }
+    for (alertname, target) in FORBIDDEN {
+        if firing.iter().any(|a| is(a, alertname, target)) {
+            problems.push(format!("{alertname} fires for {target}"));
+        }
+    }
+    problems
+}
+
+/// Polls `/api/v1/alerts` until `problems` finds nothing wrong with the firing alerts; returns
+/// them.
+async fn wait_for_exact(
+    prom: &Prometheus,
+    problems: impl Fn(&[Value]) -> Vec<String>,
+) -> Vec<Value> {
+    let start = Instant::now();
+    loop {
+        let alerts = prom.alerts().await.unwrap_or_else(|e| panic!("{e}"));
+        let firing: Vec<Value> = alerts
+            .iter()
+            .filter(|a| a["state"] == "firing")
+            .cloned()
+            .collect();
+        let found = problems(&firing);
+        if found.is_empty() {
+            return firing;
+        }
+        assert!(
+            start.elapsed() < SETTLE,
+            "after {SETTLE:?}:\n{}\n--- /api/v1/alerts ---\n{}\n--- prometheus log ---\n{}",
+            found.join("\n"),
+            pretty(&alerts),
+            prom.log()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// Polls `/api/v1/alerts` until an alert of each `(alertname, target)` is firing; returns the
