@@ -1,6 +1,8 @@
 //! Debian's Prometheus and Alertmanager on free loopback ports, a webhook receiver inside the
-//! test, and a small HTTP client for their APIs. Installing the programs is left to
-//! `scripts/install-test-deps`; what to assert about alerts and queries is left to the tests.
+//! test, and a small HTTP client for their APIs. Alertmanager runs the shipped
+//! `examples/compose/alertmanager.yml` (routes, grouping, inhibit rules) pointed at the webhook.
+//! Installing the programs is left to `scripts/install-test-deps`; what to assert about alerts
+//! and queries is left to the tests.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -21,7 +23,7 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request body the webhook accepts.
 const MAX_BODY: usize = 1 << 20;
 
-/// A running Prometheus scraping one exporter every second; killed when dropped.
+/// A running Prometheus scraping exporters every second; killed when dropped.
 pub struct Prometheus(Daemon);
 
 impl Prometheus {
@@ -32,6 +34,16 @@ impl Prometheus {
         rules: &str,
         alertmanager: Option<SocketAddr>,
     ) -> Prometheus {
+        Prometheus::start_jobs(&[("tls_exporter", exporter)], rules, alertmanager).await
+    }
+
+    /// Like `start`, with one scrape job per `(job name, address)`; none at all for an empty
+    /// list.
+    pub async fn start_jobs(
+        jobs: &[(&str, SocketAddr)],
+        rules: &str,
+        alertmanager: Option<SocketAddr>,
+    ) -> Prometheus {
         let dir = tempfile::tempdir().expect("tempdir");
         write(dir.path(), "rules.yml", rules);
         let alerting = alertmanager.map_or(String::new(), |am| {
@@ -39,13 +51,23 @@ impl Prometheus {
                 "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{am}']\n"
             )
         });
+        let scrape: String = if jobs.is_empty() {
+            "scrape_configs: []\n".to_string()
+        } else {
+            std::iter::once("scrape_configs:\n".to_string())
+                .chain(jobs.iter().map(|(job, addr)| {
+                    format!(
+                        "  - job_name: '{job}'\n    static_configs:\n      - targets: ['{addr}']\n"
+                    )
+                }))
+                .collect()
+        };
         let config = write(
             dir.path(),
             "prometheus.yml",
             &format!(
                 "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-                 rule_files: [rules.yml]\n{alerting}\
-                 scrape_configs:\n  - job_name: tls_exporter\n    static_configs:\n      - targets: ['{exporter}']\n"
+                 rule_files: [rules.yml]\n{alerting}{scrape}"
             ),
         );
         let addr = loopback();
@@ -86,23 +108,41 @@ impl Prometheus {
     }
 }
 
-/// A running Alertmanager (no clustering) routing every alert to one webhook; killed when
-/// dropped.
+/// A running Alertmanager (no clustering); killed when dropped.
 pub struct Alertmanager(Daemon);
 
+/// Group timings of the shipped Alertmanager config, cut for tests.
+const GROUP_TIMING: &str = "1s";
+
 impl Alertmanager {
-    /// Starts Alertmanager sending every alert group to `http://{webhook}/hook` after 1s.
-    pub async fn start(webhook: SocketAddr) -> Alertmanager {
+    /// Starts Alertmanager with the shipped `examples/compose/alertmanager.yml`: its routes,
+    /// grouping and inhibit rules as they are, every receiver's webhook URL replaced by
+    /// `http://{webhook}/hook` and every `group_wait` and `group_interval` cut to 1s.
+    pub async fn shipped(webhook: SocketAddr) -> Alertmanager {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples/compose/alertmanager.yml");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        let mut config: Value = serde_saphyr::from_str(&text)
+            .unwrap_or_else(|e| panic!("parse {}: {e}", path.display()));
+        shorten_groups(&mut config["route"]);
+        let receivers = config["receivers"].as_array_mut().into_iter().flatten();
+        let hooks =
+            receivers.flat_map(|r| r["webhook_configs"].as_array_mut().into_iter().flatten());
+        let mut pointed = 0;
+        for hook in hooks {
+            hook["url"] = Value::String(format!("http://{webhook}/hook"));
+            pointed += 1;
+        }
+        assert!(pointed > 0, "{} has no webhook receiver", path.display());
+        // JSON is YAML: Alertmanager reads it as it is.
+        Alertmanager::start_with(&serde_json::to_string_pretty(&config).expect("json")).await
+    }
+
+    /// Starts Alertmanager with `config` as its configuration file.
+    pub async fn start_with(config: &str) -> Alertmanager {
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = write(
-            dir.path(),
-            "alertmanager.yml",
-            &format!(
-                "route:\n  receiver: webhook\n  group_by: [alertname, target]\n  group_wait: 1s\n  \
-                 group_interval: 1s\n  repeat_interval: 1h\n\
-                 receivers:\n  - name: webhook\n    webhook_configs:\n      - url: http://{webhook}/hook\n"
-            ),
-        );
+        let config = write(dir.path(), "alertmanager.yml", config);
         let addr = loopback();
         let args = vec![
             format!("--config.file={}", config.display()),
@@ -120,6 +160,29 @@ impl Alertmanager {
 
     pub fn log(&self) -> String {
         self.0.log()
+    }
+
+    /// Every alert Alertmanager holds (`/api/v2/alerts`: active, silenced and inhibited), with
+    /// `status.state` and `status.inhibitedBy`.
+    pub async fn alerts(&self) -> Result<Vec<Value>, String> {
+        match self.0.get_json("/api/v2/alerts").await? {
+            Value::Array(alerts) => Ok(alerts),
+            other => Err(format!(
+                "alertmanager /api/v2/alerts: not an array: {other}"
+            )),
+        }
+    }
+}
+
+/// Cuts `group_wait` and `group_interval` of a route and its child routes to `GROUP_TIMING`.
+fn shorten_groups(route: &mut Value) {
+    for key in ["group_wait", "group_interval"] {
+        if route.get(key).is_some() {
+            route[key] = Value::String(GROUP_TIMING.to_string());
+        }
+    }
+    for child in route["routes"].as_array_mut().into_iter().flatten() {
+        shorten_groups(child);
     }
 }
 
@@ -169,16 +232,21 @@ impl Webhook {
             .clone()
     }
 
-    /// Every alert of every Alertmanager notification received so far (bodies that are not
-    /// notifications are skipped).
-    pub fn alerts(&self) -> Vec<Value> {
+    /// Every Alertmanager notification received so far, oldest first (bodies that are not
+    /// JSON notifications are skipped).
+    pub fn notifications(&self) -> Vec<Value> {
         self.bodies()
             .iter()
             .filter_map(|b| serde_json::from_str::<Value>(b).ok())
-            .filter_map(|n| match n.get("alerts") {
-                Some(Value::Array(alerts)) => Some(alerts.clone()),
-                _ => None,
-            })
+            .filter(|n| n.get("alerts").is_some_and(Value::is_array))
+            .collect()
+    }
+
+    /// Every alert of every notification received so far.
+    pub fn alerts(&self) -> Vec<Value> {
+        self.notifications()
+            .iter()
+            .filter_map(|n| n["alerts"].as_array().cloned())
             .flatten()
             .collect()
     }
@@ -284,6 +352,17 @@ impl Daemon {
 
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+    }
+
+    /// `GET path`: the JSON body of a 200 answer.
+    async fn get_json(&self, path: &str) -> Result<Value, String> {
+        let (status, body) = get(self.addr, path)
+            .await
+            .map_err(|e| format!("{} {path}: {e}", self.name))?;
+        if status != 200 {
+            return Err(format!("{} {path}: HTTP {status}: {body}", self.name));
+        }
+        serde_json::from_str(&body).map_err(|e| format!("{} {path}: {e}: {body}", self.name))
     }
 
     /// `GET path` on a Prometheus-style JSON API; the `data` member of a `success` answer.
