@@ -1,7 +1,7 @@
 //! The YAML file as written: serde structs that mirror it field for field.
 //!
-//! Nothing here applies defaults or judges values; `Config::try_from` (in `mod.rs`) does that, so
-//! every value a rule may reject keeps its source position through `Spanned`.
+//! Nothing here applies defaults or judges values; `convert` does that, so every value a rule
+//! may reject keeps its source position through `Spanned`. Parsing is `salvage`'s.
 
 use std::collections::BTreeMap;
 

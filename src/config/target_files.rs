@@ -1,0 +1,154 @@
+//! Target files: the files the `target_files` globs match, each a list of targets converted
+//! like those of the config file (paths relative to the target file, names unique across the
+//! whole config).
+//!
+//! A target file with problems costs only its own targets: its last good content (kept in the
+//! `TargetFileCache` across reloads) is used instead, or the file is skipped. Converting a
+//! target is `convert`'s; watching the files for changes is `reload`'s.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_saphyr::Spanned;
+
+use super::convert::{Converter, Defaults, Names};
+use super::raw::{self, RawTarget};
+use super::{parse_as, ConfigError, Problem, Target};
+
+/// The last good content of each target file, kept across reloads so a broken edit of one file
+/// does not drop its targets.
+pub type TargetFileCache = HashMap<PathBuf, String>;
+
+/// What the `target_files` patterns brought in.
+pub(super) struct TargetFiles {
+    /// In pattern order, then path order.
+    pub(super) targets: Vec<Arc<Target>>,
+    /// One line per problem (`file:line:col: field: message (what was done)`).
+    pub(super) problems: Vec<String>,
+    /// Every file read, for the watcher.
+    pub(super) files: Vec<PathBuf>,
+    /// The patterns resolved against the config file's directory.
+    pub(super) patterns: Vec<String>,
+}
+
+impl Converter {
+    /// The targets of every file the patterns match, in pattern order and, within a pattern,
+    /// path order. An invalid pattern is a problem of the config; an invalid file is not.
+    pub(super) fn target_files(
+        &mut self,
+        patterns: &[Spanned<String>],
+        defaults: &Defaults,
+        names: &mut Names,
+        cache: &mut TargetFileCache,
+    ) -> TargetFiles {
+        let mut out = TargetFiles {
+            targets: Vec::new(),
+            problems: Vec::new(),
+            files: Vec::new(),
+            patterns: Vec::new(),
+        };
+        for (i, pattern) in patterns.iter().enumerate() {
+            let field = format!("target_files[{i}]");
+            let full = self.resolve(&pattern.value).to_string_lossy().into_owned();
+            out.patterns.push(full.clone());
+            let paths = match glob::glob(&full) {
+                Ok(paths) => paths,
+                Err(e) => {
+                    self.problem(pattern, &field, format!("invalid glob pattern: {e}"));
+                    continue;
+                }
+            };
+            let mut paths: Vec<PathBuf> = paths
+                .filter_map(Result::ok)
+                .filter(|p| p.is_file())
+                .collect();
+            paths.sort();
+            for file in paths {
+                let (found, problems) = self.target_file(&file, defaults, names, cache);
+                out.targets.extend(found.into_iter().map(Arc::new));
+                out.problems.extend(problems);
+                out.files.push(file);
+            }
+        }
+        out
+    }
+
+    /// The targets of one target file: its current content if valid (remembered in `cache`),
+    /// else its last good content, else none; with the current content's problems.
+    fn target_file(
+        &mut self,
+        file: &Path,
+        defaults: &Defaults,
+        names: &mut Names,
+        cache: &mut TargetFileCache,
+    ) -> (Vec<Target>, Vec<String>) {
+        let current = std::fs::read_to_string(file);
+        let problems = match &current {
+            Ok(text) => match self.file_targets(file, text, defaults, names) {
+                Ok(targets) => {
+                    cache.insert(file.to_path_buf(), text.clone());
+                    return (targets, Vec::new());
+                }
+                Err(problems) => ConfigError::Invalid {
+                    path: file.to_path_buf(),
+                    problems,
+                }
+                .lines(),
+            },
+            Err(e) => vec![format!("{}: cannot read: {e}", file.display())],
+        };
+        let fallback = cache.get(file).cloned();
+        let kept = fallback.and_then(|text| self.file_targets(file, &text, defaults, names).ok());
+        let note = match &kept {
+            Some(_) => "keeping its last good content",
+            None => "skipping it",
+        };
+        let problems = problems
+            .into_iter()
+            .map(|p| format!("{p} ({note})"))
+            .collect();
+        (kept.unwrap_or_default(), problems)
+    }
+
+    /// Converts a target file's text, with paths relative to the file and names unique across
+    /// the whole config. On any problem nothing of the file is kept (names included).
+    fn file_targets(
+        &mut self,
+        file: &Path,
+        text: &str,
+        defaults: &Defaults,
+        names: &mut Names,
+    ) -> Result<Vec<Target>, Vec<Problem>> {
+        let list_form = text
+            .lines()
+            .map(str::trim_start)
+            .find(|l| !l.is_empty() && !l.starts_with('#'))
+            .is_some_and(|l| l.starts_with('-'));
+        let raw = if list_form {
+            parse_as::<Vec<RawTarget>>(text, "targets")
+        } else {
+            parse_as::<raw::RawTargetFile>(text, "").map(|f| f.targets)
+        }
+        .map_err(|p| vec![p])?;
+        let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let saved_base = std::mem::replace(&mut self.base, dir);
+        let saved_problems = std::mem::take(&mut self.problems);
+        let mut file_names = names.clone();
+        let targets: Vec<Target> = raw
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, t)| self.target(i, t, defaults, &mut file_names))
+            .collect();
+        self.base = saved_base;
+        let mut problems = std::mem::replace(&mut self.problems, saved_problems);
+        if problems.is_empty() {
+            *names = file_names;
+            Ok(targets)
+        } else {
+            problems.sort_by_key(|p| (p.line, p.column));
+            problems.dedup();
+            Err(problems)
+        }
+    }
+}
