@@ -30,7 +30,7 @@ use rustls_pki_types::ServerName;
 pub(crate) use duration::format as format_duration;
 pub use duration::parse as parse_duration;
 pub(crate) use error::render as render_problems;
-pub use error::{ConfigError, Problem};
+pub use error::{ConfigError, Fallback, FileFault, FileProblem, Problem};
 use identity::parse_address;
 pub(crate) use salvage::parse_as;
 pub use target_files::TargetFileCache;
@@ -53,9 +53,9 @@ pub struct Config {
     pub targets: Vec<Arc<Target>>,
     /// Global settings, for ad-hoc probes of endpoints that are not configured.
     adhoc: Adhoc,
-    /// Problems of target files, one line each (`file:line:col: field: message`). Such a file
-    /// is skipped, or its last good content used; the rest of the config applies.
-    pub target_file_problems: Vec<String>,
+    /// Problems of target files, in file order. Such a file is skipped, or its last good
+    /// content used; the rest of the config applies.
+    pub target_file_problems: Vec<FileProblem>,
     /// Target files read, for the watcher.
     pub target_files: Vec<PathBuf>,
     /// The `target_files` glob patterns, resolved against the config file's directory.

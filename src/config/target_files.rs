@@ -14,7 +14,7 @@ use serde_saphyr::Spanned;
 
 use super::convert::{Converter, Defaults, Names};
 use super::raw::{self, RawTarget};
-use super::{parse_as, ConfigError, Problem, Target};
+use super::{parse_as, Fallback, FileFault, FileProblem, Problem, Target};
 
 /// The last good content of each target file, kept across reloads so a broken edit of one file
 /// does not drop its targets.
@@ -24,8 +24,8 @@ pub type TargetFileCache = HashMap<PathBuf, String>;
 pub(super) struct TargetFiles {
     /// In pattern order, then path order.
     pub(super) targets: Vec<Arc<Target>>,
-    /// One line per problem (`file:line:col: field: message (what was done)`).
-    pub(super) problems: Vec<String>,
+    /// Every problem of every file, each with what was done about its file.
+    pub(super) problems: Vec<FileProblem>,
     /// Every file read, for the watcher.
     pub(super) files: Vec<PathBuf>,
     /// The patterns resolved against the config file's directory.
@@ -82,31 +82,30 @@ impl Converter {
         defaults: &Defaults,
         names: &mut Names,
         cache: &mut TargetFileCache,
-    ) -> (Vec<Target>, Vec<String>) {
-        let current = std::fs::read_to_string(file);
-        let problems = match &current {
-            Ok(text) => match self.file_targets(file, text, defaults, names) {
+    ) -> (Vec<Target>, Vec<FileProblem>) {
+        let faults = match std::fs::read_to_string(file) {
+            Ok(text) => match self.file_targets(file, &text, defaults, names) {
                 Ok(targets) => {
-                    cache.insert(file.to_path_buf(), text.clone());
+                    cache.insert(file.to_path_buf(), text);
                     return (targets, Vec::new());
                 }
-                Err(problems) => ConfigError::Invalid {
-                    path: file.to_path_buf(),
-                    problems,
-                }
-                .lines(),
+                Err(problems) => problems.into_iter().map(FileFault::Invalid).collect(),
             },
-            Err(e) => vec![format!("{}: cannot read: {e}", file.display())],
+            Err(e) => vec![FileFault::Unreadable(e)],
         };
         let fallback = cache.get(file).cloned();
         let kept = fallback.and_then(|text| self.file_targets(file, &text, defaults, names).ok());
-        let note = match &kept {
-            Some(_) => "keeping its last good content",
-            None => "skipping it",
+        let fallback = match &kept {
+            Some(_) => Fallback::LastGoodContent,
+            None => Fallback::Skipped,
         };
-        let problems = problems
+        let problems = faults
             .into_iter()
-            .map(|p| format!("{p} ({note})"))
+            .map(|fault| FileProblem {
+                path: file.to_path_buf(),
+                fault,
+                fallback,
+            })
             .collect();
         (kept.unwrap_or_default(), problems)
     }
@@ -150,5 +149,46 @@ impl Converter {
             problems.dedup();
             Err(problems)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::load_with;
+    use super::*;
+
+    #[test]
+    fn invalid_target_file_keeps_its_last_good_content_and_names_the_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("config.yml");
+        std::fs::write(&config, "target_files: [t/*.yml]\n").expect("write config");
+        std::fs::create_dir(dir.path().join("t")).expect("mkdir");
+        let file = dir.path().join("t/a.yml");
+        std::fs::write(&file, "- address: a.example:443\n").expect("write target file");
+        let mut cache = TargetFileCache::new();
+        let good = load_with(&config, &mut cache).expect("valid config");
+        assert_eq!(good.targets.len(), 1);
+        assert!(good.target_file_problems.is_empty());
+
+        std::fs::write(&file, "- address: nope\n").expect("break target file");
+        let kept = load_with(&config, &mut cache).expect("target files do not fail the config");
+        assert_eq!(kept.targets.len(), 1, "the last good content is used");
+        let [problem] = kept.target_file_problems.as_slice() else {
+            panic!("one problem: {:?}", kept.target_file_problems);
+        };
+        assert_eq!(problem.path, file);
+        assert_eq!(problem.fallback, Fallback::LastGoodContent);
+        assert_eq!(
+            problem.to_string(),
+            format!(
+                "{}:1:12: targets[0].address: \"nope\": expected host:port (keeping its last good content)",
+                file.display()
+            )
+        );
+
+        let fresh = load_with(&config, &mut TargetFileCache::new()).expect("valid config");
+        assert!(fresh.targets.is_empty(), "no good content to fall back to");
+        assert_eq!(fresh.target_file_problems.len(), 1);
+        assert_eq!(fresh.target_file_problems[0].fallback, Fallback::Skipped);
     }
 }
