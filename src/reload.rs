@@ -16,11 +16,15 @@ use crate::scheduler::Scheduler;
 use crate::shard::Shard;
 use crate::state::State;
 
+/// Problems of an invalid config that a reload logs and answers with; the rest are counted in
+/// one more line. `--check-config` lists every one.
+pub const REPORTED_PROBLEMS: usize = 1_000;
+
 /// Why a reload did not apply a new config; the config in force keeps running.
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
-    /// The config file, or a file it names, has problems.
-    #[error(transparent)]
+    /// The config file, or a file it names, has problems (shown: the first `REPORTED_PROBLEMS`).
+    #[error("{}", self.lines().join("\n"))]
     Config(ConfigError),
     /// Shutdown began before the new config could be applied.
     #[error("the exporter is shutting down, so the config was not reloaded")]
@@ -31,10 +35,19 @@ pub enum ReloadError {
 }
 
 impl ReloadError {
-    /// The error as log lines: one per problem of an invalid config.
+    /// The error as log lines: one per problem of an invalid config, at most
+    /// `REPORTED_PROBLEMS` and a line counting the rest.
     pub fn lines(&self) -> Vec<String> {
         match self {
-            ReloadError::Config(e) => e.lines(),
+            ReloadError::Config(e) => {
+                let (mut lines, more) = e.first_lines(REPORTED_PROBLEMS);
+                if more > 0 {
+                    lines.push(format!(
+                        "… and {more} more problems (tls_exporter --check-config lists them all)"
+                    ));
+                }
+                lines
+            }
             other => vec![other.to_string()],
         }
     }
@@ -288,5 +301,28 @@ mod tests {
         );
         assert!(!r.state.stats.reload_successful.load(Ordering::Relaxed));
         assert_eq!(r.config().targets.len(), 0, "the last good config stays");
+        assert_eq!(e.to_string(), e.lines().join("\n"));
+    }
+
+    #[test]
+    fn reload_reports_the_first_problems_and_counts_the_rest() {
+        let n = REPORTED_PROBLEMS + 2;
+        let mut yaml = String::from("targets:\n");
+        for i in 0..n {
+            yaml.push_str(&format!("  - address: nope{i}\n"));
+        }
+        let e = ReloadError::Config(
+            config::parse(&yaml, Path::new("c.yml")).expect_err("every target is invalid"),
+        );
+        let lines = e.lines();
+        assert_eq!(lines.len(), REPORTED_PROBLEMS + 1);
+        assert_eq!(
+            lines.first().map(String::as_str),
+            Some("c.yml:2:14: targets[0].address: \"nope0\": expected host:port")
+        );
+        assert_eq!(
+            lines.last().map(String::as_str),
+            Some("… and 2 more problems (tls_exporter --check-config lists them all)")
+        );
     }
 }

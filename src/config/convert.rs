@@ -6,14 +6,14 @@
 //! server name), timing (here), `labels`, `probe_settings` (kind, HTTP, STARTTLS, scan) and
 //! `tls_material` (trust anchors, client identity, PEM files). Target files are `target_files`'.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::raw::At;
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
-use serde_saphyr::Spanned;
 
 use super::identity::Identity;
 use super::probe_settings::ProbeSettings;
@@ -46,7 +46,7 @@ pub(super) struct Defaults {
     /// `None` when the global value did not parse (already reported).
     pub(super) interval: Option<Duration>,
     pub(super) timeout: Option<Duration>,
-    pub(super) ca_file: Option<Spanned<String>>,
+    pub(super) ca_file: Option<At<String>>,
     pub(super) scan_interval: Option<Duration>,
     pub(super) scan: bool,
 }
@@ -90,7 +90,8 @@ impl Converter {
         let mut names = Names::new();
         let mut targets = Vec::with_capacity(raw.targets.len());
         // Positions in the file: targets that did not parse are absent from `raw.targets`.
-        let positions = (0..).filter(|i| !raw.skipped.contains(i));
+        let skipped: HashSet<usize> = raw.skipped.iter().copied().collect();
+        let positions = (0..).filter(|i| !skipped.contains(i));
         for (i, t) in positions.zip(raw.targets) {
             if let Some(target) = self.target(i, t, &defaults, &mut names) {
                 targets.push(Arc::new(target));
@@ -273,7 +274,7 @@ impl Converter {
     /// The duration written at `span`, `default` when absent, `None` (reported) when invalid.
     pub(super) fn duration(
         &mut self,
-        span: Option<&Spanned<String>>,
+        span: Option<&At<String>>,
         field: &str,
         default: Duration,
     ) -> Option<Duration> {
@@ -294,15 +295,10 @@ impl Converter {
     }
 
     /// Records a problem at the position of `span`.
-    pub(super) fn problem<T>(
-        &mut self,
-        span: &Spanned<T>,
-        field: &str,
-        message: impl Into<String>,
-    ) {
+    pub(super) fn problem<T>(&mut self, span: &At<T>, field: &str, message: impl Into<String>) {
         self.problems.push(Problem {
-            line: span.referenced.line(),
-            column: span.referenced.column(),
+            line: span.line,
+            column: span.column,
             field: field.to_string(),
             message: message.into(),
         });

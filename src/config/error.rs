@@ -61,10 +61,16 @@ pub enum ConfigError {
 impl ConfigError {
     /// The problems as individual lines (one per problem).
     pub fn lines(&self) -> Vec<String> {
+        self.first_lines(usize::MAX).0
+    }
+
+    /// The first `n` lines of `lines`, and how many more there are.
+    pub fn first_lines(&self, n: usize) -> (Vec<String>, usize) {
         match self {
-            ConfigError::Read { .. } => vec![self.to_string()],
+            ConfigError::Read { .. } => (vec![self.to_string()], 0),
             ConfigError::Invalid { path, problems } => {
-                problems.iter().map(|p| render_one(path, p)).collect()
+                let lines = problems.iter().take(n).map(|p| render_one(path, p));
+                (lines.collect(), problems.len().saturating_sub(n))
             }
         }
     }

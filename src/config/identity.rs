@@ -7,7 +7,7 @@
 use rustls_pki_types::ServerName;
 
 use super::convert::{field, Converter, Names};
-use super::raw::RawTarget;
+use super::raw::{At, RawTarget};
 
 /// Who a target is; each part `None` when it is invalid (already reported).
 pub(super) struct Identity {
@@ -24,7 +24,7 @@ impl Converter {
         let address = parse_address(&t.address.value)
             .map_err(|m| self.problem(&t.address, &field(i, "address"), m))
             .ok();
-        let name_span = t.name.as_ref().unwrap_or(&t.address);
+        let name_span = name_of(t);
         let name = name_span.value.clone();
         if name.is_empty() {
             self.problem(name_span, &field(i, "name"), "must not be empty");
@@ -36,7 +36,7 @@ impl Converter {
             let msg = format!("duplicate target name {name:?}, first used by targets[{first}] on line {line}{hint}");
             self.problem(name_span, &field(i, "name"), msg);
         } else {
-            names.insert(name.clone(), (i, name_span.referenced.line()));
+            names.insert(name.clone(), (i, name_span.line));
         }
 
         let server_name_text = match (&t.server_name, &address) {
@@ -61,6 +61,11 @@ impl Converter {
             server_name,
         }
     }
+}
+
+/// Where a target's name is written: its `name`, else its address (the default name).
+pub(super) fn name_of(t: &RawTarget) -> &At<String> {
+    t.name.as_ref().unwrap_or(&t.address)
 }
 
 /// Splits `host:port`, `[v6]:port` or `IP:port`.

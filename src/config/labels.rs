@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_saphyr::Spanned;
+use super::raw::At;
 
 use super::convert::{field, Converter};
 
@@ -45,7 +45,7 @@ impl Converter {
     pub(super) fn labels(
         &mut self,
         i: usize,
-        raw: &BTreeMap<String, Spanned<String>>,
+        raw: &BTreeMap<String, At<String>>,
     ) -> Vec<(String, String)> {
         let mut out = Vec::with_capacity(raw.len());
         for (name, value) in raw {

@@ -10,9 +10,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde_saphyr::Spanned;
+use super::raw::At;
 
 use super::convert::{Converter, Defaults, Names};
+use super::identity::name_of;
 use super::raw::{self, RawTarget};
 use super::{parse_as, Fallback, FileFault, FileProblem, Problem, Target};
 
@@ -37,7 +38,7 @@ impl Converter {
     /// path order. An invalid pattern is a problem of the config; an invalid file is not.
     pub(super) fn target_files(
         &mut self,
-        patterns: &[Spanned<String>],
+        patterns: &[At<String>],
         defaults: &Defaults,
         names: &mut Names,
         cache: &mut TargetFileCache,
@@ -133,18 +134,27 @@ impl Converter {
         let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
         let saved_base = std::mem::replace(&mut self.base, dir);
         let saved_problems = std::mem::take(&mut self.problems);
-        let mut file_names = names.clone();
+        // The names this file would take, to give back if it has problems (not a copy of all
+        // names per file: that made many target files quadratic).
+        let fresh: Vec<String> = raw
+            .iter()
+            .map(|t| &name_of(t).value)
+            .filter(|n| !names.contains_key(*n))
+            .cloned()
+            .collect();
         let targets: Vec<Target> = raw
             .into_iter()
             .enumerate()
-            .filter_map(|(i, t)| self.target(i, t, defaults, &mut file_names))
+            .filter_map(|(i, t)| self.target(i, t, defaults, names))
             .collect();
         self.base = saved_base;
         let mut problems = std::mem::replace(&mut self.problems, saved_problems);
         if problems.is_empty() {
-            *names = file_names;
             Ok(targets)
         } else {
+            for name in &fresh {
+                names.remove(name);
+            }
             problems.sort_by_key(|p| (p.line, p.column));
             problems.dedup();
             Err(problems)
@@ -190,5 +200,25 @@ mod tests {
         assert!(fresh.targets.is_empty(), "no good content to fall back to");
         assert_eq!(fresh.target_file_problems.len(), 1);
         assert_eq!(fresh.target_file_problems[0].fallback, Fallback::Skipped);
+    }
+
+    #[test]
+    fn names_of_an_invalid_target_file_stay_free_for_the_files_after_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("config.yml");
+        std::fs::write(&config, "target_files: [t/*.yml]\n").expect("write config");
+        std::fs::create_dir(dir.path().join("t")).expect("mkdir");
+        let bad = "- name: x\n  address: a.example:443\n- name: y\n  address: nope\n";
+        std::fs::write(dir.path().join("t/a.yml"), bad).expect("write a.yml");
+        let good = "- name: x\n  address: b.example:443\n- name: y\n  address: c.example:443\n";
+        std::fs::write(dir.path().join("t/b.yml"), good).expect("write b.yml");
+        let c = load_with(&config, &mut TargetFileCache::new()).expect("valid config");
+        let names: Vec<&str> = c.targets.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["x", "y"]);
+        assert_eq!(c.targets[0].address, "b.example:443");
+        let [problem] = c.target_file_problems.as_slice() else {
+            panic!("only a.yml has a problem: {:?}", c.target_file_problems);
+        };
+        assert!(problem.path.ends_with("t/a.yml"), "{problem}");
     }
 }

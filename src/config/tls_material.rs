@@ -6,10 +6,10 @@
 
 use std::sync::Arc;
 
+use super::raw::At;
 use rustls::ClientConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use serde_saphyr::Spanned;
 
 use super::convert::{field, Converter, Defaults};
 use super::raw::RawTarget;
@@ -107,8 +107,8 @@ impl Converter {
     fn client_files(
         &mut self,
         i: usize,
-        cert: &Spanned<String>,
-        key: &Spanned<String>,
+        cert: &At<String>,
+        key: &At<String>,
     ) -> Option<ClientIdentity> {
         let cert_field = field(i, "client_cert_file");
         let key_field = field(i, "client_key_file");
@@ -164,7 +164,7 @@ impl Converter {
     /// Trust anchors for a `ca_file` (or webpki-roots without one), loaded once per path.
     pub(super) fn roots_for(
         &mut self,
-        ca_file: Option<&Spanned<String>>,
+        ca_file: Option<&At<String>>,
         field: &str,
     ) -> Option<Arc<Roots>> {
         let key = ca_file.map(|c| self.resolve(&c.value));
@@ -202,7 +202,7 @@ impl Converter {
     fn certs(
         &mut self,
         bytes: &[u8],
-        span: &Spanned<String>,
+        span: &At<String>,
         field: &str,
     ) -> Option<Vec<CertificateDer<'static>>> {
         let parsed: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(bytes).collect();
@@ -225,7 +225,7 @@ impl Converter {
 
     /// Reads a file named in the config, once per load; unreadable files are problems at every
     /// place that names them.
-    fn read(&mut self, span: &Spanned<String>, field: &str) -> Option<Vec<u8>> {
+    fn read(&mut self, span: &At<String>, field: &str) -> Option<Vec<u8>> {
         let path = self.resolve(&span.value);
         let result = match self.files.get(&path) {
             Some(cached) => cached.clone(),
