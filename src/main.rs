@@ -92,8 +92,8 @@ fn main() -> ExitCode {
     if args.check_config {
         return match config::load(&args.config_file) {
             Ok(c) if !c.target_file_problems.is_empty() => {
-                for line in &c.target_file_problems {
-                    eprintln!("{line}");
+                for problem in &c.target_file_problems {
+                    eprintln!("{problem}");
                 }
                 ExitCode::FAILURE
             }

@@ -3,7 +3,8 @@
 //! `tls_exporter_config_last_reload_successful` to 0. A bad target file only costs that file:
 //! its last good content is kept.
 
-use std::path::PathBuf;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -14,6 +15,43 @@ use crate::config::{self, Config, ConfigError, Target, TargetFileCache};
 use crate::scheduler::Scheduler;
 use crate::shard::Shard;
 use crate::state::State;
+
+/// Problems of an invalid config that a reload logs and answers with; the rest are counted in
+/// one more line. `--check-config` lists every one.
+pub const REPORTED_PROBLEMS: usize = 1_000;
+
+/// Why a reload did not apply a new config; the config in force keeps running.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The config file, or a file it names, has problems (shown: the first `REPORTED_PROBLEMS`).
+    #[error("{}", self.lines().join("\n"))]
+    Config(ConfigError),
+    /// Shutdown began before the new config could be applied.
+    #[error("the exporter is shutting down, so the config was not reloaded")]
+    Stopping,
+    /// The task loading the config ended without an answer (it panicked or was cancelled).
+    #[error("the config loader stopped before it finished ({0})")]
+    Loader(tokio::task::JoinError),
+}
+
+impl ReloadError {
+    /// The error as log lines: one per problem of an invalid config, at most
+    /// `REPORTED_PROBLEMS` and a line counting the rest.
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            ReloadError::Config(e) => {
+                let (mut lines, more) = e.first_lines(REPORTED_PROBLEMS);
+                if more > 0 {
+                    lines.push(format!(
+                        "… and {more} more problems (tls_exporter --check-config lists them all)"
+                    ));
+                }
+                lines
+            }
+            other => vec![other.to_string()],
+        }
+    }
+}
 
 /// Owns the scheduler and applies configs to it, one reload at a time.
 pub struct Reloader {
@@ -58,31 +96,27 @@ impl Reloader {
     }
 
     /// Re-reads the config file; on success applies it and returns the number of targets.
-    /// Reloads run one at a time, from load to the recorded verdict.
-    pub async fn reload(&self) -> Result<usize, ConfigError> {
+    /// Reloads run one at a time, from load to the recorded verdict; none applies once shutdown
+    /// began.
+    pub async fn reload(&self) -> Result<usize, ReloadError> {
         let mut scheduler = self.scheduler.lock().await;
         if self.stopping.load(Ordering::Relaxed) {
-            return Err(ConfigError::Read {
-                path: self.path.clone(),
-                source: std::io::Error::other("shutting down"),
-            });
+            return Err(ReloadError::Stopping);
         }
         let path = self.path.clone();
         let mut cache = std::mem::take(&mut *self.cache.lock().unwrap_or_else(|p| p.into_inner()));
         let (loaded, cache) = tokio::task::spawn_blocking(move || {
-            let loaded = config::load_with(&path, &mut cache);
+            let loaded = config::load_with(&path, &mut cache).map_err(ReloadError::Config);
             (loaded, cache)
         })
         .await
-        .unwrap_or_else(|e| {
-            let failed = Err(ConfigError::Read {
-                path: self.path.clone(),
-                source: std::io::Error::other(format!("config loader failed: {e}")),
-            });
-            (failed, TargetFileCache::new())
-        });
+        .unwrap_or_else(|e| (Err(ReloadError::Loader(e)), TargetFileCache::new()));
         *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = cache;
         crate::state::release_free_memory();
+        // Shutdown may have begun while the file was loading: the new config is not applied.
+        if self.stopping.load(Ordering::Relaxed) {
+            return Err(ReloadError::Stopping);
+        }
         match loaded {
             Ok(config) => {
                 note_target_file_problems(&self.state, &config);
@@ -179,13 +213,13 @@ async fn fingerprint(config: &Config) -> Vec<(PathBuf, Option<(u64, Option<Syste
 
 /// Logs target-file problems and counts the files that have them.
 fn note_target_file_problems(state: &State, config: &Config) {
-    for line in &config.target_file_problems {
-        tracing::warn!(problem = %line, "invalid target file");
+    for problem in &config.target_file_problems {
+        tracing::warn!(%problem, "invalid target file");
     }
-    let files: std::collections::HashSet<&str> = config
+    let files: HashSet<&Path> = config
         .target_file_problems
         .iter()
-        .filter_map(|l| l.split(':').next())
+        .map(|p| p.path.as_path())
         .collect();
     state
         .stats
@@ -213,4 +247,82 @@ fn mark_success(state: &State) {
         .unwrap_or(0.0);
     state.stats.reload_successful.store(true, Ordering::Relaxed);
     state.stats.set_reload_success_time(now);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reloader(dir: &Path) -> Reloader {
+        let path = dir.join("config.yml");
+        std::fs::write(&path, "targets: []\n").expect("write config");
+        let initial = Arc::new(config::load(&path).expect("valid config"));
+        let state = Arc::new(State::default());
+        Reloader::start(path, None, state, initial, TargetFileCache::new())
+    }
+
+    #[tokio::test]
+    async fn reload_after_shutdown_began_is_refused_in_a_sentence() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let r = reloader(dir.path());
+        r.shutdown(tokio::time::Instant::now()).await;
+        let e = r.reload().await.expect_err("no reload after shutdown");
+        assert!(matches!(e, ReloadError::Stopping), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "the exporter is shutting down, so the config was not reloaded"
+        );
+        assert_eq!(e.lines(), vec![e.to_string()]);
+    }
+
+    #[tokio::test]
+    async fn invalid_config_on_reload_reports_each_problem() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let r = reloader(dir.path());
+        std::fs::write(
+            dir.path().join("config.yml"),
+            "targets:\n  - address: nope\n  - address: a:443\n    timeout: 2m\n",
+        )
+        .expect("rewrite config");
+        let e = r.reload().await.expect_err("invalid config");
+        let file = dir.path().join("config.yml");
+        assert_eq!(
+            e.lines(),
+            vec![
+                format!(
+                    "{}:2:14: targets[0].address: \"nope\": expected host:port",
+                    file.display()
+                ),
+                format!(
+                    "{}:4:14: targets[1].timeout: must be shorter than interval (1m)",
+                    file.display()
+                ),
+            ]
+        );
+        assert!(!r.state.stats.reload_successful.load(Ordering::Relaxed));
+        assert_eq!(r.config().targets.len(), 0, "the last good config stays");
+        assert_eq!(e.to_string(), e.lines().join("\n"));
+    }
+
+    #[test]
+    fn reload_reports_the_first_problems_and_counts_the_rest() {
+        let n = REPORTED_PROBLEMS + 2;
+        let mut yaml = String::from("targets:\n");
+        for i in 0..n {
+            yaml.push_str(&format!("  - address: nope{i}\n"));
+        }
+        let e = ReloadError::Config(
+            config::parse(&yaml, Path::new("c.yml")).expect_err("every target is invalid"),
+        );
+        let lines = e.lines();
+        assert_eq!(lines.len(), REPORTED_PROBLEMS + 1);
+        assert_eq!(
+            lines.first().map(String::as_str),
+            Some("c.yml:2:14: targets[0].address: \"nope0\": expected host:port")
+        );
+        assert_eq!(
+            lines.last().map(String::as_str),
+            Some("… and 2 more problems (tls_exporter --check-config lists them all)")
+        );
+    }
 }

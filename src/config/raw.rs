@@ -1,12 +1,34 @@
 //! The YAML file as written: serde structs that mirror it field for field.
 //!
-//! Nothing here applies defaults or judges values; `Config::try_from` (in `mod.rs`) does that, so
-//! every value a rule may reject keeps its source position through `Spanned`.
+//! Nothing here applies defaults or judges values; `convert` does that, so every value a rule
+//! may reject keeps its source position in an `At` (read through serde-saphyr's `Spanned`).
+//! Parsing is `salvage`'s.
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use serde_saphyr::Spanned;
+
+/// A value with the line and column it is written at (for a value reached through a YAML
+/// alias, the alias's). Plain numbers rather than a `Spanned`, so that `salvage` can move the
+/// positions of a section parsed on its own to where the section is in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct At<T> {
+    pub(crate) value: T,
+    pub(crate) line: u64,
+    pub(crate) column: u64,
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for At<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let spanned = Spanned::<T>::deserialize(deserializer)?;
+        Ok(At {
+            value: spanned.value,
+            line: spanned.referenced.line(),
+            column: spanned.referenced.column(),
+        })
+    }
+}
 
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
@@ -18,7 +40,7 @@ pub(crate) struct RawConfig {
     pub(crate) targets: Vec<RawTarget>,
     /// Glob patterns of target files (relative to the config file).
     #[serde(default)]
-    pub(crate) target_files: Vec<Spanned<String>>,
+    pub(crate) target_files: Vec<At<String>>,
     /// Positions of targets that did not parse (filled when salvaging a broken file).
     #[serde(skip)]
     pub(crate) skipped: Vec<usize>,
@@ -28,8 +50,8 @@ pub(crate) struct RawConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawHttp {
-    pub(crate) path: Option<Spanned<String>>,
-    pub(crate) host: Option<Spanned<String>>,
+    pub(crate) path: Option<At<String>>,
+    pub(crate) host: Option<At<String>>,
 }
 
 /// A target file in mapping form (`targets: [...]`); the list form is a bare `Vec<RawTarget>`.
@@ -43,45 +65,45 @@ pub(crate) struct RawTargetFile {
 /// Just the shape of the file, to find each section's position when the strict parse fails.
 #[derive(Debug, Deserialize)]
 pub(crate) struct LooseConfig {
-    pub(crate) global: Option<Spanned<serde::de::IgnoredAny>>,
-    pub(crate) targets: Option<Vec<Spanned<serde::de::IgnoredAny>>>,
-    pub(crate) target_files: Option<Vec<Spanned<String>>>,
+    pub(crate) global: Option<At<serde::de::IgnoredAny>>,
+    pub(crate) targets: Option<Vec<At<serde::de::IgnoredAny>>>,
+    pub(crate) target_files: Option<Vec<At<String>>>,
 }
 
 /// Defaults for every target; every field optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawGlobal {
-    pub(crate) interval: Option<Spanned<String>>,
-    pub(crate) timeout: Option<Spanned<String>>,
-    pub(crate) concurrency: Option<Spanned<u32>>,
-    pub(crate) ca_file: Option<Spanned<String>>,
-    pub(crate) scan_interval: Option<Spanned<String>>,
-    pub(crate) scan: Option<Spanned<bool>>,
+    pub(crate) interval: Option<At<String>>,
+    pub(crate) timeout: Option<At<String>>,
+    pub(crate) concurrency: Option<At<u32>>,
+    pub(crate) ca_file: Option<At<String>>,
+    pub(crate) scan_interval: Option<At<String>>,
+    pub(crate) scan: Option<At<bool>>,
 }
 
 /// One endpoint to probe.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawTarget {
-    pub(crate) name: Option<Spanned<String>>,
-    pub(crate) address: Spanned<String>,
-    pub(crate) server_name: Option<Spanned<String>>,
-    pub(crate) ca_file: Option<Spanned<String>>,
-    pub(crate) client_cert_file: Option<Spanned<String>>,
-    pub(crate) client_key_file: Option<Spanned<String>>,
-    pub(crate) interval: Option<Spanned<String>>,
-    pub(crate) timeout: Option<Spanned<String>>,
-    pub(crate) ip_protocol: Option<Spanned<String>>,
-    pub(crate) resolve: Option<Spanned<String>>,
+    pub(crate) name: Option<At<String>>,
+    pub(crate) address: At<String>,
+    pub(crate) server_name: Option<At<String>>,
+    pub(crate) ca_file: Option<At<String>>,
+    pub(crate) client_cert_file: Option<At<String>>,
+    pub(crate) client_key_file: Option<At<String>>,
+    pub(crate) interval: Option<At<String>>,
+    pub(crate) timeout: Option<At<String>>,
+    pub(crate) ip_protocol: Option<At<String>>,
+    pub(crate) resolve: Option<At<String>>,
     /// `tls` (default) or `http_redirect`.
-    pub(crate) probe: Option<Spanned<String>>,
-    pub(crate) starttls: Option<Spanned<String>>,
+    pub(crate) probe: Option<At<String>>,
+    pub(crate) starttls: Option<At<String>>,
     pub(crate) http: Option<RawHttp>,
-    pub(crate) scan_interval: Option<Spanned<String>>,
+    pub(crate) scan_interval: Option<At<String>>,
     /// `false` turns the legacy protocol and weak cipher scan off.
-    pub(crate) scan: Option<Spanned<bool>>,
+    pub(crate) scan: Option<At<bool>>,
     /// Label values carry the position used for errors about their names too.
     #[serde(default)]
-    pub(crate) labels: BTreeMap<String, Spanned<String>>,
+    pub(crate) labels: BTreeMap<String, At<String>>,
 }

@@ -1,0 +1,365 @@
+//! Conversion of the raw structs into a `Config`: defaults applied, every rule checked, every
+//! problem collected instead of stopping at the first.
+//!
+//! This file owns the `Converter` (its caches and the problem list), the global settings and
+//! the order of a target's phases; the phases live beside it: `identity` (name, address,
+//! server name), timing (here), `labels`, `probe_settings` (kind, HTTP, STARTTLS, scan) and
+//! `tls_material` (trust anchors, client identity, PEM files). Target files are `target_files`'.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::raw::At;
+use rustls::ClientConfig;
+use rustls_pki_types::ServerName;
+
+use super::identity::Identity;
+use super::probe_settings::ProbeSettings;
+use super::raw::{RawConfig, RawGlobal, RawTarget};
+use super::tls_material::TlsMaterial;
+use super::{
+    duration, format_duration, Adhoc, Config, Problem, Spec, Target, TargetFileCache,
+    DEFAULT_CONCURRENCY, DEFAULT_INTERVAL, DEFAULT_SCAN_INTERVAL, DEFAULT_TIMEOUT,
+};
+use crate::tls::verifier::{self, Roots};
+
+/// Target names taken so far: the position of the target that took each, and its line.
+pub(super) type Names = HashMap<String, (usize, u64)>;
+
+/// Builds a `Config` from raw structs, collecting problems instead of stopping at the first.
+pub(super) struct Converter {
+    /// Directory relative paths are resolved against (the config's, or a target file's).
+    pub(super) base: PathBuf,
+    pub(super) problems: Vec<Problem>,
+    /// File contents by resolved path, each read once per load.
+    pub(super) files: HashMap<PathBuf, Result<Vec<u8>, String>>,
+    /// Trust anchors by `ca_file` path (`None`: webpki-roots), or the problem loading them.
+    pub(super) roots: HashMap<Option<PathBuf>, Result<Arc<Roots>, String>>,
+    /// One rustls config per client identity (none, or cert+key paths).
+    pub(super) configs: HashMap<Option<(PathBuf, PathBuf)>, Arc<ClientConfig>>,
+}
+
+/// Settings a target inherits from `global`.
+pub(super) struct Defaults {
+    /// `None` when the global value did not parse (already reported).
+    pub(super) interval: Option<Duration>,
+    pub(super) timeout: Option<Duration>,
+    pub(super) ca_file: Option<At<String>>,
+    pub(super) scan_interval: Option<Duration>,
+    pub(super) scan: bool,
+}
+
+/// The field path `targets[i].name`.
+pub(super) fn field(i: usize, name: &str) -> String {
+    format!("targets[{i}].{name}")
+}
+
+impl Converter {
+    /// A converter resolving relative paths against `base`, starting with `problems` (those of
+    /// the parse).
+    pub(super) fn new(base: PathBuf, problems: Vec<Problem>) -> Self {
+        Converter {
+            base,
+            problems,
+            files: HashMap::new(),
+            roots: HashMap::new(),
+            configs: HashMap::new(),
+        }
+    }
+
+    /// Every problem found, in file order without repeats; none when the config is valid.
+    pub(super) fn finish(mut self) -> Result<(), Vec<Problem>> {
+        if self.problems.is_empty() {
+            return Ok(());
+        }
+        self.problems.sort_by_key(|p| (p.line, p.column));
+        self.problems.dedup();
+        Err(self.problems)
+    }
+
+    /// The whole config: global settings, the targets of the file, then those of target files.
+    pub(super) fn config(
+        &mut self,
+        raw: RawConfig,
+        path: &Path,
+        cache: &mut TargetFileCache,
+    ) -> Config {
+        let (defaults, concurrency, global_roots) = self.global(raw.global);
+        let mut names = Names::new();
+        let mut targets = Vec::with_capacity(raw.targets.len());
+        // Positions in the file: targets that did not parse are absent from `raw.targets`.
+        let skipped: HashSet<usize> = raw.skipped.iter().copied().collect();
+        let positions = (0..).filter(|i| !skipped.contains(i));
+        for (i, t) in positions.zip(raw.targets) {
+            if let Some(target) = self.target(i, t, &defaults, &mut names) {
+                targets.push(Arc::new(target));
+            }
+        }
+        let files = self.target_files(&raw.target_files, &defaults, &mut names, cache);
+        targets.extend(files.targets);
+        let adhoc = Adhoc {
+            interval: defaults.interval.unwrap_or(DEFAULT_INTERVAL),
+            timeout: defaults.timeout.unwrap_or(DEFAULT_TIMEOUT),
+            roots: global_roots.unwrap_or_else(|| Arc::new(Roots::webpki())),
+            client_config: self
+                .configs
+                .entry(None)
+                .or_insert_with(|| verifier::client_config(None))
+                .clone(),
+        };
+        Config {
+            path: path.to_path_buf(),
+            concurrency: concurrency as usize,
+            targets,
+            adhoc,
+            target_file_problems: files.problems,
+            target_files: files.files,
+            target_file_patterns: files.patterns,
+        }
+    }
+
+    /// The `global` section: what targets inherit, the probe concurrency and the global trust
+    /// anchors (`None` when its `ca_file` has a problem).
+    fn global(&mut self, global: RawGlobal) -> (Defaults, u32, Option<Arc<Roots>>) {
+        let (interval, timeout) = self.global_timing(&global);
+        let concurrency = match &global.concurrency {
+            Some(c) if c.value == 0 => {
+                self.problem(c, "global.concurrency", "must be at least 1");
+                1
+            }
+            Some(c) => c.value,
+            None => DEFAULT_CONCURRENCY,
+        };
+        let roots = self.roots_for(global.ca_file.as_ref(), "global.ca_file");
+        let scan_interval = self.duration(
+            global.scan_interval.as_ref(),
+            "global.scan_interval",
+            DEFAULT_SCAN_INTERVAL,
+        );
+        let defaults = Defaults {
+            interval,
+            timeout,
+            scan_interval,
+            scan: global.scan.as_ref().is_none_or(|s| s.value),
+            // Absolute, so targets of target files (whose paths are relative to their own
+            // file) inherit the same file.
+            ca_file: global.ca_file.map(|mut s| {
+                let p = self.resolve(&s.value);
+                s.value = std::path::absolute(&p)
+                    .unwrap_or(p)
+                    .to_string_lossy()
+                    .into_owned();
+                s
+            }),
+        };
+        (defaults, concurrency, roots)
+    }
+
+    /// The global interval and timeout (each `None` when invalid).
+    fn global_timing(&mut self, global: &RawGlobal) -> (Option<Duration>, Option<Duration>) {
+        let interval = self.duration(
+            global.interval.as_ref(),
+            "global.interval",
+            DEFAULT_INTERVAL,
+        );
+        let timeout = self.duration(global.timeout.as_ref(), "global.timeout", DEFAULT_TIMEOUT);
+        // Checked when either is written: a short global interval against the default timeout
+        // is as wrong as a long timeout against the default interval.
+        if let (Some(timeout), Some(interval)) = (timeout, interval) {
+            if timeout >= interval {
+                match (&global.timeout, &global.interval) {
+                    (Some(t), _) => self.problem(
+                        t,
+                        "global.timeout",
+                        format!(
+                            "must be shorter than interval ({})",
+                            format_duration(interval)
+                        ),
+                    ),
+                    (None, Some(i)) => self.problem(
+                        i,
+                        "global.interval",
+                        format!("must be longer than timeout ({})", format_duration(timeout)),
+                    ),
+                    (None, None) => {}
+                }
+            }
+        }
+        (interval, timeout)
+    }
+
+    /// One target, phase by phase; `None` when any phase found a problem (every phase runs, so
+    /// all of the target's problems are reported).
+    pub(super) fn target(
+        &mut self,
+        i: usize,
+        t: RawTarget,
+        defaults: &Defaults,
+        names: &mut Names,
+    ) -> Option<Target> {
+        let before = self.problems.len();
+        let identity = self.identity(i, &t, names);
+        let timing = self.timing(i, &t, defaults);
+        let labels = self.labels(i, &t.labels);
+        let probe = self.probe_settings(i, &t, defaults, identity.address.as_ref());
+        let tls = self.tls_material(i, &t, defaults);
+        if self.problems.len() > before {
+            return None;
+        }
+        let Identity {
+            name,
+            address,
+            server_name,
+        } = identity;
+        let (host, port) = address?;
+        let checked = Checked {
+            name,
+            address: t.address.value,
+            host,
+            port,
+            server_name: server_name?,
+            timing: timing?,
+            labels,
+            probe,
+            tls: tls?,
+        };
+        Some(checked.into_target())
+    }
+
+    /// The interval and timeout of a target (its own, else the global ones); `None` when either
+    /// is invalid. A timeout not shorter than the interval is reported where it was written.
+    fn timing(
+        &mut self,
+        i: usize,
+        t: &RawTarget,
+        defaults: &Defaults,
+    ) -> Option<(Duration, Duration)> {
+        let interval = match &t.interval {
+            Some(span) => self.duration(Some(span), &field(i, "interval"), DEFAULT_INTERVAL),
+            None => defaults.interval,
+        };
+        let timeout = match &t.timeout {
+            Some(span) => self.duration(Some(span), &field(i, "timeout"), DEFAULT_TIMEOUT),
+            None => defaults.timeout,
+        };
+        // Compared only when both parsed: a bad duration is one problem, not two.
+        let both = interval.zip(timeout);
+        if let Some((interval, timeout)) = both.filter(|(i, t)| t >= i) {
+            let msg = format!(
+                "must be shorter than interval ({})",
+                format_duration(interval)
+            );
+            match (&t.timeout, &t.interval) {
+                (Some(span), _) => self.problem(span, &field(i, "timeout"), msg),
+                (None, Some(span)) => self.problem(
+                    span,
+                    &field(i, "interval"),
+                    format!("must be longer than timeout ({})", format_duration(timeout)),
+                ),
+                // Both inherited: reported on global already.
+                (None, None) => {}
+            }
+        }
+        both
+    }
+
+    /// Absolute path of a file named in the config (relative to the config or target file).
+    pub(super) fn resolve(&self, file: &str) -> PathBuf {
+        let p = self.base.join(file);
+        std::path::absolute(&p).unwrap_or(p)
+    }
+
+    /// The duration written at `span`, `default` when absent, `None` (reported) when invalid.
+    pub(super) fn duration(
+        &mut self,
+        span: Option<&At<String>>,
+        field: &str,
+        default: Duration,
+    ) -> Option<Duration> {
+        let Some(span) = span else {
+            return Some(default);
+        };
+        match duration::parse(&span.value) {
+            Ok(d) if d.is_zero() => {
+                self.problem(span, field, "must be greater than 0");
+                None
+            }
+            Ok(d) => Some(d),
+            Err(m) => {
+                self.problem(span, field, m);
+                None
+            }
+        }
+    }
+
+    /// Records a problem at the position of `span`.
+    pub(super) fn problem<T>(&mut self, span: &At<T>, field: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            line: span.line,
+            column: span.column,
+            field: field.to_string(),
+            message: message.into(),
+        });
+    }
+}
+
+/// A target's settings once every phase passed.
+struct Checked {
+    name: String,
+    address: String,
+    host: String,
+    port: u16,
+    server_name: ServerName<'static>,
+    timing: (Duration, Duration),
+    labels: Vec<(String, String)>,
+    probe: ProbeSettings,
+    tls: TlsMaterial,
+}
+
+impl Checked {
+    /// The target, with the spec that tells an unchanged target across a reload.
+    fn into_target(self) -> Target {
+        let (interval, timeout) = self.timing;
+        let probe = self.probe;
+        let tls = self.tls;
+        let spec = Spec {
+            name: self.name.clone(),
+            address: self.address.clone(),
+            server_name: self.server_name.to_str().into_owned(),
+            interval,
+            timeout,
+            labels: self.labels.clone(),
+            ip_protocol: probe.ip_protocol,
+            resolve_all: probe.resolve_all,
+            kind: probe.kind,
+            starttls: probe.starttls,
+            http: probe.http.clone(),
+            scan_interval: probe.scan_interval,
+            ca: tls.ca,
+            client_cert: tls.client_cert,
+            client_key: tls.client_key,
+        };
+        Target {
+            client_cert_not_after: tls.client_cert_not_after,
+            name: self.name,
+            address: self.address,
+            host: self.host,
+            port: self.port,
+            server_name: self.server_name,
+            interval,
+            timeout,
+            labels: self.labels,
+            kind: probe.kind,
+            ip_protocol: probe.ip_protocol,
+            resolve_all: probe.resolve_all,
+            starttls: probe.starttls,
+            http: probe.http,
+            scan_interval: probe.scan_interval,
+            roots: tls.roots,
+            client_config: tls.client_config,
+            spec,
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! How a target is probed: the probe kind, address family and resolution, the STARTTLS
+//! upgrade, the HTTP request and the legacy scan's schedule.
+//!
+//! Who the target is, and the TLS material it uses, are `identity`'s and `tls_material`'s.
+
+use std::time::Duration;
+
+use super::convert::{field, Converter, Defaults};
+use super::raw::RawTarget;
+use super::{HttpCheck, IpProtocol, ProbeKind, StartTls, DEFAULT_SCAN_INTERVAL};
+
+/// A target's probe settings; invalid ones (reported) fall back to the defaults.
+pub(super) struct ProbeSettings {
+    pub(super) ip_protocol: IpProtocol,
+    pub(super) resolve_all: bool,
+    pub(super) kind: ProbeKind,
+    pub(super) starttls: Option<StartTls>,
+    pub(super) http: Option<HttpCheck>,
+    pub(super) scan_interval: Option<Duration>,
+}
+
+impl Converter {
+    /// The probe settings of a target; `address` (host and port, when valid) gives the HTTP
+    /// request its default `Host`.
+    pub(super) fn probe_settings(
+        &mut self,
+        i: usize,
+        t: &RawTarget,
+        defaults: &Defaults,
+        address: Option<&(String, u16)>,
+    ) -> ProbeSettings {
+        let (ip_protocol, resolve_all) = self.connection(i, t);
+        let kind = match t.probe.as_ref().map(|s| (s, s.value.as_str())) {
+            None | Some((_, "tls")) => ProbeKind::Tls,
+            Some((_, "http_redirect")) => ProbeKind::HttpRedirect,
+            Some((span, other)) => {
+                self.problem(
+                    span,
+                    &field(i, "probe"),
+                    format!("{other:?}: expected tls or http_redirect"),
+                );
+                ProbeKind::Tls
+            }
+        };
+        let starttls = self.starttls(i, t, kind);
+        let http = self.http_check(i, t, kind, address);
+        let scan_interval = match &t.scan_interval {
+            Some(span) => self.duration(
+                Some(span),
+                &field(i, "scan_interval"),
+                DEFAULT_SCAN_INTERVAL,
+            ),
+            None => defaults.scan_interval,
+        };
+        // Hand-built ClientHellos go straight to the port: no scan behind STARTTLS or on the
+        // plain-HTTP side.
+        let scans = t.scan.as_ref().map_or(defaults.scan, |s| s.value)
+            && starttls.is_none()
+            && kind == ProbeKind::Tls;
+        ProbeSettings {
+            ip_protocol,
+            resolve_all,
+            kind,
+            starttls,
+            http,
+            scan_interval: if scans { scan_interval } else { None },
+        }
+    }
+
+    /// Which address family is tried first, and whether every address is probed.
+    fn connection(&mut self, i: usize, t: &RawTarget) -> (IpProtocol, bool) {
+        let ip_protocol = match t.ip_protocol.as_ref().map(|s| (s, s.value.as_str())) {
+            None | Some((_, "any")) => IpProtocol::Any,
+            Some((_, "ip4")) => IpProtocol::Ip4,
+            Some((_, "ip6")) => IpProtocol::Ip6,
+            Some((span, other)) => {
+                self.problem(
+                    span,
+                    &field(i, "ip_protocol"),
+                    format!("{other:?}: expected ip4, ip6 or any"),
+                );
+                IpProtocol::Any
+            }
+        };
+        let resolve_all = match t.resolve.as_ref().map(|s| (s, s.value.as_str())) {
+            None | Some((_, "first")) => false,
+            Some((_, "all")) => true,
+            Some((span, other)) => {
+                self.problem(
+                    span,
+                    &field(i, "resolve"),
+                    format!("{other:?}: expected first or all"),
+                );
+                false
+            }
+        };
+        (ip_protocol, resolve_all)
+    }
+
+    /// The STARTTLS protocol of a target, which only TLS probes can have.
+    fn starttls(&mut self, i: usize, t: &RawTarget, kind: ProbeKind) -> Option<StartTls> {
+        let starttls = t.starttls.as_ref().and_then(|span| {
+            let found = StartTls::ALL.into_iter().find(|p| p.as_str() == span.value);
+            if found.is_none() {
+                let names: Vec<&str> = StartTls::ALL.iter().map(|p| p.as_str()).collect();
+                self.problem(
+                    span,
+                    &field(i, "starttls"),
+                    format!("{:?}: expected one of {}", span.value, names.join(", ")),
+                );
+            }
+            found
+        });
+        if let (Some(span), ProbeKind::HttpRedirect) = (&t.starttls, kind) {
+            self.problem(
+                span,
+                &field(i, "starttls"),
+                "does not apply to probe: http_redirect",
+            );
+        }
+        starttls
+    }
+
+    /// The HTTP request of a target: `http:` as written, with defaults for `host` (the address's
+    /// host, with the port unless it is the scheme's default) and `path` (`/`). Redirect checks
+    /// always have one.
+    fn http_check(
+        &mut self,
+        i: usize,
+        t: &RawTarget,
+        kind: ProbeKind,
+        address: Option<&(String, u16)>,
+    ) -> Option<HttpCheck> {
+        if t.http.is_none() && kind == ProbeKind::Tls {
+            return None;
+        }
+        let raw = t.http.as_ref();
+        let default_port = if kind == ProbeKind::HttpRedirect {
+            80
+        } else {
+            443
+        };
+        let host = match (raw.and_then(|h| h.host.as_ref()), address) {
+            (Some(h), _) if h.value.is_empty() || h.value.contains(['/', ' ']) => {
+                let msg = format!("{:?} is not a host[:port]", h.value);
+                self.problem(h, &field(i, "http.host"), msg);
+                return None;
+            }
+            (Some(h), _) => h.value.clone(),
+            (None, Some((host, port))) => {
+                let host = if host.contains(':') {
+                    format!("[{host}]")
+                } else {
+                    host.clone()
+                };
+                if *port == default_port {
+                    host
+                } else {
+                    format!("{host}:{port}")
+                }
+            }
+            (None, None) => return None,
+        };
+        let path = match raw.and_then(|h| h.path.as_ref()) {
+            Some(p) if !p.value.starts_with('/') => {
+                let msg = format!("{:?} must start with /", p.value);
+                self.problem(p, &field(i, "http.path"), msg);
+                return None;
+            }
+            Some(p) => p.value.clone(),
+            None => "/".to_string(),
+        };
+        Some(HttpCheck { host, path })
+    }
+}
