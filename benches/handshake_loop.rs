@@ -17,6 +17,7 @@
 // Until Cargo.toml declares this bench with `harness = false`, cargo compiles it under libtest,
 // which never calls `main`.
 #![cfg_attr(test, allow(dead_code))]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::net::SocketAddr;
 use std::process::ExitCode;

@@ -334,7 +334,9 @@ impl Entry {
         self.probes_total += outcomes.len() as u64;
         for a in &outcomes {
             if let Some(r) = a.outcome.reason() {
-                self.failures_total[r.index()] += 1;
+                if let Some(n) = self.failures_total.get_mut(r.index()) {
+                    *n += 1;
+                }
             }
         }
         self.history.push(&outcomes);

@@ -170,7 +170,11 @@ fn targets(e: &mut Encoder, entries: &[Entry], now: SystemTime) {
     e.family(&PROBE_FAILURES_TOTAL);
     for l in &labeled {
         for reason in FailureReason::ALL {
-            let n = l.en.failures_total[reason.index()];
+            let n =
+                l.en.failures_total
+                    .get(reason.index())
+                    .copied()
+                    .unwrap_or(0);
             if n > 0 {
                 e.sample(
                     &PROBE_FAILURES_TOTAL,
@@ -461,7 +465,7 @@ fn depth_label(cache: &mut Vec<String>, depth: usize) -> &str {
     while cache.len() <= depth {
         cache.push(cache.len().to_string());
     }
-    cache[depth].as_str()
+    cache.get(depth).map_or("", String::as_str)
 }
 
 #[cfg(test)]

@@ -18,14 +18,14 @@ use crate::state::{Entry, Probed};
 use crate::verdict::FailureReason;
 
 /// Rows the page shows unless `?limit=` asks otherwise (`limit=all`: every row).
-pub const DEFAULT_ROWS: usize = 500;
+pub(crate) const DEFAULT_ROWS: usize = 500;
 /// Seconds between refreshes of the page's live part.
-pub const REFRESH_SECS: u32 = 30;
+pub(crate) const REFRESH_SECS: u32 = 30;
 
 /// The fleet page's query parameters; every one is optional and an empty one is unset.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(default)]
-pub struct FleetQuery {
+pub(crate) struct FleetQuery {
     /// Part of a target's name or address, any case.
     pub name: String,
     /// `key=value`: the target has label `key` with exactly that value; `key`: it has the
@@ -47,7 +47,7 @@ pub struct FleetQuery {
 }
 
 /// The page for the `entries` of a snapshot, at `now` (unix seconds).
-pub fn render(entries: &[Entry], q: &FleetQuery, now: i64) -> String {
+pub(crate) fn render(entries: &[Entry], q: &FleetQuery, now: i64) -> String {
     let mut rows: Vec<Row<'_>> = Vec::with_capacity(entries.len());
     for en in entries {
         Row::push_all(&mut rows, en, now);

@@ -17,17 +17,17 @@ mod fixtures;
 
 use std::time::SystemTime;
 
-pub use fleet::FleetQuery;
+pub(crate) use fleet::FleetQuery;
 
 use crate::state::State;
 
 /// The fleet page at `now`.
-pub fn fleet_page(state: &State, q: &FleetQuery, now: SystemTime) -> String {
+pub(crate) fn fleet_page(state: &State, q: &FleetQuery, now: SystemTime) -> String {
     fleet::render(&state.snapshot(), q, dates::unix(now))
 }
 
 /// The page of the target named `name` at `now`, or `Err` with a page saying there is none.
-pub fn target_page(
+pub(crate) fn target_page(
     state: &State,
     name: &str,
     now: SystemTime,

@@ -22,7 +22,7 @@ use crate::verdict::FailureReason;
 const REFRESH_SECS: u32 = 30;
 
 /// The page of one target's entry, at `now` (unix seconds).
-pub fn render(en: &Entry, now: i64, debug: bool) -> String {
+pub(crate) fn render(en: &Entry, now: i64, debug: bool) -> String {
     let t = &en.target;
     let scripts = Scripts {
         refresh_secs: REFRESH_SECS,
@@ -56,7 +56,7 @@ pub fn render(en: &Entry, now: i64, debug: bool) -> String {
 }
 
 /// The page for a name that is not a configured target.
-pub fn not_found(name: &str) -> String {
+pub(crate) fn not_found(name: &str) -> String {
     let scripts = Scripts {
         refresh_secs: 0,
         debug: false,

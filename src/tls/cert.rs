@@ -179,7 +179,7 @@ fn rsa_modulus_bits(spk: &[u8]) -> usize {
         return 0;
     };
     let significant: &[u8] = match bytes.iter().position(|b| *b != 0) {
-        Some(first) => &bytes[first..],
+        Some(first) => bytes.get(first..).unwrap_or_default(),
         None => return 0,
     };
     match significant.first() {

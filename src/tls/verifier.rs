@@ -116,7 +116,9 @@ pub(crate) fn client_config(client_key: Option<Arc<CertifiedKey>>) -> Arc<Client
     let algs = provider.signature_verification_algorithms;
     let mut config = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .expect("aws-lc-rs provider supports TLS 1.2 and 1.3")
+        // The invariant: aws-lc-rs implements both versions; a provider without them would be a
+        // build mistake caught by every test, never input.
+        .unwrap_or_else(|e| unreachable!("aws-lc-rs provider supports TLS 1.2 and 1.3: {e}"))
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(RecordingVerifier { algs }))
         .with_client_cert_resolver(Arc::new(ClientAuth { key: client_key }));

@@ -1,5 +1,13 @@
 //! The one integration test binary: real TLS peers on loopback, the real exporter binary.
 
+// A panic in a test or its harness is a failed test: the product-code lints do not apply here.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    unreachable_pub
+)]
+
 mod support;
 
 mod addresses;

@@ -88,7 +88,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
             )));
         }
         let mut chunk = [0u8; 4096];
-        let n = self.io.read(&mut chunk[..room]).await?;
+        let n = self
+            .io
+            .read(chunk.get_mut(..room).unwrap_or_default())
+            .await?;
         if n == 0 {
             return Err(UpgradeError::Io(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -99,7 +102,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
             )));
         }
         self.read_total += n;
-        self.buf.extend_from_slice(&chunk[..n]);
+        self.buf
+            .extend_from_slice(chunk.get(..n).unwrap_or_default());
         Ok(())
     }
 
@@ -108,6 +112,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
         while self.buf.len() < n {
             self.fill().await?;
         }
+        // `buf` holds at least `n` bytes now.
         Ok(self.buf.drain(..n).collect())
     }
 
@@ -122,7 +127,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<'_, S> {
     pub(super) async fn line(&mut self) -> Result<String, UpgradeError> {
         let mut scanned = 0;
         loop {
-            if let Some(i) = self.buf[scanned..].iter().position(|&b| b == b'\n') {
+            let unscanned = self.buf.get(scanned..).unwrap_or_default();
+            if let Some(i) = unscanned.iter().position(|&b| b == b'\n') {
                 let end = scanned + i;
                 let line: Vec<u8> = self.buf.drain(..=end).collect();
                 let line = line.strip_suffix(b"\n").unwrap_or(&line);

@@ -86,7 +86,8 @@ impl LdapResponse {
 fn ber_split(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, b) = b.split_first()?;
     let (len, b) = ber_length(b)?;
-    (b.len() >= len).then(|| (tag, &b[..len], &b[len..]))
+    let (value, rest) = b.split_at_checked(len)?;
+    Some((tag, value, rest))
 }
 
 /// A BER definite length (short form, or long form of up to 4 bytes) and what follows it.
@@ -96,18 +97,19 @@ fn ber_length(b: &[u8]) -> Option<(usize, &[u8])> {
         return Some((usize::from(first), rest));
     }
     let n = usize::from(first & 0x7f);
-    if n == 0 || n > 4 || rest.len() < n {
+    if n == 0 || n > 4 {
         return None;
     }
-    let len = rest[..n]
+    let (digits, rest) = rest.split_at_checked(n)?;
+    let len = digits
         .iter()
         .fold(0usize, |acc, &x| (acc << 8) | usize::from(x));
-    Some((len, &rest[n..]))
+    Some((len, rest))
 }
 
 /// A small non-negative BER INTEGER / ENUMERATED.
 fn ber_uint(b: &[u8]) -> Option<u64> {
-    if b.is_empty() || b.len() > 8 || b[0] & 0x80 != 0 {
+    if b.len() > 8 || b.first().is_none_or(|first| first & 0x80 != 0) {
         return None;
     }
     Some(b.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
