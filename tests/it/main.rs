@@ -12,6 +12,7 @@ mod http;
 mod legacy;
 mod lifecycle;
 mod ocsp;
+mod probe_formats;
 mod prometheus;
 mod scale;
 mod starttls;
