@@ -186,7 +186,7 @@ fn probe_target(
     if !adhoc {
         return Err((
             StatusCode::FORBIDDEN,
-            format!("{text} is not a configured target; ad-hoc probes are off (--web.enable-adhoc-probes)"),
+            format!("{text:?} is not a configured target; ad-hoc probes are off (--web.enable-adhoc-probes)"),
         ));
     }
     config
