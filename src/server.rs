@@ -1,9 +1,10 @@
 //! HTTP endpoints: `/metrics`, the status pages `/` and `/target/NAME` (rendered by `status`),
-//! `/-/healthy`, `/-/ready`, `POST /-/reload`, `/probe`.
+//! `/-/healthy`, `/-/ready`, `POST /-/reload`, and `/probe` (on-demand probes in our format or
+//! blackbox_exporter's or ssl_exporter's).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::extract::{Path, Query, State as AxumState};
 use axum::http::{header, StatusCode};
@@ -12,10 +13,14 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 
+use crate::config::{endpoint, Config, Target};
+use crate::metrics::{Format, OnDemand};
+use crate::probe::outcome::{AddressOutcome, Phases, ProbeOutcome};
 use crate::probe::Check;
 use crate::reload::Reloader;
 use crate::state::State;
 use crate::status;
+use crate::verdict::{Failure, FailureReason};
 
 /// What the handlers share.
 pub struct App {
@@ -87,49 +92,71 @@ impl http_body::Body for Chunks {
     }
 }
 
-/// `?target=host:port[&server_name=name]`.
+/// `?target=T[&module=M][&format=F][&server_name=S]`.
 #[derive(Debug, Deserialize)]
 struct ProbeQuery {
     target: Option<String>,
+    module: Option<String>,
+    format: Option<String>,
     server_name: Option<String>,
 }
 
-/// On-demand probe of one endpoint: the per-target families for it alone. Configured targets
-/// are probed with their settings; others only with `--web.enable-adhoc-probes`, with the
-/// global settings. Bounded by the same concurrency limit and timeout as scheduled probes.
+/// On-demand probe of one endpoint, answered in `format` (ours by default). The target is a
+/// configured target's name or address, or an endpoint form (`host:port`, a URL; see
+/// `config::endpoint`) probed with a configured target's settings when one matches, else —
+/// only with `--web.enable-adhoc-probes` — with the global settings. Bounded by the same
+/// concurrency limit and timeout as scheduled probes.
 async fn probe(AxumState(app): AxumState<Arc<App>>, Query(q): Query<ProbeQuery>) -> Response {
-    let Some(address) = q.target.filter(|t| !t.is_empty()) else {
-        return (StatusCode::BAD_REQUEST, "missing ?target=host:port\n").into_response();
+    let format = match q.format.as_deref().filter(|f| !f.is_empty()) {
+        None => Format::TlsExporter,
+        Some(name) => match Format::from_name(name) {
+            Some(f) => f,
+            None => {
+                let known: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+                let msg = format!("unknown format {name:?}; expected {}", known.join(", "));
+                return refuse(StatusCode::BAD_REQUEST, &msg);
+            }
+        },
+    };
+    if let Some(module) = q.module.as_deref().filter(|m| !m.is_empty()) {
+        // Modules (named probe settings in the config) are looked up here once the config has
+        // them; until then every module name is unknown.
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            &format!("unknown module {module:?}"),
+        );
+    }
+    let Some(text) = q.target.filter(|t| !t.is_empty()) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "missing ?target= (host:port, a URL such as https://host/path, or a configured target's name)",
+        );
     };
     let config = app.reloader.config();
-    let target = match config.find(&address, q.server_name.as_deref()) {
-        Some(t) => t,
-        None if app.adhoc_probes => match config.adhoc_target(&address, q.server_name.as_deref()) {
-            Ok(t) => Arc::new(t),
-            Err(m) => return (StatusCode::BAD_REQUEST, format!("{m}\n")).into_response(),
-        },
-        None => {
-            let msg = format!(
-                "{address} is not a configured target; ad-hoc probes are off (--web.enable-adhoc-probes)\n"
-            );
-            return (StatusCode::FORBIDDEN, msg).into_response();
-        }
+    let target = match probe_target(&config, &text, q.server_name.as_deref(), app.adhoc_probes) {
+        Ok(t) => t,
+        Err((status, msg)) => return refuse(status, &msg),
     };
     // Waiting for a slot is bounded by the target's timeout as well.
     let Ok(Some(_permit)) = tokio::time::timeout(target.timeout, app.reloader.permit()).await
     else {
         let msg = format!(
-            "no probe slot free within {:?} (concurrency limit)\n",
-            target.timeout
+            "no probe slot free within {} (concurrency limit)",
+            crate::config::format_duration(target.timeout)
         );
-        return (StatusCode::SERVICE_UNAVAILABLE, msg).into_response();
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, &msg);
     };
-    // The same contract as scheduled probes: every address for `resolve: all`.
-    let outcomes = crate::probe::run(&target, Check::Probe).await;
-    let one = State::default();
-    one.set_targets(std::slice::from_ref(&target));
-    one.record(&target, Check::Probe, outcomes);
-    let body = crate::metrics::render_targets(&one, SystemTime::now());
+    let body = match format {
+        Format::TlsExporter => {
+            // The same contract as scheduled probes: every address for `resolve: all`.
+            let outcomes = crate::probe::run(&target, Check::Probe).await;
+            let one = State::default();
+            one.set_targets(std::slice::from_ref(&target));
+            one.record(&target, Check::Probe, outcomes);
+            crate::metrics::render_targets(&one, SystemTime::now())
+        }
+        Format::Blackbox | Format::SslExporter => on_demand(format, target).await,
+    };
     (
         [(
             header::CONTENT_TYPE,
@@ -138,6 +165,100 @@ async fn probe(AxumState(app): AxumState<Arc<App>>, Query(q): Query<ProbeQuery>)
         body,
     )
         .into_response()
+}
+
+/// The target `/probe?target=text` means: a configured target by name or address; else the
+/// endpoint form it parses as, probed with the configured target for that endpoint or as an
+/// ad-hoc target. Refusals carry their status and a one-line reason.
+fn probe_target(
+    config: &Config,
+    text: &str,
+    server_name: Option<&str>,
+    adhoc: bool,
+) -> Result<Arc<Target>, (StatusCode, String)> {
+    if let Some(t) = config.find(text, server_name) {
+        return Ok(t);
+    }
+    let endpoint = endpoint::parse(text).map_err(|m| (StatusCode::BAD_REQUEST, m))?;
+    if text.contains("://") {
+        if let Some(t) = config.find_endpoint(&endpoint, server_name) {
+            return Ok(t);
+        }
+    }
+    if !adhoc {
+        return Err((
+            StatusCode::FORBIDDEN,
+            format!("{text:?} is not a configured target; ad-hoc probes are off (--web.enable-adhoc-probes)"),
+        ));
+    }
+    config
+        .adhoc_endpoint(text, &endpoint, server_name)
+        .map(Arc::new)
+        .map_err(|m| (StatusCode::BAD_REQUEST, m))
+}
+
+/// One probe in a compatible format. Like blackbox_exporter, the blackbox format probes one
+/// address: the handler resolves the name (timed, as `probe_dns_lookup_time_seconds`) and
+/// pins the probe to the first address in the target's preferred order. Other targets probe
+/// as scheduled ones do; a `resolve: all` target reports its first address.
+async fn on_demand(format: Format, target: Arc<Target>) -> String {
+    let start = tokio::time::Instant::now();
+    let (outcome, ip, resolve) = if format == Format::Blackbox {
+        let resolved = crate::probe::resolve(&target, start + target.timeout).await;
+        let resolve = start.elapsed();
+        match resolved.map(|addrs| addrs.first().map(|a| a.ip())) {
+            Ok(Some(ip)) => {
+                let pinned = Arc::new(target.pinned(ip, target.timeout.saturating_sub(resolve)));
+                (
+                    first(crate::probe::run(&pinned, Check::Probe).await),
+                    Some(ip),
+                    resolve,
+                )
+            }
+            Ok(None) => {
+                let f = Failure::new(FailureReason::DnsError, "the name resolved to no address");
+                (unresolved(f, resolve), None, resolve)
+            }
+            Err(f) => (unresolved(f, resolve), None, resolve),
+        }
+    } else {
+        let outcome = first(crate::probe::run(&target, Check::Probe).await);
+        let resolve = outcome.phases.resolve.unwrap_or_default();
+        (outcome, None, resolve)
+    };
+    let probe = OnDemand {
+        target: &target,
+        outcome: &outcome,
+        ip,
+        resolve,
+        duration: start.elapsed(),
+    };
+    crate::metrics::render_on_demand(format, &probe)
+}
+
+/// The first address's outcome (`probe::run` always returns at least one).
+fn first(outcomes: Vec<AddressOutcome>) -> Arc<ProbeOutcome> {
+    outcomes.into_iter().next().map_or_else(
+        || {
+            let f = Failure::new(FailureReason::Other, "the probe reported no outcome");
+            Arc::new(ProbeOutcome::failed(f, Phases::default(), Duration::ZERO))
+        },
+        |a| a.outcome,
+    )
+}
+
+/// The outcome of a probe whose name did not resolve.
+fn unresolved(failure: Failure, took: Duration) -> Arc<ProbeOutcome> {
+    let phases = Phases {
+        resolve: Some(took),
+        ..Phases::default()
+    };
+    Arc::new(ProbeOutcome::failed(failure, phases, took))
+}
+
+/// A refusal: `status` with a one-line reason.
+fn refuse(status: StatusCode, reason: &str) -> Response {
+    (status, format!("{reason}\n")).into_response()
 }
 
 async fn ready(AxumState(app): AxumState<Arc<App>>) -> Response {
@@ -288,5 +409,54 @@ mod tests {
             body.contains("No target named <span class=\"mono\">&lt;b&gt;/x</span>"),
             "{body}"
         );
+    }
+
+    #[tokio::test]
+    async fn probe_refusals_are_one_line_reasons() {
+        for (uri, status, says) in [
+            (
+                "/probe?target=a:1&format=json",
+                StatusCode::BAD_REQUEST,
+                "unknown format \"json\"; expected tls_exporter, blackbox, ssl_exporter",
+            ),
+            (
+                "/probe?target=a:1&module=tcp_tls",
+                StatusCode::BAD_REQUEST,
+                "unknown module \"tcp_tls\"",
+            ),
+            (
+                "/probe?target=http://a/",
+                StatusCode::BAD_REQUEST,
+                "unsupported scheme \"http\"",
+            ),
+            (
+                "/probe?target=a",
+                StatusCode::BAD_REQUEST,
+                "expected host:port",
+            ),
+            ("/probe", StatusCode::BAD_REQUEST, "missing ?target="),
+            (
+                "/probe?target=smtps://127.0.0.1:1",
+                StatusCode::FORBIDDEN,
+                "ad-hoc probes are off",
+            ),
+        ] {
+            let (got, _, body) = call(app().await, "GET", uri).await;
+            assert_eq!(got, status, "{uri}: {body}");
+            assert!(body.contains(says), "{uri}: {body}");
+            assert_eq!(body.lines().count(), 1, "{uri}: {body}");
+        }
+    }
+
+    #[tokio::test]
+    async fn empty_module_and_format_mean_the_defaults() {
+        let (status, _, body) = call(
+            app().await,
+            "GET",
+            "/probe?target=127.0.0.1:1&module=&format=",
+        )
+        .await;
+        // Past the module and format checks: refused only as an unconfigured target.
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     }
 }

@@ -562,6 +562,7 @@ mod tests {
             serial: "01:02".to_string(),
             fingerprint_sha256: "ab".repeat(32),
             dns_names: format!("{cn},127.0.0.1"),
+            emails: Vec::new(),
             key: "RSA 2048".to_string(),
             rsa_bits: Some(2048),
             signature_algorithm: "sha256WithRSAEncryption".to_string(),
@@ -597,6 +598,7 @@ mod tests {
             sent: 3,
             problem: Some(Failure::new(FailureReason::Expired, "expired")),
             path_expiry: None,
+            path: Vec::new(),
             order_valid: false,
             incomplete: true,
         }));
@@ -605,6 +607,7 @@ mod tests {
             status: CertStatus::Revoked { at: 4_000 },
             this_update: 3_000,
             next_update: None,
+            produced_at: 0,
         }));
         o.ocsp_checked = true;
         o.http = Some(Ok(HttpFacts {

@@ -9,8 +9,10 @@
 //! re-checks. TLS objects (trust anchors, client keys, rustls configs) are built here, once per
 //! config.
 
+mod adhoc;
 mod convert;
 mod duration;
+pub mod endpoint;
 mod error;
 mod identity;
 mod labels;
@@ -84,49 +86,10 @@ impl Config {
             .cloned()
     }
 
-    /// A target for an endpoint that is not configured, with the global settings.
+    /// A target for an endpoint that is not configured (`host:port` or a URL, see
+    /// `endpoint`), with the global settings.
     pub fn adhoc_target(&self, address: &str, server_name: Option<&str>) -> Result<Target, String> {
-        let (host, port) = parse_address(address)?;
-        let name_text = server_name.unwrap_or(&host).to_string();
-        let server_name = ServerName::try_from(name_text.clone())
-            .map_err(|_| format!("{name_text:?} is not a valid DNS name or IP address"))?;
-        let a = &self.adhoc;
-        Ok(Target {
-            name: address.to_string(),
-            address: address.to_string(),
-            host,
-            port,
-            server_name: server_name.clone(),
-            interval: a.interval,
-            timeout: a.timeout,
-            labels: Vec::new(),
-            kind: ProbeKind::Tls,
-            ip_protocol: IpProtocol::Any,
-            resolve_all: false,
-            starttls: None,
-            http: None,
-            scan_interval: None,
-            roots: a.roots.clone(),
-            client_config: a.client_config.clone(),
-            client_cert_not_after: None,
-            spec: Spec {
-                name: address.to_string(),
-                address: address.to_string(),
-                server_name: name_text,
-                interval: a.interval,
-                timeout: a.timeout,
-                labels: Vec::new(),
-                ip_protocol: IpProtocol::Any,
-                resolve_all: false,
-                kind: ProbeKind::Tls,
-                starttls: None,
-                http: None,
-                scan_interval: None,
-                ca: None,
-                client_cert: None,
-                client_key: None,
-            },
-        })
+        self.adhoc_endpoint(address, &endpoint::parse(address)?, server_name)
     }
 }
 

@@ -497,6 +497,7 @@ mod tests {
             serial: "01".to_string(),
             fingerprint_sha256: "ab".to_string(),
             dns_names: cn.to_string(),
+            emails: Vec::new(),
             key: "ECDSA P-256".to_string(),
             rsa_bits: None,
             signature_algorithm: "ecdsa-with-SHA256".to_string(),
@@ -521,6 +522,7 @@ mod tests {
             sent: 1,
             problem: None,
             path_expiry: Some(not_after),
+            path: Vec::new(),
             order_valid: true,
             incomplete: false,
         }));

@@ -1,17 +1,86 @@
-//! Every metric name, HELP text and type, and the text-format encoder that writes them.
+//! Every metric name, HELP text and type of our own format, the output formats `/probe` can
+//! answer in, and the text-format encoder that writes them.
 //!
 //! We write the Prometheus text format (0.0.4) directly from the state snapshot at scrape time:
 //! no registry, no label-set objects rebuilt per scrape, no sample timestamps. (prometheus-client
 //! only encodes OpenMetrics, whose `_total`/`info` conventions `promtool check metrics` rejects.)
+//! The blackbox_exporter and ssl_exporter formats keep their families (their names, labels and
+//! meanings) in `blackbox.rs` and `ssl_exporter.rs`; `go_x509.rs` renders certificate facts the
+//! way those Go programs do.
 
+mod blackbox;
 mod collector;
 mod exporter;
+mod go_x509;
+mod ssl_exporter;
+#[cfg(test)]
+mod test_support;
 
 use std::borrow::Cow;
 use std::fmt::Write;
+use std::net::IpAddr;
+use std::time::Duration;
 
 pub use collector::{render, render_targets, render_to};
 pub use exporter::version_string;
+
+use crate::config::Target;
+use crate::probe::outcome::ProbeOutcome;
+
+/// What `/probe` answers in (`&format=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Ours: the per-target families of `/metrics`.
+    TlsExporter,
+    /// blackbox_exporter 0.28's names, labels and meanings for a TLS probe.
+    Blackbox,
+    /// ssl_exporter 2.4's TLS prober names and labels.
+    SslExporter,
+}
+
+impl Format {
+    /// Every format, the default first.
+    pub const ALL: [Format; 3] = [Format::TlsExporter, Format::Blackbox, Format::SslExporter];
+
+    /// The `format=` spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::TlsExporter => "tls_exporter",
+            Format::Blackbox => "blackbox",
+            Format::SslExporter => "ssl_exporter",
+        }
+    }
+
+    /// The format spelled `name`, if any.
+    pub fn from_name(name: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
+/// One on-demand probe as the compatible formats read it: the target, what its first (or
+/// only) address's check found, and the resolution the handler did on their behalf.
+pub struct OnDemand<'a> {
+    pub target: &'a Target,
+    pub outcome: &'a ProbeOutcome,
+    /// The address probed, when the name resolved.
+    pub ip: Option<IpAddr>,
+    /// How long resolving the name took.
+    pub resolve: Duration,
+    /// The whole probe, resolution included.
+    pub duration: Duration,
+}
+
+/// The exposition of one on-demand probe in `format` (not `TlsExporter`, which is the
+/// per-target families of a one-target state: `render_targets`).
+pub fn render_on_demand(format: Format, probe: &OnDemand) -> String {
+    let mut e = Encoder::with_capacity(4096);
+    match format {
+        Format::TlsExporter => {}
+        Format::Blackbox => blackbox::render(&mut e, probe),
+        Format::SslExporter => ssl_exporter::render(&mut e, probe),
+    }
+    e.out
+}
 
 /// A metric family: name, type and HELP.
 pub(crate) struct Family {

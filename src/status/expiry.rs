@@ -132,6 +132,7 @@ mod tests {
             serial: String::new(),
             fingerprint_sha256: String::new(),
             dns_names: String::new(),
+            emails: Vec::new(),
             key: String::new(),
             rsa_bits: None,
             signature_algorithm: String::new(),
@@ -149,6 +150,7 @@ mod tests {
             sent: 2,
             problem: None,
             path_expiry: Some(30 * DAY),
+            path: Vec::new(),
             order_valid: true,
             incomplete: false,
         };

@@ -35,6 +35,7 @@ pub(super) fn cert(cn: &str, not_before: i64, not_after: i64) -> CertFacts {
         serial: "10:00".to_string(),
         fingerprint_sha256: "ab".repeat(32),
         dns_names: format!("{cn},127.0.0.1"),
+        emails: Vec::new(),
         key: "ECDSA P-256".to_string(),
         rsa_bits: None,
         signature_algorithm: "ecdsa-with-SHA256".to_string(),
@@ -64,6 +65,7 @@ pub(super) fn healthy(cn: &str, not_before: i64, not_after: i64) -> ProbeOutcome
         sent: 1,
         problem: None,
         path_expiry: Some(not_after),
+        path: Vec::new(),
         order_valid: true,
         incomplete: false,
     }));

@@ -577,6 +577,7 @@ mod tests {
             sent: 3,
             problem: None,
             path_expiry: Some(NOW + DAY),
+            path: Vec::new(),
             order_valid: false,
             incomplete: true,
         }));
@@ -613,6 +614,7 @@ mod tests {
         o.ocsp = Some(Ok(Stapled {
             status: CertStatus::Revoked { at: NOW - DAY },
             this_update: NOW - 3600,
+            produced_at: 0,
             next_update: Some(NOW + 2 * DAY),
         }));
         o.http = Some(Ok(HttpFacts {

@@ -13,8 +13,9 @@ use x509_parser::oid_registry::{
 };
 use x509_parser::prelude::FromDer;
 
-/// What we report about one certificate. Stored (serde) without the DER names, which
-/// `compact` drops once the chain is judged anyway.
+/// What we report about one certificate. Stored (serde) without the DER names: they serve the
+/// chain checks and the other exporters' name formats on a fresh `/probe`, never a restored
+/// outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CertFacts {
     pub not_before: i64,
@@ -27,6 +28,9 @@ pub struct CertFacts {
     pub fingerprint_sha256: String,
     /// Comma-joined DNS and IP SANs.
     pub dns_names: String,
+    /// E-mail (rfc822Name) SANs, in certificate order.
+    #[serde(default)]
+    pub emails: Vec<String>,
     /// `RSA 2048`, `ECDSA P-256`, `Ed25519`, …
     pub key: String,
     /// RSA modulus size in bits, for the weak-key policy.
@@ -37,7 +41,8 @@ pub struct CertFacts {
     pub weak_signature: bool,
     /// Subject equals issuer.
     pub self_issued: bool,
-    /// DER of the subject and issuer Names, for chain-order checks.
+    /// DER of the subject and issuer Names: for chain-order checks, and for output formats that
+    /// render a Name their own way (Go's `pkix.Name`, see `metrics::go_x509`).
     #[serde(skip)]
     pub subject_der: Vec<u8>,
     #[serde(skip)]
@@ -45,11 +50,13 @@ pub struct CertFacts {
 }
 
 impl CertFacts {
-    /// Drops the DER names once the chain checks are done: a fleet keeps one of these per
-    /// certificate per target, and the names are only needed while judging.
+    /// Trims spare capacity once the chain checks are done: a fleet keeps one of these per
+    /// certificate per target. (The DER names stay: a few dozen bytes each, and the only
+    /// complete record of a Name's attributes.)
     pub fn compact(&mut self) {
-        self.subject_der = Vec::new();
-        self.issuer_der = Vec::new();
+        self.subject_der.shrink_to_fit();
+        self.issuer_der.shrink_to_fit();
+        self.emails.shrink_to_fit();
         for s in [
             &mut self.cn,
             &mut self.subject,
@@ -87,6 +94,7 @@ pub fn parse(der: &[u8]) -> Result<CertFacts, MalformedCert> {
         serial: cert.raw_serial_as_string(),
         fingerprint_sha256: hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der).as_ref()),
         dns_names: san_names(&cert),
+        emails: san_emails(&cert),
         key,
         rsa_bits,
         signature_algorithm: signature_name(sig_oid),
@@ -203,6 +211,20 @@ fn san_names(cert: &X509Certificate) -> String {
         })
         .collect();
     names.join(",")
+}
+
+fn san_emails(cert: &X509Certificate) -> Vec<String> {
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            GeneralName::RFC822Name(e) => Some((*e).to_string()),
+            _ => None,
+        })
+        .collect()
 }
 
 fn ip_string(raw: &[u8]) -> Option<String> {

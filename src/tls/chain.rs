@@ -23,6 +23,11 @@ pub struct Chain {
     pub problem: Option<Failure>,
     /// Earliest not-after along the verified path (unix seconds), only for a valid chain.
     pub path_expiry: Option<i64>,
+    /// The verified path, leaf first: the certificates sent that it uses, then the trust anchor
+    /// when we have its certificate (a `ca_file`; webpki-roots carry none). Empty unless the
+    /// chain is valid. Not stored: only a fresh `/probe` renders it (`metrics::ssl_exporter`).
+    #[serde(skip)]
+    pub path: Vec<Arc<CertFacts>>,
     /// Each certificate sent is issued by the one after it.
     pub order_valid: bool,
     /// The issuer of the last certificate sent is neither among those sent nor a trust anchor:

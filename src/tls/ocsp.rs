@@ -68,6 +68,10 @@ pub struct Stapled {
     pub this_update: i64,
     /// Absent when the responder promises no schedule (RFC 6960 §4.2.2.1).
     pub next_update: Option<i64>,
+    /// When the responder signed the response (`producedAt`); 0 in state files written before
+    /// it was recorded.
+    #[serde(default)]
+    pub produced_at: i64,
 }
 
 impl Stapled {
@@ -207,6 +211,7 @@ pub fn check(
         status: single.status,
         this_update: single.this_update,
         next_update: single.next_update,
+        produced_at: basic.produced_at,
     })
 }
 
@@ -217,6 +222,7 @@ pub fn check(
 struct Basic<'a> {
     /// The DER of tbsResponseData, header included: what the signature covers.
     tbs: &'a [u8],
+    produced_at: i64,
     responses: Vec<Single<'a>>,
     signature_algorithm: Algorithm<'a>,
     signature: &'a [u8],
@@ -297,7 +303,7 @@ fn parse_basic(der: &[u8]) -> Result<Basic<'_>, OcspError> {
     outer.end("BasicOCSPResponse")?;
     let (tbs, tbs_raw) = basic.next("tbsResponseData")?;
     expect_universal(&tbs, Tag::Sequence, "tbsResponseData")?;
-    let responses = parse_response_data(tbs.data)?;
+    let (produced_at, responses) = parse_response_data(tbs.data)?;
     let signature_algorithm = basic.algorithm("signatureAlgorithm")?;
     let signature = match basic.universal(Tag::BitString, "signature")? {
         [0, signature @ ..] => signature,
@@ -314,6 +320,7 @@ fn parse_basic(der: &[u8]) -> Result<Basic<'_>, OcspError> {
     }
     Ok(Basic {
         tbs: tbs_raw,
+        produced_at,
         responses,
         signature_algorithm,
         signature,
@@ -322,7 +329,7 @@ fn parse_basic(der: &[u8]) -> Result<Basic<'_>, OcspError> {
 }
 
 /// ResponseData: version, responderID, producedAt, responses (extensions ignored).
-fn parse_response_data(content: &[u8]) -> Result<Vec<Single<'_>>, OcspError> {
+fn parse_response_data(content: &[u8]) -> Result<(i64, Vec<Single<'_>>), OcspError> {
     let mut data = Reader::new(content);
     if let Some(mut version) = data.explicit(0, "version")? {
         if version.universal(Tag::Integer, "version")? != [0] {
@@ -334,13 +341,13 @@ fn parse_response_data(content: &[u8]) -> Result<Vec<Single<'_>>, OcspError> {
     if responder.class() != Class::ContextSpecific || !matches!(responder.tag().0, 1 | 2) {
         return Err(malformed("responderID is neither byName nor byKey"));
     }
-    data.time("producedAt")?;
+    let produced_at = data.time("producedAt")?;
     let mut list = data.sequence("responses")?;
     let mut responses = Vec::new();
     while !list.is_empty() {
         responses.push(parse_single(list.sequence("SingleResponse")?)?);
     }
-    Ok(responses)
+    Ok((produced_at, responses))
 }
 
 /// SingleResponse: certID, certStatus, thisUpdate, nextUpdate (extensions ignored).
@@ -1323,6 +1330,7 @@ mod tests {
             status: CertStatus::Good,
             this_update: 1_000_000,
             next_update: Some(1_086_400),
+            produced_at: 1_000_000,
         };
         assert!(stapled.is_current(1_000_000));
         assert!(stapled.is_current(1_000_000 - MAX_CLOCK_SKEW_SECS));

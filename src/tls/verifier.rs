@@ -71,8 +71,8 @@ fn record(f: impl FnOnce(&mut Recorder)) {
 #[derive(Debug)]
 pub struct Roots {
     anchors: Vec<TrustAnchor<'static>>,
-    /// not-after of each anchor when we have its certificate (ca_file), by index.
-    not_after: Vec<Option<i64>>,
+    /// Facts of each anchor when we have its certificate (ca_file), by index.
+    certs: Vec<Option<Arc<CertFacts>>>,
 }
 
 impl Roots {
@@ -84,14 +84,14 @@ impl Roots {
     /// The Mozilla roots shipped in webpki-roots.
     pub fn webpki() -> Self {
         let anchors = webpki_roots::TLS_SERVER_ROOTS.to_vec();
-        let not_after = vec![None; anchors.len()];
-        Roots { anchors, not_after }
+        let certs = vec![None; anchors.len()];
+        Roots { anchors, certs }
     }
 
     /// Anchors from trusted certificates (a `ca_file`).
     pub fn from_certs(certs: &[CertificateDer<'_>]) -> Result<Self, String> {
         let mut anchors = Vec::with_capacity(certs.len());
-        let mut not_after = Vec::with_capacity(certs.len());
+        let mut facts = Vec::with_capacity(certs.len());
         for (i, der) in certs.iter().enumerate() {
             let anchor = webpki::anchor_from_trusted_cert(der).map_err(|e| {
                 format!(
@@ -101,12 +101,18 @@ impl Roots {
                 )
             })?;
             anchors.push(anchor.to_owned());
-            not_after.push(cert::parse(der).ok().map(|f| f.not_after));
+            facts.push(cert::parse(der).ok().map(|mut f| {
+                f.compact();
+                Arc::new(f)
+            }));
         }
         if anchors.is_empty() {
             return Err("contains no certificates".to_string());
         }
-        Ok(Roots { anchors, not_after })
+        Ok(Roots {
+            anchors,
+            certs: facts,
+        })
     }
 }
 
@@ -244,25 +250,43 @@ pub(crate) fn judge(
     let (order_valid, incomplete) = hygiene(&certs, roots);
     let (depths, mut facts): (Vec<usize>, Vec<CertFacts>) = certs.into_iter().unzip();
     let mut problem = malformed;
-    let mut path_expiry = None;
+    let mut verified = None;
     if problem.is_none() {
         match validate(sent, &facts, roots, server_name, now) {
-            Ok(expiry) => path_expiry = Some(expiry),
+            Ok(path) => verified = Some(path),
             Err(p) => problem = Some(p),
         }
     }
     facts.iter_mut().for_each(CertFacts::compact);
+    let facts: Vec<Arc<CertFacts>> = facts.into_iter().map(Arc::new).collect();
+    let path = verified
+        .as_ref()
+        .map(|v| {
+            // No certificate failed to parse here (else `validate` never ran): a sent
+            // certificate's index is its index in `facts`.
+            let sent_on_path = v.sent.iter().filter_map(|i| facts.get(*i).cloned());
+            let anchor = v.anchor.and_then(|a| roots.certs.get(a).cloned().flatten());
+            sent_on_path.chain(anchor).collect()
+        })
+        .unwrap_or_default();
     Chain {
-        certs: depths
-            .into_iter()
-            .zip(facts.into_iter().map(Arc::new))
-            .collect(),
+        certs: depths.into_iter().zip(facts).collect(),
         sent: sent.len(),
         problem,
-        path_expiry,
+        path_expiry: verified.map(|v| v.expiry),
+        path,
         order_valid,
         incomplete,
     }
+}
+
+/// The path webpki verified: which certificates sent it uses (indices, leaf first), which
+/// anchor it ends at (index into the roots; `None` when the leaf itself is the anchor), and
+/// the earliest not-after along it.
+struct VerifiedPath {
+    sent: Vec<usize>,
+    anchor: Option<usize>,
+    expiry: i64,
 }
 
 /// Chain order (each certificate issued by the next, by Name) and completeness (the last one's
@@ -307,24 +331,28 @@ fn name_contents(der: &[u8]) -> Option<&[u8]> {
     rest.get(skip..)
 }
 
-/// webpki path validation, then hostname, then our policy. Returns the path's earliest expiry.
+/// webpki path validation, then hostname, then our policy. Returns the path verified.
 fn validate(
     sent: &[CertificateDer<'static>],
     facts: &[CertFacts],
     roots: &Roots,
     server_name: &ServerName<'static>,
     now: UnixTime,
-) -> Result<i64, Failure> {
+) -> Result<VerifiedPath, Failure> {
     let (leaf_der, intermediates) = sent
         .split_first()
         .ok_or_else(|| Failure::new(FailureReason::Other, "server sent no certificate"))?;
     let leaf = webpki::EndEntityCert::try_from(leaf_der)
         .map_err(|e| Failure::new(FailureReason::Other, format!("leaf certificate: {e}")))?;
-    let expiry = match pinned_leaf(leaf_der, facts, roots, now) {
+    let path = match pinned_leaf(leaf_der, facts, roots, now) {
         // The leaf itself is a trust anchor (a pinned self-signed certificate): no path to
         // build, only its own dates.
-        Some(dates) => dates.map(|()| facts.first().map_or(i64::MAX, |f| f.not_after))?,
-        None => path_expiry(&leaf, sent, intermediates, facts, roots, now)?,
+        Some(dates) => dates.map(|()| VerifiedPath {
+            sent: vec![0],
+            anchor: None,
+            expiry: facts.first().map_or(i64::MAX, |f| f.not_after),
+        })?,
+        None => verified_path(&leaf, sent, intermediates, facts, roots, now)?,
     };
     leaf.verify_is_valid_for_subject_name(server_name)
         .map_err(|e| {
@@ -339,18 +367,18 @@ fn validate(
             Failure::new(FailureReason::HostnameMismatch, detail)
         })?;
     policy(facts)?;
-    Ok(expiry)
+    Ok(path)
 }
 
-/// webpki path validation against the anchors; the earliest not-after along the path found.
-fn path_expiry(
+/// webpki path validation against the anchors: the path found, with its earliest not-after.
+fn verified_path(
     leaf: &webpki::EndEntityCert<'_>,
     sent: &[CertificateDer<'static>],
     intermediates: &[CertificateDer<'static>],
     facts: &[CertFacts],
     roots: &Roots,
     now: UnixTime,
-) -> Result<i64, Failure> {
+) -> Result<VerifiedPath, Failure> {
     let algs = SIGNATURE_ALGORITHMS.all;
     let path = leaf
         .verify_for_usage(
@@ -364,24 +392,27 @@ fn path_expiry(
         )
         .map_err(|e| classify_path_error(&e, facts, now))?;
     let mut expiry = facts.first().map(|f| f.not_after).unwrap_or(i64::MAX);
+    let mut on_path = vec![0];
     for inter in path.intermediate_certificates() {
         if let Some(pos) = sent.iter().position(|d| d.as_ref() == inter.der().as_ref()) {
+            on_path.push(pos);
             if let Some(f) = facts.get(pos) {
                 expiry = expiry.min(f.not_after);
             }
         }
     }
-    let anchor = path.anchor();
-    if let Some(idx) = roots
-        .anchors
-        .iter()
-        .position(|a| a.subject == anchor.subject)
-    {
-        if let Some(Some(na)) = roots.not_after.get(idx) {
-            expiry = expiry.min(*na);
-        }
+    let found = path.anchor();
+    let anchor = roots.anchors.iter().position(|a| {
+        a.subject == found.subject && a.subject_public_key_info == found.subject_public_key_info
+    });
+    if let Some(Some(f)) = anchor.and_then(|i| roots.certs.get(i)) {
+        expiry = expiry.min(f.not_after);
     }
-    Ok(expiry)
+    Ok(VerifiedPath {
+        sent: on_path,
+        anchor,
+        expiry,
+    })
 }
 
 /// When the leaf is itself one of the trust anchors (same subject and key), its validity

@@ -20,6 +20,7 @@ mod http;
 mod legacy;
 mod lifecycle;
 mod ocsp;
+mod probe_formats;
 mod prometheus;
 mod scale;
 mod starttls;
