@@ -13,6 +13,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::convert::{field, Converter, Defaults};
 use super::raw::RawTarget;
+use super::read::ReadError;
 use crate::tls::verifier::{self, Roots};
 
 /// What a target verifies servers with and presents to them, with the file contents it was
@@ -231,7 +232,12 @@ impl Converter {
             Some(cached) => cached.clone(),
             None => {
                 let read =
-                    std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", span.value));
+                    super::read::read_bounded(&path, super::read::PEM_LIMIT).map_err(|e| match e {
+                        ReadError::Io { source, .. } => {
+                            format!("cannot read {}: {source}", span.value)
+                        }
+                        other => other.to_string(),
+                    });
                 self.files.insert(path, read.clone());
                 read
             }
