@@ -308,6 +308,29 @@ mod tests {
         assert_eq!(e.lines(), vec![e.to_string()]);
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_does_not_wait_for_a_reload_stuck_on_a_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let r = Arc::new(reloader(dir.path()));
+        // The config file's read now hangs until the read deadline, as on a hung filesystem.
+        config::read::pretend_stuck(&r.path);
+        let stuck = tokio::spawn({
+            let r = r.clone();
+            async move { r.reload().await }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let began = std::time::Instant::now();
+        r.shutdown(tokio::time::Instant::now() + Duration::from_secs(1))
+            .await;
+        let answer = tokio::time::timeout(Duration::from_secs(2), stuck)
+            .await
+            .expect("the stuck reload answers once shutdown begins")
+            .expect("reload task");
+        config::read::release(&r.path);
+        assert!(began.elapsed() < Duration::from_secs(3));
+        assert!(matches!(answer, Err(ReloadError::Stopping)), "{answer:?}");
+    }
+
     #[tokio::test]
     async fn invalid_config_on_reload_reports_each_problem() {
         let dir = tempfile::tempdir().expect("temp dir");

@@ -170,7 +170,18 @@ fn claim(path: &Path, deadline: Duration) -> Result<(), ReadError> {
     Ok(())
 }
 
-fn release(path: &Path) {
+/// Marks `path` as being read by a read that never ends (a stand-in for a hung filesystem in
+/// tests); `release` ends it.
+#[cfg(test)]
+pub(crate) fn pretend_stuck(path: &Path) {
+    let (lock, _) = in_flight();
+    lock.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(path.to_path_buf(), Instant::now());
+}
+
+/// Ends the read of `path` (marked by `claim`).
+pub(crate) fn release(path: &Path) {
     let (lock, changed) = in_flight();
     lock.lock().unwrap_or_else(|p| p.into_inner()).remove(path);
     changed.notify_all();
