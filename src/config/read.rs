@@ -54,6 +54,18 @@ pub enum ReadError {
 }
 
 impl ReadError {
+    /// The same error naming the file as `shown` (the path as the config wrote it).
+    pub fn shown_as(mut self, shown: &Path) -> ReadError {
+        match &mut self {
+            ReadError::NotRegular { path, .. }
+            | ReadError::TooLarge { path, .. }
+            | ReadError::TimedOut { path }
+            | ReadError::Stuck { path }
+            | ReadError::Io { path, .. } => *path = shown.to_path_buf(),
+        }
+        self
+    }
+
     /// As an I/O error (for errors that carry one): the original one for `Io`.
     pub fn into_io(self) -> std::io::Error {
         match self {

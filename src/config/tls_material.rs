@@ -13,7 +13,6 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::convert::{field, Converter, Defaults};
 use super::raw::RawTarget;
-use super::read::ReadError;
 use crate::tls::verifier::{self, Roots};
 
 /// What a target verifies servers with and presents to them, with the file contents it was
@@ -231,13 +230,10 @@ impl Converter {
         let result = match self.files.get(&path) {
             Some(cached) => cached.clone(),
             None => {
-                let read =
-                    super::read::read_bounded(&path, super::read::PEM_LIMIT).map_err(|e| match e {
-                        ReadError::Io { source, .. } => {
-                            format!("cannot read {}: {source}", span.value)
-                        }
-                        other => other.to_string(),
-                    });
+                let read = super::read::read_bounded(&path, super::read::PEM_LIMIT).map_err(|e| {
+                    // Named as the config writes it, like every other problem.
+                    e.shown_as(std::path::Path::new(&span.value)).to_string()
+                });
                 self.files.insert(path, read.clone());
                 read
             }
