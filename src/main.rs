@@ -243,14 +243,18 @@ async fn bind(listen: &str) -> std::io::Result<tokio::net::TcpListener> {
     }
 }
 
-/// Handles SIGHUP (reload) until SIGTERM or SIGINT arrives.
-async fn wait_for_signals(reloader: &Reloader) -> std::io::Result<()> {
+/// Handles SIGHUP (reload, on its own task so a slow reload never delays SIGTERM) until SIGTERM
+/// or SIGINT arrives.
+async fn wait_for_signals(reloader: &Arc<Reloader>) -> std::io::Result<()> {
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     loop {
         tokio::select! {
-            _ = hup.recv() => { let _ = reloader.reload().await; }
+            _ = hup.recv() => {
+                let reloader = reloader.clone();
+                tokio::spawn(async move { reloader.reload().await });
+            }
             _ = term.recv() => return Ok(()),
             _ = int.recv() => return Ok(()),
         }

@@ -2,6 +2,10 @@
 //! load, validate, apply; a bad file keeps the last good config running and flips
 //! `tls_exporter_config_last_reload_successful` to 0. A bad target file only costs that file:
 //! its last good content is kept.
+//!
+//! A reload stuck on a file never blocks shutdown or later reloads: shutdown abandons it (its
+//! loader thread ends on its own, reads being bounded by `config::read`), and a later reload
+//! waits at most `RELOAD_WAIT` for it before answering that one is in progress.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -20,6 +24,10 @@ use crate::state::State;
 /// one more line. `--check-config` lists every one.
 pub const REPORTED_PROBLEMS: usize = 1_000;
 
+/// How long a reload waits for one in progress before giving up: longer than one bounded file
+/// read (`config::read::READ_DEADLINE`), so reloads that are merely slow still queue.
+pub const RELOAD_WAIT: Duration = Duration::from_secs(12);
+
 /// Why a reload did not apply a new config; the config in force keeps running.
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
@@ -29,6 +37,12 @@ pub enum ReloadError {
     /// Shutdown began before the new config could be applied.
     #[error("the exporter is shutting down, so the config was not reloaded")]
     Stopping,
+    /// Another reload was still loading after `RELOAD_WAIT`.
+    #[error(
+        "a reload is already in progress (still loading after {}s), so the config was not reloaded",
+        RELOAD_WAIT.as_secs()
+    )]
+    InProgress,
     /// The task loading the config ended without an answer (it panicked or was cancelled).
     #[error("the config loader stopped before it finished ({0})")]
     Loader(tokio::task::JoinError),
@@ -67,6 +81,10 @@ pub struct Reloader {
     cache: std::sync::Mutex<TargetFileCache>,
     /// Set by `shutdown`: no reload applies after it.
     stopping: AtomicBool,
+    /// Flipped to true by `shutdown`, to abandon a reload that is loading.
+    stop: tokio::sync::watch::Sender<bool>,
+    /// Held from load to the recorded verdict: one reload at a time.
+    loading: Mutex<()>,
 }
 
 impl Reloader {
@@ -92,27 +110,41 @@ impl Reloader {
             scheduler: Mutex::new(scheduler),
             cache: std::sync::Mutex::new(cache),
             stopping: AtomicBool::new(false),
+            stop: tokio::sync::watch::Sender::new(false),
+            loading: Mutex::new(()),
         }
     }
 
     /// Re-reads the config file; on success applies it and returns the number of targets.
-    /// Reloads run one at a time, from load to the recorded verdict; none applies once shutdown
-    /// began.
+    /// Reloads run one at a time, from load to the recorded verdict (a later one waits at most
+    /// `RELOAD_WAIT`); none applies once shutdown began, and shutdown does not wait for one.
     pub async fn reload(&self) -> Result<usize, ReloadError> {
-        let mut scheduler = self.scheduler.lock().await;
+        let mut stop = self.stop.subscribe();
+        let _loading = tokio::select! {
+            held = tokio::time::timeout(RELOAD_WAIT, self.loading.lock()) => {
+                held.map_err(|_| ReloadError::InProgress)?
+            }
+            _ = stop.wait_for(|s| *s) => return Err(ReloadError::Stopping),
+        };
         if self.stopping.load(Ordering::Relaxed) {
             return Err(ReloadError::Stopping);
         }
         let path = self.path.clone();
         let mut cache = std::mem::take(&mut *self.cache.lock().unwrap_or_else(|p| p.into_inner()));
-        let (loaded, cache) = tokio::task::spawn_blocking(move || {
+        let task = tokio::task::spawn_blocking(move || {
             let loaded = config::load_with(&path, &mut cache).map_err(ReloadError::Config);
             (loaded, cache)
-        })
-        .await
-        .unwrap_or_else(|e| (Err(ReloadError::Loader(e)), TargetFileCache::new()));
+        });
+        let (loaded, cache) = tokio::select! {
+            done = task => {
+                done.unwrap_or_else(|e| (Err(ReloadError::Loader(e)), TargetFileCache::new()))
+            }
+            // Shutdown does not wait for a load (it may be stuck on a file until its deadline).
+            _ = stop.wait_for(|s| *s) => return Err(ReloadError::Stopping),
+        };
         *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = cache;
         crate::state::release_free_memory();
+        let mut scheduler = self.scheduler.lock().await;
         // Shutdown may have begun while the file was loading: the new config is not applied.
         if self.stopping.load(Ordering::Relaxed) {
             return Err(ReloadError::Stopping);
@@ -157,6 +189,7 @@ impl Reloader {
     /// Stops scheduling at once, then gives in-flight probes until `deadline` to finish.
     pub async fn shutdown(&self, deadline: tokio::time::Instant) {
         self.stopping.store(true, Ordering::Relaxed);
+        self.stop.send_replace(true);
         let mut scheduler = self.scheduler.lock().await;
         scheduler.stop();
         scheduler.drain(deadline).await;
@@ -273,6 +306,29 @@ mod tests {
             "the exporter is shutting down, so the config was not reloaded"
         );
         assert_eq!(e.lines(), vec![e.to_string()]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_does_not_wait_for_a_reload_stuck_on_a_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let r = Arc::new(reloader(dir.path()));
+        // The config file's read now hangs until the read deadline, as on a hung filesystem.
+        config::read::pretend_stuck(&r.path);
+        let stuck = tokio::spawn({
+            let r = r.clone();
+            async move { r.reload().await }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let began = std::time::Instant::now();
+        r.shutdown(tokio::time::Instant::now() + Duration::from_secs(1))
+            .await;
+        let answer = tokio::time::timeout(Duration::from_secs(2), stuck)
+            .await
+            .expect("the stuck reload answers once shutdown begins")
+            .expect("reload task");
+        config::read::release(&r.path);
+        assert!(began.elapsed() < Duration::from_secs(3));
+        assert!(matches!(answer, Err(ReloadError::Stopping)), "{answer:?}");
     }
 
     #[tokio::test]

@@ -18,6 +18,7 @@ mod identity;
 mod labels;
 mod probe_settings;
 mod raw;
+pub mod read;
 mod salvage;
 mod starttls;
 mod target_files;
@@ -251,10 +252,11 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// Reads and validates the config file at `path`; target files that are invalid now fall back
 /// to their content in `cache`, which is updated with every valid target file.
 pub fn load_with(path: &Path, cache: &mut TargetFileCache) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text =
+        read::read_text_bounded(path, read::CONFIG_LIMIT).map_err(|e| ConfigError::Read {
+            path: path.to_path_buf(),
+            source: e.into_io(),
+        })?;
     parse_with(&text, path, cache)
 }
 

@@ -60,10 +60,8 @@ impl Converter {
                     continue;
                 }
             };
-            let mut paths: Vec<PathBuf> = paths
-                .filter_map(Result::ok)
-                .filter(|p| p.is_file())
-                .collect();
+            // Every match, FIFOs and directories included: reading refuses those, and says so.
+            let mut paths: Vec<PathBuf> = paths.filter_map(Result::ok).collect();
             paths.sort();
             for file in paths {
                 let (found, problems) = self.target_file(&file, defaults, names, cache);
@@ -84,7 +82,7 @@ impl Converter {
         names: &mut Names,
         cache: &mut TargetFileCache,
     ) -> (Vec<Target>, Vec<FileProblem>) {
-        let faults = match std::fs::read_to_string(file) {
+        let faults = match super::read::read_text_bounded(file, super::read::TARGET_FILE_LIMIT) {
             Ok(text) => match self.file_targets(file, &text, defaults, names) {
                 Ok(targets) => {
                     cache.insert(file.to_path_buf(), text);
@@ -92,7 +90,7 @@ impl Converter {
                 }
                 Err(problems) => problems.into_iter().map(FileFault::Invalid).collect(),
             },
-            Err(e) => vec![FileFault::Unreadable(e)],
+            Err(e) => vec![FileFault::Unreadable(e.into_io())],
         };
         let fallback = cache.get(file).cloned();
         let kept = fallback.and_then(|text| self.file_targets(file, &text, defaults, names).ok());

@@ -230,8 +230,10 @@ impl Converter {
         let result = match self.files.get(&path) {
             Some(cached) => cached.clone(),
             None => {
-                let read =
-                    std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", span.value));
+                let read = super::read::read_bounded(&path, super::read::PEM_LIMIT).map_err(|e| {
+                    // Named as the config writes it, like every other problem.
+                    e.shown_as(std::path::Path::new(&span.value)).to_string()
+                });
                 self.files.insert(path, read.clone());
                 read
             }

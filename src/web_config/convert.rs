@@ -321,14 +321,8 @@ impl Converter<'_> {
             return Some(pem.span.value.as_bytes().to_vec());
         }
         let path = resolve(self.base, &pem.span.value);
-        std::fs::read(&path)
-            .map_err(|e| {
-                self.problem(
-                    pem.span,
-                    &field_path(pem.field),
-                    format!("cannot read {}: {e}", path.display()),
-                )
-            })
+        crate::config::read::read_bounded(&path, crate::config::read::PEM_LIMIT)
+            .map_err(|e| self.problem(pem.span, &field_path(pem.field), e.to_string()))
             .ok()
     }
 

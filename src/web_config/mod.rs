@@ -96,10 +96,11 @@ pub enum WebConfigError {
 /// Reads and validates the web config file at `path`; relative file names in it are relative to
 /// its directory.
 pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| WebConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = crate::config::read::read_text_bounded(path, crate::config::read::CONFIG_LIMIT)
+        .map_err(|e| WebConfigError::Read {
+            path: path.to_path_buf(),
+            source: e.into_io(),
+        })?;
     parse(&text, path)
 }
 

@@ -16,6 +16,7 @@ mod config_fixtures;
 mod deep;
 mod details;
 mod endpoints;
+mod files;
 mod http;
 mod legacy;
 mod lifecycle;
