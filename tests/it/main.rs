@@ -13,5 +13,6 @@ mod lifecycle;
 mod ocsp;
 mod prometheus;
 mod scale;
+mod scheduling;
 mod starttls;
 mod web;
