@@ -2,10 +2,11 @@
 //! the target's stable grid, at most one check per loop in flight, at most `concurrency` in
 //! flight overall, every check bounded.
 //!
-//! The scheduler owns timing and fairness: when checks run (`timing`: stable offsets, backoff
-//! from targets whose probes fail slowly), which slots they take (`lanes`: the pool and its
-//! slow lane), what it remembers per target (`standing`), start lag and skipped ticks,
-//! recording outcomes into `State` and logging state changes. Probers only probe.
+//! The scheduler owns timing and fairness: when checks run (`timing`: stable offsets, warm-up
+//! of new loops, backoff from targets whose probes fail slowly), which slots they take
+//! (`lanes`: the pool and its slow lane), what it remembers per target (`standing`), start lag
+//! and skipped ticks, recording outcomes into `State` and logging state changes. Probers only
+//! probe.
 
 mod lanes;
 mod standing;
@@ -14,7 +15,7 @@ mod timing;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
@@ -27,6 +28,7 @@ use crate::probe::{self, Check};
 use crate::state::{Change, State};
 use lanes::{Lane, Lanes};
 use standing::{Found, Standing};
+use timing::Start;
 
 /// Runs the probe loops of the current target set.
 pub struct Scheduler {
@@ -86,7 +88,8 @@ impl Scheduler {
     }
 
     /// Applies a config: unchanged targets keep running undisturbed, changed ones restart
-    /// (keeping their standing), removed ones stop and vanish from `State`.
+    /// (keeping their standing), removed ones stop and vanish from `State`. Every loop that
+    /// starts probes first within a short warm-up, then on its grid.
     pub fn apply(&mut self, targets: &[Arc<Target>], concurrency: usize) {
         if concurrency != self.concurrency {
             self.lanes.resize(concurrency);
@@ -116,11 +119,22 @@ impl Scheduler {
         let active: Vec<Arc<Target>> = plan.iter().map(|(t, _)| t.clone()).collect();
         self.state.set_targets(&active);
 
+        let started = plan
+            .iter()
+            .filter(|(_, p)| !matches!(p, Plan::Keep(_)))
+            .count();
+        let warmup = timing::warmup(started, concurrency);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         for (target, plan) in plan {
             let running = match plan {
                 Plan::Keep(running) => running,
-                Plan::Restart(standing) => self.spawn(&target, standing),
-                Plan::New => self.spawn(&target, Standing::new(self.state.clone(), !at_start)),
+                Plan::Restart(standing) => self.spawn(&target, standing, warmup, now),
+                Plan::New => {
+                    let standing = Standing::new(self.state.clone(), !at_start);
+                    self.spawn(&target, standing, warmup, now)
+                }
             };
             self.tasks.insert(target.name.clone(), running);
         }
@@ -152,22 +166,29 @@ impl Scheduler {
         }
     }
 
-    /// Starts the loops of one target.
-    fn spawn(&self, target: &Arc<Target>, standing: Arc<Standing>) -> Running {
+    /// Starts the loops of one target, `now` being the unix time.
+    fn spawn(
+        &self,
+        target: &Arc<Target>,
+        standing: Arc<Standing>,
+        warmup: Duration,
+        now: Duration,
+    ) -> Running {
         let ctx = Ctx {
             state: self.state.clone(),
             lanes: self.lanes.clone(),
             stop: self.stop.clone(),
         };
-        let first = timing::stable_offset(&target.name, target.interval);
+        let start = timing::start(&target.name, target.interval, warmup, now);
         let work = Work::Probe {
             standing: standing.clone(),
         };
-        let handle = tokio::spawn(run_check(target.clone(), ctx.clone(), work, first));
+        let handle = tokio::spawn(run_check(target.clone(), ctx.clone(), work, start));
         let scan = target.scan_interval.map(|every| {
             let spread = every.min(FIRST_SCAN_SPREAD);
             let first = timing::stable_offset(&format!("{}#scan", target.name), spread);
-            tokio::spawn(run_check(target.clone(), ctx, Work::Scan, first))
+            let start = Start { first, then: None };
+            tokio::spawn(run_check(target.clone(), ctx, Work::Scan, start))
         });
         Running {
             target: target.clone(),
@@ -205,16 +226,18 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// The loop of one check of one target: wait for its turn (a stable offset, then every
-/// period) and its slots, run the check through `probe::run`, record the outcomes. Probes count
+/// The loop of one check of one target: wait for its turn (`start`, then every period on the
+/// grid) and its slots, run the check through `probe::run`, record the outcomes. Probes count
 /// in-flight and lag, back off while they fail slowly and log state changes; scans always take
 /// the slow lane. Ticks a check ran past are skipped (and counted, for probes).
-async fn run_check(target: Arc<Target>, ctx: Ctx, work: Work, first: Duration) {
+async fn run_check(target: Arc<Target>, ctx: Ctx, work: Work, start: Start) {
     let (check, every) = match work {
         Work::Probe { .. } => (Check::Probe, target.interval),
         Work::Scan => (Check::Scan, target.scan_interval.unwrap_or(target.interval)),
     };
-    let mut due = Instant::now() + first;
+    let t0 = Instant::now();
+    let mut due = t0 + start.first;
+    let mut then = start.then.map(|t| t0 + t);
     loop {
         let (lane, on_schedule) = match &work {
             Work::Probe { standing, .. } => (standing.lane(), !standing.backing_off()),
@@ -249,7 +272,7 @@ async fn run_check(target: Arc<Target>, ctx: Ctx, work: Work, first: Duration) {
         // A check (or its wait for slots) that ran past later ticks skips them.
         let step = timing::step(every, backing_off);
         let now = Instant::now();
-        due += step;
+        due = then.take().unwrap_or(due + step);
         while due <= now {
             if check == Check::Probe {
                 ctx.state

@@ -1,5 +1,5 @@
 //! The schedule as Prometheus sees it: healthy targets stay on their interval while most
-//! targets time out.
+//! targets time out, and new loops probe within seconds of a start or reload.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -91,4 +91,39 @@ async fn healthy_targets_stay_on_their_interval_while_most_targets_time_out() {
     // The tarpits still back off; no healthy target joined them.
     e.scrape()
         .assert_lines(&["tls_exporter_targets_backing_off 30".to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hourly_targets_are_probed_within_seconds_of_start_and_reload() {
+    let (server, dir) = healthy_server().await;
+    let port = server.addr.port();
+    let head = "global: {interval: 1h, timeout: 5s, ca_file: ca.pem, scan: false}\ntargets:\n";
+    let yaml = format!("{head}{}{}", target("a", port), target("b", port));
+    let started = Instant::now();
+    let e = Exporter::start(dir, &yaml);
+    e.wait_probes("a", 1);
+    e.wait_probes("b", 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "first probes of hourly targets took {:?}",
+        started.elapsed()
+    );
+
+    // A reload adding c: c is probed within seconds, unchanged a and b are left alone.
+    let yaml = format!("{yaml}{}", target("c", port));
+    std::fs::write(&e.config, yaml).expect("rewrite config");
+    let reloaded = Instant::now();
+    let (status, body) = e.post("/-/reload").expect("reload");
+    assert_eq!(status, 200, "{body}");
+    let m = e.wait_probes("c", 1);
+    assert!(
+        reloaded.elapsed() < Duration::from_secs(6),
+        "first probe of a new hourly target took {:?}",
+        reloaded.elapsed()
+    );
+    m.assert_lines(&[
+        "tls_probes_total{target=\"a\"} 1".to_string(),
+        "tls_probes_total{target=\"b\"} 1".to_string(),
+        "tls_probe_success{target=\"c\"} 1".to_string(),
+    ]);
 }
