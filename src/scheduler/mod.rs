@@ -308,17 +308,19 @@ fn after_probe(
     found.slow
 }
 
-/// One log line per state change of a target; per-probe detail only at debug.
+/// One log line per state change of a target; per-probe detail only at debug. Fields that do
+/// not apply (`ip` without `resolve: all`, `reason` and `detail` of a success) are left out.
 fn log_change(target: &Target, outcomes: &[AddressOutcome], change: Option<Change>) {
     let name = target.name.as_str();
-    // The first failing address speaks for the target (its `ip` is logged).
+    // The first failing address speaks for the target.
     let failing = outcomes.iter().find(|a| !a.outcome.success());
-    let (ip, outcome) = match failing.or(outcomes.first()) {
-        Some(a) => (a.ip.map(|i| i.to_string()).unwrap_or_default(), &a.outcome),
-        None => return,
+    let Some(shown) = failing.or(outcomes.first()) else {
+        return;
     };
-    let detail = outcome.failure.as_ref().map_or("", |f| f.detail.as_str());
-    let reason = outcome.reason().map_or("", |r| r.as_label());
+    let ip = shown.ip.map(tracing::field::display);
+    let failure = shown.outcome.failure.as_ref();
+    let reason = failure.map(|f| f.reason.as_label());
+    let detail = failure.map(|f| f.detail.as_str());
     match change {
         None => {}
         Some(Change::Same) => {
@@ -347,10 +349,10 @@ fn log_change(target: &Target, outcomes: &[AddressOutcome], change: Option<Chang
 /// Records a scan; failed addresses keep their previous result (logged at debug).
 fn after_scan(target: &Arc<Target>, state: &State, outcomes: Vec<AddressOutcome>) {
     for a in outcomes.iter().filter(|a| !a.outcome.success()) {
-        let detail = a.outcome.failure.as_ref().map_or("", |f| f.detail.as_str());
         tracing::debug!(
             target = target.name.as_str(),
-            detail,
+            ip = a.ip.map(tracing::field::display),
+            detail = a.outcome.failure.as_ref().map(|f| f.detail.as_str()),
             "legacy scan failed; keeping the previous result"
         );
     }
