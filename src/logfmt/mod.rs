@@ -8,7 +8,7 @@
 //! out. The Rust module path is never written for our own events (tracing's `target`
 //! meta-field would clash with the probe's `target` key); events of dependencies carry it as
 //! `logger`. Which events exist and what they say is their call sites' business; `words` writes
-//! the times.
+//! the times, durations and counts inside messages.
 
 pub(crate) mod words;
 

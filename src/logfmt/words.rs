@@ -1,14 +1,59 @@
-//! Times as people read them in log lines: RFC 3339 UTC instants (`2026-12-01T19:49:41.312Z`).
+//! Times, durations and counts as people read them in log lines: RFC 3339 UTC instants
+//! (`2026-12-01T19:49:41.312Z`), durations in their two largest units (`2h 5m`), counts with
+//! thousands separators (`9,990`).
 //!
 //! Only the text; which lines carry them is the caller's business.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// RFC 3339 in UTC to the second: `2026-12-01T19:49:41Z`. Instants before 1970 read as 1970.
+pub fn rfc3339(t: SystemTime) -> String {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    format!("{}Z", civil(since.as_secs()))
+}
 
 /// RFC 3339 in UTC with milliseconds, as Prometheus components stamp log lines:
 /// `2026-12-01T19:49:41.312Z`.
 pub fn rfc3339_millis(t: SystemTime) -> String {
     let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     format!("{}.{:03}Z", civil(since.as_secs()), since.subsec_millis())
+}
+
+/// A duration in its two largest non-zero units: `45s`, `1m 30s`, `2h 5m`, `3d 4h`; under a
+/// second in milliseconds (`350ms`).
+pub fn duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs == 0 {
+        return format!("{}ms", d.subsec_millis());
+    }
+    let units = [
+        (secs / 86_400, "d"),
+        (secs % 86_400 / 3_600, "h"),
+        (secs % 3_600 / 60, "m"),
+        (secs % 60, "s"),
+    ];
+    let first = units.iter().position(|(n, _)| *n > 0).unwrap_or(3);
+    units
+        .iter()
+        .skip(first)
+        .take(2)
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A count with thousands separators: `9,990`.
+pub fn count(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` for seconds since the epoch (civil-from-days, proleptic Gregorian).
@@ -34,8 +79,6 @@ fn civil(unix: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     fn at(secs: u64, millis: u64) -> SystemTime {
@@ -44,11 +87,9 @@ mod tests {
 
     #[test]
     fn instants_are_rfc3339_utc() {
-        assert_eq!(rfc3339_millis(at(0, 0)), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            rfc3339_millis(at(951_782_400, 999)),
-            "2000-02-29T00:00:00.999Z"
-        );
+        assert_eq!(rfc3339(at(0, 0)), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(at(951_782_400, 999)), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(at(1_796_154_581, 0)), "2026-12-01T19:49:41Z");
     }
 
     #[test]
@@ -58,5 +99,24 @@ mod tests {
             "2026-12-01T19:49:41.312Z"
         );
         assert_eq!(rfc3339_millis(at(0, 7)), "1970-01-01T00:00:00.007Z");
+    }
+
+    #[test]
+    fn durations_read_in_their_two_largest_units() {
+        let s = Duration::from_secs;
+        assert_eq!(duration(Duration::from_millis(350)), "350ms");
+        assert_eq!(duration(s(45)), "45s");
+        assert_eq!(duration(s(90)), "1m 30s");
+        assert_eq!(duration(s(2 * 3600 + 5 * 60 + 7)), "2h 5m");
+        assert_eq!(duration(s(2 * 3600 + 7)), "2h");
+        assert_eq!(duration(s(3 * 86_400 + 4 * 3600 + 59)), "3d 4h");
+    }
+
+    #[test]
+    fn counts_have_thousands_separators() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(9_990), "9,990");
+        assert_eq!(count(1_234_567), "1,234,567");
     }
 }

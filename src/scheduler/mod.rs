@@ -5,10 +5,11 @@
 //! The scheduler owns timing and fairness: when checks run (`timing`: stable offsets, warm-up
 //! of new loops, backoff from targets whose probes fail slowly), which slots they take
 //! (`lanes`: the pool and its slow lane), what it remembers per target (`standing`), start lag
-//! and skipped ticks, recording outcomes into `State` and logging state changes. Probers only
-//! probe.
+//! and skipped ticks, recording outcomes into `State`, and logging state changes and first
+//! rounds (`report`). Probers only probe.
 
 mod lanes;
+mod report;
 mod standing;
 mod timing;
 
@@ -25,8 +26,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Target;
 use crate::probe::outcome::AddressOutcome;
 use crate::probe::{self, Check};
-use crate::state::{Change, State};
+use crate::state::State;
 use lanes::{Lane, Lanes};
+use report::{Round, Ticket};
 use standing::{Found, Standing};
 use timing::Start;
 
@@ -67,12 +69,17 @@ struct Ctx {
 
 /// What a loop runs, with the probe loop's memory.
 enum Work {
-    Probe { standing: Arc<Standing> },
+    Probe {
+        standing: Arc<Standing>,
+        ticket: Ticket,
+    },
     Scan,
 }
 
 /// First scans are spread over this window (or the scan interval, if shorter).
 const FIRST_SCAN_SPREAD: Duration = Duration::from_secs(600);
+/// A round of first probes is summed up at the latest this long after its warm-up.
+const ROUND_LIMIT: Duration = Duration::from_secs(60);
 /// A failed probe that took at least 1/SLOW of its timeout failed slowly.
 const SLOW: u32 = 2;
 
@@ -123,17 +130,23 @@ impl Scheduler {
             .iter()
             .filter(|(_, p)| !matches!(p, Plan::Keep(_)))
             .count();
+        let new = plan.iter().filter(|(_, p)| matches!(p, Plan::New)).count();
         let warmup = timing::warmup(started, concurrency);
+        let round =
+            (new > 0).then(|| Round::start(new, !at_start, warmup + ROUND_LIMIT, &self.stop));
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
         for (target, plan) in plan {
             let running = match plan {
                 Plan::Keep(running) => running,
-                Plan::Restart(standing) => self.spawn(&target, standing, warmup, now),
+                Plan::Restart(standing) => {
+                    self.spawn(&target, standing, Ticket::none(), warmup, now)
+                }
                 Plan::New => {
                     let standing = Standing::new(self.state.clone(), !at_start);
-                    self.spawn(&target, standing, warmup, now)
+                    let ticket = round.as_ref().map_or_else(Ticket::none, |r| r.ticket());
+                    self.spawn(&target, standing, ticket, warmup, now)
                 }
             };
             self.tasks.insert(target.name.clone(), running);
@@ -171,6 +184,7 @@ impl Scheduler {
         &self,
         target: &Arc<Target>,
         standing: Arc<Standing>,
+        ticket: Ticket,
         warmup: Duration,
         now: Duration,
     ) -> Running {
@@ -182,6 +196,7 @@ impl Scheduler {
         let start = timing::start(&target.name, target.interval, warmup, now);
         let work = Work::Probe {
             standing: standing.clone(),
+            ticket,
         };
         let handle = tokio::spawn(run_check(target.clone(), ctx.clone(), work, start));
         let scan = target.scan_interval.map(|every| {
@@ -230,7 +245,7 @@ impl Drop for InFlight<'_> {
 /// grid) and its slots, run the check through `probe::run`, record the outcomes. Probes count
 /// in-flight and lag, back off while they fail slowly and log state changes; scans always take
 /// the slow lane. Ticks a check ran past are skipped (and counted, for probes).
-async fn run_check(target: Arc<Target>, ctx: Ctx, work: Work, start: Start) {
+async fn run_check(target: Arc<Target>, ctx: Ctx, mut work: Work, start: Start) {
     let (check, every) = match work {
         Work::Probe { .. } => (Check::Probe, target.interval),
         Work::Scan => (Check::Scan, target.scan_interval.unwrap_or(target.interval)),
@@ -261,8 +276,10 @@ async fn run_check(target: Arc<Target>, ctx: Ctx, work: Work, start: Start) {
         };
         let took = began.elapsed();
         drop(permits);
-        let backing_off = match &work {
-            Work::Probe { standing } => after_probe(&target, &ctx.state, standing, outcomes, took),
+        let backing_off = match &mut work {
+            Work::Probe { standing, ticket } => {
+                after_probe(&target, &ctx.state, standing, ticket, outcomes, took)
+            }
             Work::Scan => {
                 after_scan(&target, &ctx.state, outcomes);
                 false
@@ -285,65 +302,32 @@ async fn run_check(target: Arc<Target>, ctx: Ctx, work: Work, start: Start) {
     }
 }
 
-/// Records a probe, updates the target's standing and logs what changed; returns whether the
-/// target now backs off.
+/// Records a probe, updates the target's standing, logs what changed and counts a first
+/// probe in its round; returns whether the target now backs off.
 fn after_probe(
     target: &Arc<Target>,
     state: &State,
     standing: &Standing,
+    ticket: &mut Ticket,
     outcomes: Vec<AddressOutcome>,
     took: Duration,
 ) -> bool {
-    let change = state.record(target, Check::Probe, outcomes.clone());
-    log_change(target, &outcomes, change);
-    if change.is_none() {
+    let Some(change) = state.record(target, Check::Probe, outcomes.clone()) else {
         // Replaced meanwhile: the loop is being stopped, its successor speaks for the target.
         return standing.backing_off();
-    }
-    let failing = outcomes.iter().any(|a| !a.outcome.success());
-    let found = Found {
-        slow: failing && took >= target.timeout / SLOW,
     };
-    standing.record(found);
-    found.slow
-}
-
-/// One log line per state change of a target; per-probe detail only at debug. Fields that do
-/// not apply (`ip` without `resolve: all`, `reason` and `detail` of a success) are left out.
-fn log_change(target: &Target, outcomes: &[AddressOutcome], change: Option<Change>) {
-    let name = target.name.as_str();
-    // The first failing address speaks for the target.
     let failing = outcomes.iter().find(|a| !a.outcome.success());
-    let Some(shown) = failing.or(outcomes.first()) else {
-        return;
+    let found = Found {
+        failure: failing.and_then(|a| a.outcome.reason()),
+        slow: failing.is_some() && took >= target.timeout / SLOW,
+        at: failing
+            .or(outcomes.first())
+            .map_or_else(SystemTime::now, |a| a.outcome.finished_at),
     };
-    let ip = shown.ip.map(tracing::field::display);
-    let failure = shown.outcome.failure.as_ref();
-    let reason = failure.map(|f| f.reason.as_label());
-    let detail = failure.map(|f| f.detail.as_str());
-    match change {
-        None => {}
-        Some(Change::Same) => {
-            tracing::debug!(
-                target = name,
-                ip,
-                success = failing.is_none(),
-                reason,
-                detail,
-                "probe finished"
-            );
-        }
-        Some(Change::First) | Some(Change::Changed { .. }) if failing.is_none() => {
-            tracing::info!(target = name, "target is healthy");
-        }
-        Some(Change::Changed { was }) => {
-            let was = was.map_or("ok", |r| r.as_label());
-            tracing::warn!(target = name, ip, reason, was, detail, "target is failing");
-        }
-        Some(Change::First) => {
-            tracing::warn!(target = name, ip, reason, detail, "target is failing");
-        }
-    }
+    let before = standing.record(found);
+    report::probe(target, &outcomes, change, &before);
+    ticket.report(failing.is_none());
+    found.slow
 }
 
 /// Records a scan; failed addresses keep their previous result (logged at debug).

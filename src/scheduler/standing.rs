@@ -1,16 +1,18 @@
-//! What the scheduler remembers about a target between probes: whether it has been probed and
-//! whether its latest probe failed slowly (it is backing off). A changed target keeps its
-//! standing across the restart of its loop; a removed one takes it along (and out of
-//! `tls_exporter_targets_backing_off`).
+//! What the scheduler remembers about a target between probes: whether it has been probed,
+//! whether its latest probe failed slowly (it is backing off), and since when and why it has
+//! been failing. A changed target keeps its standing across the restart of its loop; a removed
+//! one takes it along (and out of `tls_exporter_targets_backing_off`).
 //!
 //! The facts come from the probe loop; what they mean for timing and lanes is `timing`'s and
-//! `lanes`' business.
+//! `lanes`' business, what gets logged `report`'s.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use super::lanes::Lane;
 use crate::state::State;
+use crate::verdict::FailureReason;
 
 /// One target's standing, shared by its probe loop and the loop that replaces it.
 pub(crate) struct Standing {
@@ -29,13 +31,28 @@ pub(crate) struct Before {
     /// The latest probe failed slowly: the target is probed every second interval, through
     /// the slow lane.
     pub(crate) backing_off: bool,
+    /// Since when and why it is failing, while it is.
+    pub(crate) failing: Option<Failing>,
+}
+
+/// A failing spell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Failing {
+    /// When the first failing probe of the spell finished.
+    pub(crate) since: SystemTime,
+    /// The reason of the latest probe.
+    pub(crate) reason: FailureReason,
 }
 
 /// What one probe found, as far as standing goes.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Found {
+    /// The reason of the first failing address, if any.
+    pub(crate) failure: Option<FailureReason>,
     /// The probe failed and took at least half its timeout.
     pub(crate) slow: bool,
+    /// When it finished.
+    pub(crate) at: SystemTime,
 }
 
 impl Standing {
@@ -74,6 +91,10 @@ impl Standing {
                 .fetch_add(delta, Ordering::Relaxed);
             s.backing_off = found.slow;
         }
+        s.failing = found.failure.map(|reason| Failing {
+            since: before.failing.map_or(found.at, |f| f.since),
+            reason,
+        });
         before
     }
 
@@ -95,7 +116,17 @@ impl Drop for Standing {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+
+    fn found(failure: Option<FailureReason>, slow: bool, secs: u64) -> Found {
+        Found {
+            failure,
+            slow,
+            at: SystemTime::UNIX_EPOCH + Duration::from_secs(secs),
+        }
+    }
 
     fn backing_off(state: &State) -> i64 {
         state.stats.targets_backing_off.load(Ordering::Relaxed)
@@ -106,12 +137,12 @@ mod tests {
         let state = Arc::new(State::default());
         let s = Standing::new(state.clone(), false);
         assert_eq!(s.lane(), Lane::Pool);
-        s.record(Found { slow: true });
+        s.record(found(Some(FailureReason::HandshakeTimeout), true, 10));
         assert!(s.backing_off());
         assert_eq!(s.lane(), Lane::Slow);
         assert_eq!(backing_off(&state), 1);
-        // A quick failure (refused) or a success is cheap: back to the pool.
-        s.record(Found { slow: false });
+        // A quick failure (refused) is cheap: back to the pool.
+        s.record(found(Some(FailureReason::ConnectionRefused), false, 20));
         assert_eq!(s.lane(), Lane::Pool);
         assert_eq!(backing_off(&state), 0);
     }
@@ -120,17 +151,37 @@ mod tests {
     fn a_removed_target_leaves_the_backing_off_count() {
         let state = Arc::new(State::default());
         let s = Standing::new(state.clone(), false);
-        s.record(Found { slow: true });
+        s.record(found(Some(FailureReason::ConnectTimeout), true, 10));
         assert_eq!(backing_off(&state), 1);
         drop(s);
         assert_eq!(backing_off(&state), 0);
     }
 
     #[test]
+    fn a_failing_spell_keeps_its_start_across_reason_changes() {
+        let s = Standing::new(Arc::new(State::default()), false);
+        s.record(found(None, false, 5));
+        s.record(found(Some(FailureReason::Expired), false, 10));
+        let before = s.record(found(Some(FailureReason::UnknownIssuer), false, 20));
+        assert_eq!(
+            before.failing.map(|f| f.reason),
+            Some(FailureReason::Expired)
+        );
+        let before = s.record(found(None, false, 30));
+        let spell = before.failing.expect("was failing");
+        assert_eq!(spell.reason, FailureReason::UnknownIssuer);
+        assert_eq!(
+            spell.since,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(10)
+        );
+        assert!(s.record(found(None, false, 40)).failing.is_none());
+    }
+
+    #[test]
     fn targets_a_reload_adds_probe_first_through_the_slow_lane() {
         let s = Standing::new(Arc::new(State::default()), true);
         assert_eq!(s.lane(), Lane::Slow);
-        s.record(Found { slow: false });
+        s.record(found(None, false, 1));
         assert_eq!(s.lane(), Lane::Pool);
     }
 }

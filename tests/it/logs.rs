@@ -1,5 +1,6 @@
 //! The exporter's log as an operator reads it: lines shaped like Prometheus' own (logfmt and
-//! JSON), without empty fields or module paths.
+//! JSON), one line per failing target, one summary of the first round, recoveries that say
+//! from what and since when.
 
 use std::time::{Duration, Instant};
 
@@ -79,9 +80,9 @@ fn without_stamps(log: &str) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn logfmt_lines_have_prometheus_keys_and_no_empty_fields() {
+async fn logfmt_lines_have_prometheus_keys_and_the_first_round_is_one_summary() {
     let (e, _server, closed) = fleet(&[]).await;
-    let log = wait_log(&e, "target is failing");
+    let log = wait_log(&e, "first round");
     let lines = without_stamps(&log);
     for line in &lines {
         assert!(
@@ -105,12 +106,19 @@ async fn logfmt_lines_have_prometheus_keys_and_no_empty_fields() {
         failing.len() == 1 && failing[0].starts_with(&prefix),
         "one failing line starting {prefix}:\n{log}"
     );
+    assert!(
+        lines.contains(
+            &"level=info msg=\"first round: 2 healthy, 1 failing\" healthy=2 failing=1".to_string()
+        ),
+        "{log}"
+    );
+    assert!(!log.contains("target is healthy"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_lines_have_the_same_keys_flat_at_the_top_level() {
     let (e, _server, closed) = fleet(&["--log.format=json"]).await;
-    let log = wait_log(&e, "target is failing");
+    let log = wait_log(&e, "first round");
     let mut objects = Vec::new();
     for line in log.lines() {
         let value: serde_json::Value =
@@ -156,5 +164,64 @@ async fn json_lines_have_the_same_keys_flat_at_the_top_level() {
             "target": "down",
             "reason": "connection_refused",
         })
+    );
+    let summary = serde_json::json!({
+        "level": "info",
+        "msg": "first round: 2 healthy, 1 failing",
+        "healthy": 2,
+        "failing": 1,
+    });
+    assert!(
+        objects
+            .iter()
+            .any(|o| serde_json::Value::Object(o.clone()) == summary),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_says_what_from_for_how_long_and_since_when() {
+    let root = Ca::root("Test Root");
+    let leaf = root.leaf(&Spec::leaf("localhost"));
+    let dir = Exporter::dir();
+    write(dir.path(), "ca.pem", &root.cert.pem);
+    let port = free_port();
+    let yaml = format!(
+        "global: {{interval: 1s, timeout: 800ms, ca_file: ca.pem, scan: false}}\ntargets:\n\
+         \x20 - {{name: flappy, address: 127.0.0.1:{port}, server_name: localhost}}\n"
+    );
+    let e = Exporter::start(dir, &yaml);
+    wait_log(&e, "target is failing");
+    // The endpoint comes up on the port it was failing on.
+    let mut opts = Opts::new(vec![leaf.der.clone()], leaf.key_der());
+    opts.bind = ([127, 0, 0, 1], port).into();
+    let _server = servers::rustls(opts).await;
+    let log = wait_log(&e, "target recovered");
+    let lines = without_stamps(&log);
+    let line = lines
+        .iter()
+        .find(|l| l.contains("target recovered"))
+        .expect("recovery line");
+    // level=info msg="target recovered from connection_refused after failing for 2s"
+    //   target=flappy was=connection_refused failing_since=2026-12-01T19:49:41Z
+    let (head, since) = line
+        .rsplit_once(" failing_since=")
+        .unwrap_or_else(|| panic!("no failing_since: {line}"));
+    let Some(after) = head
+        .strip_prefix(
+            "level=info msg=\"target recovered from connection_refused after failing for ",
+        )
+        .and_then(|rest| rest.strip_suffix("\" target=flappy was=connection_refused"))
+    else {
+        panic!("unexpected recovery line: {line}");
+    };
+    assert!(
+        after.starts_with(|c: char| c.is_ascii_digit()) && after.ends_with('s'),
+        "duration in words: {after}"
+    );
+    let stamp = since.strip_suffix('Z').map(|s| format!("{s}.000Z"));
+    assert!(
+        stamp.as_deref().is_some_and(is_log_stamp),
+        "RFC 3339 failing_since: {since}"
     );
 }
