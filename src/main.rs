@@ -282,24 +282,16 @@ fn init_logging(level: LogLevel, format: LogFormat) {
         .with_target("tls_exporter", level);
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    match format {
-        LogFormat::Json => {
-            let layer = tracing_subscriber::fmt::layer()
-                .json()
-                .with_writer(std::io::stderr);
-            let _ = tracing_subscriber::registry()
-                .with(layer)
-                .with(filter)
-                .try_init();
-        }
-        LogFormat::Logfmt => {
-            let layer = tracing_subscriber::fmt::layer()
-                .event_format(tls_exporter::logfmt::Logfmt)
-                .with_writer(std::io::stderr);
-            let _ = tracing_subscriber::registry()
-                .with(layer)
-                .with(filter)
-                .try_init();
-        }
-    }
+    // One formatter per format, both in the shape Prometheus components log (see logfmt).
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => tracing_subscriber::registry()
+            .with(layer.event_format(tls_exporter::logfmt::Json::default()))
+            .with(filter)
+            .try_init(),
+        LogFormat::Logfmt => tracing_subscriber::registry()
+            .with(layer.event_format(tls_exporter::logfmt::Logfmt::default()))
+            .with(filter)
+            .try_init(),
+    };
 }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::Target;
 use crate::probe::legacy::LegacyVersion;
@@ -167,8 +167,10 @@ pub struct Stats {
     reload_success_time: AtomicU64,
     pub probes_in_flight: AtomicI64,
     pub probes_skipped_total: AtomicU64,
-    /// f64 bits of the start lag of the most recently started probe, in seconds.
-    scheduler_lag: AtomicU64,
+    /// Start lag of the probes of targets not backing off, largest over the last minute.
+    scheduler_lag: RecentMax,
+    /// Targets whose latest probe failed slowly (the scheduler backs off from them).
+    pub targets_backing_off: AtomicI64,
     /// A config has been loaded.
     pub ready: AtomicBool,
     /// Target files whose current content is invalid.
@@ -185,13 +187,63 @@ impl Stats {
             .store(unix_seconds.to_bits(), Ordering::Relaxed);
     }
 
+    /// The largest start lag over the last minute, in seconds.
     pub fn scheduler_lag(&self) -> f64 {
-        f64::from_bits(self.scheduler_lag.load(Ordering::Relaxed))
+        self.scheduler_lag.get(SystemTime::now())
     }
 
-    pub fn set_scheduler_lag(&self, lag: Duration) {
-        self.scheduler_lag
-            .store(lag.as_secs_f64().to_bits(), Ordering::Relaxed);
+    /// Notes how late a probe started after its scheduled time.
+    pub fn record_scheduler_lag(&self, lag: Duration) {
+        self.scheduler_lag.record(lag, SystemTime::now());
+    }
+}
+
+/// The largest duration recorded over the last minute: six buckets of 10 s, each holding its
+/// bucket number (high 32 bits) and its largest value in milliseconds (low 32 bits), updated
+/// lock-free.
+#[derive(Debug, Default)]
+struct RecentMax {
+    buckets: [AtomicU64; RECENT_BUCKETS as usize],
+}
+
+const RECENT_BUCKETS: u64 = 6;
+const RECENT_BUCKET_SECS: u64 = 10;
+
+impl RecentMax {
+    fn record(&self, value: Duration, now: SystemTime) {
+        let bucket = Self::bucket(now);
+        let millis = u64::try_from(value.as_millis())
+            .unwrap_or(u64::MAX)
+            .min(u64::from(u32::MAX));
+        let Some(slot) = self.buckets.get((bucket % RECENT_BUCKETS) as usize) else {
+            return;
+        };
+        let _ = slot.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |packed| {
+            let (b, v) = (packed >> 32, packed & 0xffff_ffff);
+            let v = if b == bucket { v.max(millis) } else { millis };
+            let next = (bucket << 32) | v;
+            (next != packed).then_some(next)
+        });
+    }
+
+    /// In seconds; 0 when nothing was recorded over the last minute.
+    fn get(&self, now: SystemTime) -> f64 {
+        let bucket = Self::bucket(now);
+        let millis = self
+            .buckets
+            .iter()
+            .map(|slot| slot.load(Ordering::Relaxed))
+            .filter(|packed| bucket.wrapping_sub(packed >> 32) & 0xffff_ffff < RECENT_BUCKETS)
+            .map(|packed| packed & 0xffff_ffff)
+            .max()
+            .unwrap_or(0);
+        millis as f64 / 1000.0
+    }
+
+    /// The 10 s bucket `now` falls in, as 32 bits.
+    fn bucket(now: SystemTime) -> u64 {
+        let secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        (secs / RECENT_BUCKET_SECS) & 0xffff_ffff
     }
 }
 
@@ -560,5 +612,31 @@ mod tests {
         assert!(state.snapshot().is_empty());
         state.set_targets(&t);
         assert!(history(&state).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod recent_max_tests {
+    use super::*;
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn scheduler_lag_is_the_largest_over_the_last_minute() {
+        let m = RecentMax::default();
+        assert_eq!(m.get(at(1_000)), 0.0);
+        m.record(Duration::from_millis(2_500), at(1_000));
+        m.record(Duration::from_millis(300), at(1_015));
+        assert_eq!(m.get(at(1_015)), 2.5);
+        assert_eq!(m.get(at(1_055)), 2.5);
+        // A minute on, the 2.5 s start has left the window; the 0.3 s one is still in it.
+        assert_eq!(m.get(at(1_060)), 0.3);
+        assert_eq!(m.get(at(1_080)), 0.0);
+        // A bucket reused a minute later starts afresh.
+        m.record(Duration::from_millis(100), at(1_061));
+        assert_eq!(m.get(at(1_061)), 0.3);
+        assert_eq!(m.get(at(1_075)), 0.1);
     }
 }

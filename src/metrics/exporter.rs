@@ -58,6 +58,11 @@ pub(super) fn render(e: &mut Encoder, state: &State, targets: usize) {
         s.probes_skipped_total.load(Ordering::Relaxed) as f64,
     );
     single(e, &SCHEDULER_LAG, s.scheduler_lag());
+    single(
+        e,
+        &TARGETS_BACKING_OFF,
+        s.targets_backing_off.load(Ordering::Relaxed) as f64,
+    );
     process(e);
 }
 

@@ -298,7 +298,11 @@ pub(crate) const PROBES_SKIPPED: Family = counter(
 );
 pub(crate) const SCHEDULER_LAG: Family = gauge(
     "tls_exporter_scheduler_lag_seconds",
-    "How late the most recently started probe started after its scheduled time, in seconds.",
+    "Largest delay between a probe's scheduled time and its start over the last minute, for targets not backing off, in seconds.",
+);
+pub(crate) const TARGETS_BACKING_OFF: Family = gauge(
+    "tls_exporter_targets_backing_off",
+    "Targets whose latest probe failed slowly (in at least half its timeout): probed every second interval, through the slow lane (half the concurrency).",
 );
 
 pub(crate) const PROCESS_CPU: Family = counter(
