@@ -8,6 +8,7 @@
 //! (checked by `scripts/check-layers`).
 
 pub mod config;
+pub mod listener;
 pub mod logfmt;
 pub mod metrics;
 pub mod probe;

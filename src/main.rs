@@ -9,6 +9,7 @@ use clap::{Parser, ValueEnum};
 use tokio::signal::unix::{signal, SignalKind};
 
 use tls_exporter::config;
+use tls_exporter::listener::{self, Limits};
 use tls_exporter::reload::Reloader;
 use tls_exporter::server::{router, App};
 use tls_exporter::shard::Shard;
@@ -56,6 +57,20 @@ struct Args {
     /// used to scan arbitrary hosts).
     #[arg(long = "web.enable-adhoc-probes")]
     adhoc_probes: bool,
+    /// How long a client may take to send a request's head (TLS handshake included), from its
+    /// first byte.
+    #[arg(long = "web.read-header-timeout", value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
+    read_header_timeout: Duration,
+    /// How long a keep-alive connection may sit idle between requests.
+    #[arg(long = "web.idle-timeout", value_name = "DURATION", default_value = "2m", value_parser = parse_timeout)]
+    idle_timeout: Duration,
+    /// How long a response may take to reach the client once its handler answered; a scraper
+    /// that stops reading is dropped then.
+    #[arg(long = "web.write-timeout", value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
+    write_timeout: Duration,
+    /// Connections served at once; more are closed as soon as they are accepted.
+    #[arg(long = "web.max-connections", value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
     /// Validate the config file, print every problem, and exit 0 (valid) or 1 (invalid).
     #[arg(long = "check-config")]
     check_config: bool,
@@ -107,6 +122,17 @@ fn main() -> ExitCode {
         };
     }
     init_logging(args.log_level, args.log_format);
+    // Like Prometheus: as many descriptors as the hard limit allows, before any thread starts.
+    match listener::raise_open_file_limit() {
+        Ok((before, after)) => {
+            tracing::debug!(
+                before,
+                after,
+                "raised the open-file limit to the hard limit"
+            );
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -183,10 +209,17 @@ async fn run(args: Args) -> Result<(), String> {
         reloader: reloader.clone(),
         adhoc_probes: args.adhoc_probes,
     });
+    let limits = listener_limits(&args, &reloader);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(web_config::serve(listener, router(app), web, async {
-        let _ = stop_rx.await;
-    }));
+    let server = tokio::spawn(web_config::serve(
+        listener,
+        router(app),
+        web,
+        limits,
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
 
     wait_for_signals(&reloader)
         .await
@@ -200,6 +233,27 @@ async fn run(args: Args) -> Result<(), String> {
     };
     tokio::join!(reloader.shutdown(deadline), drain_server);
     Ok(())
+}
+
+/// The listener's bounds from the flags; the descriptors kept for probes follow the current
+/// config's `concurrency`.
+fn listener_limits(args: &Args, reloader: &Arc<Reloader>) -> Limits {
+    let nofile = listener::open_file_limit();
+    let reserve = listener::fd_reserve_for(reloader.config().concurrency);
+    if u64::try_from(reserve).unwrap_or(u64::MAX) > nofile / 2 {
+        tracing::warn!(
+            "the open-file limit of {nofile} is small for this concurrency: probes should keep \
+             {reserve} descriptors, HTTP connections may still use half; raise `ulimit -n`"
+        );
+    }
+    let reloader = reloader.clone();
+    Limits {
+        read_header_timeout: args.read_header_timeout,
+        idle_timeout: args.idle_timeout,
+        write_timeout: args.write_timeout,
+        max_connections: args.max_connections as usize,
+        fd_reserve: Arc::new(move || listener::fd_reserve_for(reloader.config().concurrency)),
+    }
 }
 
 /// Binds `HOST:PORT` like the Prometheus tools: `:PORT` means every interface, IPv6 and IPv4.
@@ -225,6 +279,14 @@ async fn wait_for_signals(reloader: &Reloader) -> std::io::Result<()> {
             _ = term.recv() => return Ok(()),
             _ = int.recv() => return Ok(()),
         }
+    }
+}
+
+/// A timeout: a duration as in the config, longer than zero.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err("must be longer than 0s".to_string()),
+        d => Ok(d),
     }
 }
 

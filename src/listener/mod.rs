@@ -1,0 +1,157 @@
+//! The exporter's HTTP listener, plain or TLS, bounded like a hardened HTTP server: at most
+//! `max_connections` connections at once, none that would take a file descriptor from the
+//! reserve kept for probes (excess connections are closed as soon as they are accepted), and
+//! every connection under the deadlines of `connection.rs`. One serving path for plain HTTP and
+//! TLS alike.
+//!
+//! What is served (routes, basic auth, headers) and the TLS config are the caller's
+//! (`web_config`); raising the open-file limit and the size of the reserve are `fds.rs`'s.
+
+mod connection;
+mod fds;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use rustls::ServerConfig;
+use tokio::sync::Semaphore;
+
+pub use fds::{fd_reserve_for, open_file_limit, raise_open_file_limit};
+
+/// The listener's bounds; the `--web.*` flags of the same names set them.
+#[derive(Clone)]
+pub struct Limits {
+    /// How long a client may take to send a request's head (TLS handshake included for the
+    /// first request), from its first byte (from accept for the first request).
+    pub read_header_timeout: Duration,
+    /// How long a keep-alive connection may sit between requests.
+    pub idle_timeout: Duration,
+    /// How long a response may take to reach the client, from the handler's answer to the
+    /// body's last byte; a scraper that stops reading is dropped then.
+    pub write_timeout: Duration,
+    /// Connections served at once; more are closed as soon as they are accepted.
+    pub max_connections: usize,
+    /// File descriptors to leave free for everything but HTTP connections (probes, name
+    /// resolution, config files), asked at each accept so that a reloaded `concurrency`
+    /// applies.
+    pub fd_reserve: Arc<dyn Fn() -> usize + Send + Sync>,
+}
+
+impl Default for Limits {
+    /// The flags' defaults (see the README's flag table).
+    fn default() -> Self {
+        Limits {
+            read_header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+            write_timeout: Duration::from_secs(30),
+            max_connections: 512,
+            fd_reserve: Arc::new(|| fd_reserve_for(64)),
+        }
+    }
+}
+
+/// Serves `app` on `listener` (over TLS with `tls`) until `shutdown` completes, then stops
+/// accepting and lets in-flight requests finish (the caller bounds how long it waits for this
+/// future). Failures of single connections are logged at debug and never stop the listener.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    tls: Option<Arc<ServerConfig>>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let limits = Arc::new(limits);
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let nofile = open_file_limit();
+    let mut refusals = Refusals::default();
+    // Tells connections still handshaking to give up: they hold no request yet.
+    let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: transient; don't spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let reserve = (limits.fd_reserve)();
+        if fds::takes_from_reserve(&tcp, nofile, reserve) {
+            refusals.note(peer, || {
+                format!(
+                    "it would leave fewer than {reserve} of the {nofile} file descriptors \
+                     (open-file limit) for probes"
+                )
+            });
+            continue;
+        }
+        let Ok(slot) = connections.clone().try_acquire_owned() else {
+            refusals.note(peer, || {
+                format!(
+                    "{} connections are open (--web.max-connections)",
+                    limits.max_connections
+                )
+            });
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        // Taken before the handshake, so that shutdown waits for this connection too.
+        let watcher = graceful.watcher();
+        tokio::spawn(connection::serve(
+            tcp,
+            peer,
+            acceptor.clone(),
+            service.clone(),
+            limits.clone(),
+            watcher,
+            stopping.clone(),
+            slot,
+        ));
+    }
+    drop(listener);
+    let _ = stopping_tx.send(true);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// Refused connections: each logged at debug, a summary at warn at most once a minute.
+#[derive(Default)]
+struct Refusals {
+    last_warning: Option<Instant>,
+    since_warning: u64,
+}
+
+/// How often a burst of refused connections is summarised at warn.
+const REFUSAL_WARNING_EVERY: Duration = Duration::from_secs(60);
+
+impl Refusals {
+    /// Records a refused connection (already accepted: dropping it closes it).
+    fn note(&mut self, peer: SocketAddr, why: impl FnOnce() -> String) {
+        self.since_warning += 1;
+        let due = self
+            .last_warning
+            .is_none_or(|t| t.elapsed() >= REFUSAL_WARNING_EVERY);
+        if due {
+            tracing::warn!(
+                refused = self.since_warning,
+                "refusing HTTP connections because {}",
+                why()
+            );
+            self.last_warning = Some(Instant::now());
+            self.since_warning = 0;
+        } else {
+            tracing::debug!(peer = %peer, "refused an HTTP connection");
+        }
+    }
+}
