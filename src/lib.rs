@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod probe;
 pub mod reload;
 pub mod scheduler;
+pub mod scrape;
 pub mod server;
 pub mod shard;
 pub mod state;

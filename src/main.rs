@@ -11,6 +11,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tls_exporter::config;
 use tls_exporter::listener::{self, Limits};
 use tls_exporter::reload::Reloader;
+use tls_exporter::scrape::ScrapeSlots;
 use tls_exporter::server::{router, App};
 use tls_exporter::shard::Shard;
 use tls_exporter::state::State;
@@ -71,6 +72,9 @@ struct Args {
     /// Connections served at once; more are closed as soon as they are accepted.
     #[arg(long = "web.max-connections", value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: u32,
+    /// `/metrics` renders at once; a scrape waits up to a second for a slot, then gets 503.
+    #[arg(long = "web.max-concurrent-scrapes", value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    max_concurrent_scrapes: u32,
     /// Validate the config file, print every problem, and exit 0 (valid) or 1 (invalid).
     #[arg(long = "check-config")]
     check_config: bool,
@@ -208,6 +212,7 @@ async fn run(args: Args) -> Result<(), String> {
         state,
         reloader: reloader.clone(),
         adhoc_probes: args.adhoc_probes,
+        scrapes: ScrapeSlots::new(args.max_concurrent_scrapes as usize),
     });
     let limits = listener_limits(&args, &reloader);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
