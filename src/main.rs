@@ -47,7 +47,7 @@ struct Args {
     #[arg(long = "log.format", value_enum, default_value = "logfmt")]
     log_format: LogFormat,
     /// How often to check the config file and target files for changes and reload (0s: never;
-    /// SIGHUP and POST /-/reload always work).
+    /// SIGHUP always works, POST /-/reload with --web.enable-lifecycle).
     #[arg(long = "config.watch-interval", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     watch_interval: Duration,
     /// Probe only shard I of N (targets whose stable hash of name falls in it); `auto/N` takes I
@@ -58,6 +58,9 @@ struct Args {
     /// used to scan arbitrary hosts).
     #[arg(long = "web.enable-adhoc-probes")]
     adhoc_probes: bool,
+    /// Enable `POST /-/reload` (off: it answers 403; SIGHUP always reloads).
+    #[arg(long = "web.enable-lifecycle")]
+    lifecycle: bool,
     /// How long a client may take to send a request's head (TLS handshake included), from its
     /// first byte.
     #[arg(long = "web.read-header-timeout", value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
@@ -212,6 +215,7 @@ async fn run(args: Args) -> Result<(), String> {
         state,
         reloader: reloader.clone(),
         adhoc_probes: args.adhoc_probes,
+        lifecycle: args.lifecycle,
         scrapes: ScrapeSlots::new(args.max_concurrent_scrapes as usize),
     });
     let limits = listener_limits(&args, &reloader);

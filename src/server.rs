@@ -24,6 +24,8 @@ pub struct App {
     pub reloader: Arc<Reloader>,
     /// `/probe` may probe endpoints that are not configured.
     pub adhoc_probes: bool,
+    /// `POST /-/reload` is enabled (`--web.enable-lifecycle`).
+    pub lifecycle: bool,
     /// How many `/metrics` renders may run at once.
     pub scrapes: ScrapeSlots,
 }
@@ -108,6 +110,11 @@ async fn ready(AxumState(app): AxumState<Arc<App>>) -> Response {
 }
 
 async fn reload(AxumState(app): AxumState<Arc<App>>) -> Response {
+    if !app.lifecycle {
+        let msg = "POST /-/reload is disabled; start tls_exporter with --web.enable-lifecycle \
+                   to enable it (SIGHUP always reloads)\n";
+        return (StatusCode::FORBIDDEN, msg).into_response();
+    }
     match app.reloader.reload().await {
         Ok(n) => (StatusCode::OK, format!("config reloaded: {n} targets\n")).into_response(),
         Err(e) => (
@@ -260,10 +267,10 @@ mod tests {
     use tower::ServiceExt;
 
     async fn app() -> Router {
-        app_with(4).await
+        app_with(false, 4).await
     }
 
-    async fn app_with(scrapes: usize) -> Router {
+    async fn app_with(lifecycle: bool, scrapes: usize) -> Router {
         let path = std::path::Path::new("t.yml");
         let config = crate::config::parse("targets: []\n", path).expect("valid config");
         let state = Arc::new(State::default());
@@ -278,6 +285,7 @@ mod tests {
             state,
             reloader,
             adhoc_probes: false,
+            lifecycle,
             scrapes: ScrapeSlots::new(scrapes),
         }))
     }
@@ -363,7 +371,7 @@ mod tests {
 
     #[tokio::test]
     async fn metrics_answer_503_while_every_scrape_slot_is_taken() {
-        let router = app_with(1).await;
+        let router = app_with(false, 1).await;
         let req = || {
             Request::builder()
                 .uri("/metrics")
@@ -378,6 +386,15 @@ mod tests {
         drop(first);
         let third = router.oneshot(req()).await.expect("infallible");
         assert_eq!(third.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn reload_is_forbidden_without_the_lifecycle_flag() {
+        let (status, _, body) = call(app().await, "POST", "/-/reload").await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(body.contains("--web.enable-lifecycle"), "{body}");
+        let (status, _, body) = call(app_with(true, 4).await, "POST", "/-/reload").await;
+        assert_ne!(status, StatusCode::FORBIDDEN, "{body}");
     }
 
     #[tokio::test]
