@@ -5,8 +5,8 @@
 //!   first request, so the TLS handshake counts too): slow-loris clients are dropped;
 //! - running a handler: no deadline here (handlers bound their own work, `/probe` by the
 //!   target's timeout; `/metrics` answers at once and streams);
-//! - sending a response: `write_timeout` from the handler's answer to the body's end: a scraper
-//!   that stops reading is dropped, and with it the chunks rendered for it;
+//! - sending a response: `write_timeout` from the handler's answer until its last byte is
+//!   flushed: a scraper that stops reading is dropped, and with it the chunks rendered for it;
 //! - idle between requests: `idle_timeout`.
 //!
 //! A connection past its deadline is dropped without an answer. Shutdown lets a request in
@@ -141,37 +141,77 @@ fn secs(d: Duration) -> String {
 /// The phase a connection is in and since when; the IO, service and body wrappers move it on.
 struct Activity {
     limits: Arc<Limits>,
-    now: Mutex<(Phase, Instant)>,
+    now: Mutex<Now>,
     changed: Notify,
+}
+
+struct Now {
+    phase: Phase,
+    since: Instant,
+    /// While sending: the body has ended (its last bytes may still sit in buffers).
+    body_done: bool,
 }
 
 impl Activity {
     fn new(limits: Arc<Limits>) -> Self {
         Activity {
             limits,
-            now: Mutex::new((Phase::Head, Instant::now())),
+            now: Mutex::new(Now {
+                phase: Phase::Head,
+                since: Instant::now(),
+                body_done: false,
+            }),
             changed: Notify::new(),
         }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Now> {
+        self.now.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn enter(&self, phase: Phase) {
-        *self.now.lock().unwrap_or_else(PoisonError::into_inner) = (phase, Instant::now());
+        *self.lock() = Now {
+            phase,
+            since: Instant::now(),
+            body_done: false,
+        };
         self.changed.notify_one();
     }
 
     /// Bytes arrived: an idle connection starts reading a request head.
     fn bytes_read(&self) {
-        let mut now = self.now.lock().unwrap_or_else(PoisonError::into_inner);
-        if now.0 == Phase::Idle {
-            *now = (Phase::Head, Instant::now());
-            drop(now);
-            self.changed.notify_one();
+        if self.lock().phase == Phase::Idle {
+            self.enter(Phase::Head);
+        }
+    }
+
+    /// The response body has ended (or was dropped unsent); the write deadline still runs
+    /// until its bytes are flushed.
+    fn body_done(&self) {
+        let mut now = self.lock();
+        if now.phase == Phase::Sending {
+            now.body_done = true;
+        }
+    }
+
+    /// Everything written so far has left for the client: a sent response makes the
+    /// connection idle.
+    fn flushed(&self) {
+        let sent = {
+            let now = self.lock();
+            now.phase == Phase::Sending && now.body_done
+        };
+        if sent {
+            self.enter(Phase::Idle);
         }
     }
 
     /// The current phase and when it runs out (none while a handler works).
     fn deadline(&self) -> (Phase, Option<Instant>) {
-        let (phase, since) = *self.now.lock().unwrap_or_else(PoisonError::into_inner);
+        let (phase, since) = {
+            let now = self.lock();
+            (now.phase, now.since)
+        };
         let timeout = match phase {
             Phase::Head => Some(self.limits.read_header_timeout),
             Phase::Handling => None,
@@ -242,7 +282,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        if matches!(polled, Poll::Ready(Ok(()))) {
+            self.activity.flushed();
+        }
+        polled
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -279,8 +323,8 @@ impl hyper::service::Service<axum::http::Request<Incoming>> for Service {
     }
 }
 
-/// A response body that marks the connection idle once it is sent (or dropped unsent: HEAD,
-/// 304, a broken connection).
+/// A response body that tells `Activity` when it has ended (or was dropped unsent: HEAD, 304,
+/// a broken connection); the connection is idle once that is flushed.
 struct Body {
     inner: axum::body::Body,
     activity: Option<Arc<Activity>>,
@@ -289,7 +333,7 @@ struct Body {
 impl Body {
     fn ended(&mut self) {
         if let Some(a) = self.activity.take() {
-            a.enter(Phase::Idle);
+            a.body_done();
         }
     }
 }
@@ -367,6 +411,18 @@ mod tests {
         a.enter(Phase::Idle);
         a.bytes_read();
         assert_eq!(a.deadline().0, Phase::Head);
+    }
+
+    #[tokio::test]
+    async fn a_response_is_sent_once_its_body_ended_and_was_flushed() {
+        let a = Activity::new(limits());
+        a.enter(Phase::Sending);
+        a.flushed();
+        assert_eq!(a.deadline().0, Phase::Sending, "the body has not ended");
+        a.body_done();
+        assert_eq!(a.deadline().0, Phase::Sending, "its bytes are not flushed");
+        a.flushed();
+        assert_eq!(a.deadline().0, Phase::Idle);
     }
 
     #[tokio::test]

@@ -155,3 +155,98 @@ impl Refusals {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::routing::get;
+    use rustls_pki_types::PrivateKeyDer;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    use super::*;
+
+    fn tls_config() -> Arc<ServerConfig> {
+        let key = rcgen::KeyPair::generate().expect("keygen");
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("self-sign");
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("aws-lc-rs supports the default versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .expect("a valid certificate and key");
+        Arc::new(config)
+    }
+
+    /// Serves a router with `/` ("ok") and `/big` (32 MiB) on a loopback port.
+    async fn start(tls: Option<Arc<ServerConfig>>, limits: Limits) -> SocketAddr {
+        let app = Router::new()
+            .route("/", get(|| async { "ok" }))
+            .route("/big", get(|| async { vec![b'x'; 32 << 20] }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(serve(listener, app, tls, limits, std::future::pending()));
+        addr
+    }
+
+    /// Reads until the server closes the connection (bounded); returns the bytes read.
+    async fn read_until_closed(c: &mut TcpStream) -> usize {
+        let mut total = 0;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let read = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf))
+                .await
+                .expect("the server closes the connection within 5s");
+            match read {
+                Ok(0) | Err(_) => return total,
+                Ok(n) => total += n,
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn silent_connections_are_dropped_at_the_header_timeout_with_tls_and_without() {
+        for tls in [None, Some(tls_config())] {
+            let with_tls = tls.is_some();
+            let addr = start(
+                tls,
+                Limits {
+                    read_header_timeout: Duration::from_millis(300),
+                    ..Limits::default()
+                },
+            )
+            .await;
+            let mut c = TcpStream::connect(addr).await.expect("connect");
+            assert_eq!(read_until_closed(&mut c).await, 0, "tls: {with_tls}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_stops_reading_is_dropped_at_the_write_timeout() {
+        let write_timeout = Duration::from_millis(300);
+        let addr = start(
+            None,
+            Limits {
+                write_timeout,
+                ..Limits::default()
+            },
+        )
+        .await;
+        let mut c = TcpStream::connect(addr).await.expect("connect");
+        c.write_all(b"GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .expect("request");
+        // Not reading for longer than the write timeout is what is tested.
+        tokio::time::sleep(write_timeout * 3).await;
+        let read = read_until_closed(&mut c).await;
+        assert!(read < 32 << 20, "the whole response arrived ({read} bytes)");
+    }
+}
