@@ -10,6 +10,7 @@ mod endpoints;
 mod http;
 mod legacy;
 mod lifecycle;
+mod listener;
 mod ocsp;
 mod prometheus;
 mod scale;
