@@ -2,8 +2,9 @@
 //!
 //! The binary (`main.rs`) wires these together: `config` loads and validates targets,
 //! `scheduler` runs checks on them periodically through `probe::run`, `state` keeps the latest
-//! facts per target, and `server` serves `/metrics` (rendered by `metrics` alone) and the
-//! status page from them. Layers, lowest first, each importing only those below it:
+//! facts per target, and `server` serves `/metrics` (rendered by `metrics` alone, answered by
+//! `scrape`) and the status page from them, on the bounded `listener` (TLS and basic auth from
+//! `web_config`). Layers, lowest first, each importing only those below it:
 //! `verdict` → `tls` → `config` → `probe` → `state` → `metrics` → `server`/`scheduler`/`reload`
 //! (checked by `scripts/check-layers`).
 
