@@ -15,7 +15,9 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use axum::body::Bytes;
-use axum::http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER, VARY};
+use axum::http::header::{
+    ACCEPT_ENCODING, CONNECTION, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER, VARY,
+};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use flate2::write::GzEncoder;
@@ -73,7 +75,9 @@ pub(crate) async fn respond(
             "{} scrapes are being answered already (--web.max-concurrent-scrapes); try again\n",
             slots.max
         );
-        return (StatusCode::SERVICE_UNAVAILABLE, [(RETRY_AFTER, "1")], msg).into_response();
+        // Closed after the answer: a scraper that does not read it holds no connection.
+        let headers = [(RETRY_AFTER, "1"), (CONNECTION, "close")];
+        return (StatusCode::SERVICE_UNAVAILABLE, headers, msg).into_response();
     };
     let gzip = accepts_gzip(headers);
     let slot = Arc::new(slot);

@@ -9,8 +9,9 @@
 //!   flushed: a scraper that stops reading is dropped, and with it the chunks rendered for it;
 //! - idle between requests: `idle_timeout`.
 //!
-//! A connection past its deadline is dropped without an answer. Shutdown lets a request in
-//! flight finish and closes idle connections. What is served is the router's; how many
+//! A connection past its deadline is dropped without an answer, and so is an idle one the
+//! accept loop evicts to make room. Shutdown lets a request in flight finish and closes idle
+//! connections. What is served is the router's; how many
 //! connections are accepted is `mod.rs`'s.
 
 use std::convert::Infallible;
@@ -33,20 +34,19 @@ use tokio::time::Instant;
 
 use super::Limits;
 
-/// Serves one accepted connection until the peer, a deadline or shutdown ends it. `_slot` is
-/// its place among `--web.max-connections`, given back when it ends.
+/// Serves one accepted connection until the peer, a deadline, eviction or shutdown ends it.
+/// `_slot` is its place among `--web.max-connections`, given back when it ends.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn serve(
     tcp: tokio::net::TcpStream,
     peer: SocketAddr,
     tls: Option<tokio_rustls::TlsAcceptor>,
     service: TowerToHyperService<Router>,
-    limits: Arc<Limits>,
+    activity: Arc<Activity>,
     watcher: Watcher,
     mut stopping: tokio::sync::watch::Receiver<bool>,
     _slot: OwnedSemaphorePermit,
 ) {
-    let activity = Arc::new(Activity::new(limits));
     let Some(acceptor) = tls else {
         return serve_http(tcp, peer, service, activity, watcher).await;
     };
@@ -58,8 +58,8 @@ pub(super) async fn serve(
                 return;
             }
         },
-        phase = activity.expired() => {
-            tracing::debug!(peer = %peer, "tls handshake not done {}", phase.overdue(&activity.limits));
+        closing = activity.expired() => {
+            tracing::debug!(peer = %peer, "closing a connection before its tls handshake ended: {}", closing.describe(&activity.limits));
             return;
         }
         _ = stopping.wait_for(|s| *s) => return,
@@ -95,8 +95,8 @@ async fn serve_http<S>(
         done = conn => if let Err(e) = done {
             tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
         },
-        phase = activity.expired() => {
-            tracing::debug!(peer = %peer, "closing a connection {}", phase.overdue(&activity.limits));
+        closing = activity.expired() => {
+            tracing::debug!(peer = %peer, "closing a connection: {}", closing.describe(&activity.limits));
         }
     }
 }
@@ -114,21 +114,36 @@ enum Phase {
     Idle,
 }
 
-impl Phase {
-    /// The sentence for a connection dropped in this phase: "… within 10s".
-    fn overdue(self, limits: &Limits) -> String {
+/// Why we close a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closing {
+    /// The deadline of this phase passed.
+    Overdue(Phase),
+    /// Idle, and its slot was needed for a new connection.
+    Evicted,
+}
+
+impl Closing {
+    /// What happened, in words: "no complete request head within 10s".
+    fn describe(self, limits: &Limits) -> String {
         match self {
-            Phase::Head => format!(
-                "that sent no complete request head within {}",
+            Closing::Overdue(Phase::Head) => format!(
+                "no complete request head within {}",
                 secs(limits.read_header_timeout)
             ),
-            Phase::Sending => format!(
-                "whose client did not take the response within {}",
+            Closing::Overdue(Phase::Sending) => format!(
+                "the client did not take the response within {}",
                 secs(limits.write_timeout)
             ),
-            Phase::Idle => format!("idle for longer than {}", secs(limits.idle_timeout)),
+            Closing::Overdue(Phase::Idle) => {
+                format!("idle for longer than {}", secs(limits.idle_timeout))
+            }
             // Never: handlers have no deadline here.
-            Phase::Handling => "whose handler did not answer".to_string(),
+            Closing::Overdue(Phase::Handling) => "the handler did not answer".to_string(),
+            Closing::Evicted => {
+                "idle, and its slot among --web.max-connections went to a new connection"
+                    .to_string()
+            }
         }
     }
 }
@@ -138,8 +153,9 @@ fn secs(d: Duration) -> String {
     format!("{}s", d.as_secs_f64())
 }
 
-/// The phase a connection is in and since when; the IO, service and body wrappers move it on.
-struct Activity {
+/// The phase a connection is in and since when; the IO, service and body wrappers move it on,
+/// the accept loop may evict it while idle.
+pub(super) struct Activity {
     limits: Arc<Limits>,
     now: Mutex<Now>,
     changed: Notify,
@@ -150,19 +166,41 @@ struct Now {
     since: Instant,
     /// While sending: the body has ended (its last bytes may still sit in buffers).
     body_done: bool,
+    /// Evicted while idle: to be closed now.
+    evicted: bool,
 }
 
 impl Activity {
-    fn new(limits: Arc<Limits>) -> Self {
+    /// A connection accepted now, waiting for its first request head.
+    pub(super) fn new(limits: Arc<Limits>) -> Self {
         Activity {
             limits,
             now: Mutex::new(Now {
                 phase: Phase::Head,
                 since: Instant::now(),
                 body_done: false,
+                evicted: false,
             }),
             changed: Notify::new(),
         }
+    }
+
+    /// Since when the connection has been idle between requests, if it is.
+    pub(super) fn idle_since(&self) -> Option<Instant> {
+        let now = self.lock();
+        (now.phase == Phase::Idle && !now.evicted).then_some(now.since)
+    }
+
+    /// Closes the connection if it is (still) idle; true when it was.
+    pub(super) fn evict_if_idle(&self) -> bool {
+        let mut now = self.lock();
+        if now.phase != Phase::Idle || now.evicted {
+            return false;
+        }
+        now.evicted = true;
+        drop(now);
+        self.changed.notify_one();
+        true
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Now> {
@@ -170,11 +208,14 @@ impl Activity {
     }
 
     fn enter(&self, phase: Phase) {
-        *self.lock() = Now {
+        let mut now = self.lock();
+        *now = Now {
             phase,
             since: Instant::now(),
             body_done: false,
+            evicted: now.evicted,
         };
+        drop(now);
         self.changed.notify_one();
     }
 
@@ -221,13 +262,16 @@ impl Activity {
         (phase, timeout.map(|t| since + t))
     }
 
-    /// Completes with the phase whose deadline passed.
-    async fn expired(&self) -> Phase {
+    /// Completes when the connection is to be closed: a deadline passed, or it was evicted.
+    async fn expired(&self) -> Closing {
         loop {
             let changed = self.changed.notified();
+            if self.lock().evicted {
+                return Closing::Evicted;
+            }
             match self.deadline() {
                 (_, None) => changed.await,
-                (phase, Some(at)) if at <= Instant::now() => return phase,
+                (phase, Some(at)) if at <= Instant::now() => return Closing::Overdue(phase),
                 (_, Some(at)) => {
                     tokio::select! {
                         () = tokio::time::sleep_until(at) => {}
@@ -432,13 +476,27 @@ mod tests {
             ..Limits::default()
         }));
         a.enter(Phase::Idle);
-        let phase = tokio::time::timeout(Duration::from_secs(5), a.expired())
+        let closing = tokio::time::timeout(Duration::from_secs(5), a.expired())
             .await
             .expect("the idle deadline passes");
-        assert_eq!(phase, Phase::Idle);
-        assert_eq!(
-            phase.overdue(&a.limits),
-            "idle for longer than 0.02s".to_string()
-        );
+        assert_eq!(closing, Closing::Overdue(Phase::Idle));
+        assert_eq!(closing.describe(&a.limits), "idle for longer than 0.02s");
+    }
+
+    #[tokio::test]
+    async fn only_an_idle_connection_can_be_evicted() {
+        let a = Activity::new(limits());
+        assert!(!a.evict_if_idle(), "reading a head");
+        a.enter(Phase::Sending);
+        assert!(!a.evict_if_idle(), "sending");
+        assert_eq!(a.idle_since(), None);
+        a.enter(Phase::Idle);
+        assert!(a.idle_since().is_some());
+        assert!(a.evict_if_idle());
+        assert!(!a.evict_if_idle(), "evicted once");
+        let closing = tokio::time::timeout(Duration::from_secs(5), a.expired())
+            .await
+            .expect("an evicted connection closes at once");
+        assert_eq!(closing, Closing::Evicted);
     }
 }

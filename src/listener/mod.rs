@@ -1,8 +1,8 @@
 //! The exporter's HTTP listener, plain or TLS, bounded like a hardened HTTP server: at most
-//! `max_connections` connections at once, none that would take a file descriptor from the
-//! reserve kept for probes (excess connections are closed as soon as they are accepted), and
-//! every connection under the deadlines of `connection.rs`. One serving path for plain HTTP and
-//! TLS alike.
+//! `max_connections` connections at once (at the limit, the connection idle the longest is
+//! closed to make room; with none idle, the new one is closed as soon as it is accepted), none
+//! that would take a file descriptor from the reserve kept for probes, and every connection
+//! under the deadlines of `connection.rs`. One serving path for plain HTTP and TLS alike.
 //!
 //! What is served (routes, basic auth, headers) and the TLS config are the caller's
 //! (`web_config`); raising the open-file limit and the size of the reserve are `fds.rs`'s.
@@ -12,7 +12,7 @@ mod fds;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -68,6 +68,7 @@ pub async fn serve(
     let service = hyper_util::service::TowerToHyperService::new(app);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let mut served = Served::default();
     let nofile = open_file_limit();
     let mut refusals = Refusals::default();
     // Tells connections still handshaking to give up: they hold no request yet.
@@ -96,15 +97,28 @@ pub async fn serve(
             });
             continue;
         }
-        let Ok(slot) = connections.clone().try_acquire_owned() else {
+        let slot = match connections.clone().try_acquire_owned() {
+            Ok(slot) => Some(slot),
+            // The evicted connection gives its slot back as soon as its task sees it.
+            Err(_) if served.evict_idlest() => {
+                tokio::time::timeout(EVICTION_WAIT, connections.clone().acquire_owned())
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+            }
+            Err(_) => None,
+        };
+        let Some(slot) = slot else {
             refusals.note(peer, || {
                 format!(
-                    "{} connections are open (--web.max-connections)",
+                    "{} connections are open and none is idle (--web.max-connections)",
                     limits.max_connections
                 )
             });
             continue;
         };
+        let activity = Arc::new(connection::Activity::new(limits.clone()));
+        served.add(&activity, limits.max_connections);
         let _ = tcp.set_nodelay(true);
         // Taken before the handshake, so that shutdown waits for this connection too.
         let watcher = graceful.watcher();
@@ -113,7 +127,7 @@ pub async fn serve(
             peer,
             acceptor.clone(),
             service.clone(),
-            limits.clone(),
+            activity,
             watcher,
             stopping.clone(),
             slot,
@@ -123,6 +137,36 @@ pub async fn serve(
     let _ = stopping_tx.send(true);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// How long the accept loop waits for an evicted connection's slot.
+const EVICTION_WAIT: Duration = Duration::from_millis(250);
+
+/// The connections being served, to find the one idle the longest when the limit is reached.
+#[derive(Default)]
+struct Served(Vec<Weak<connection::Activity>>);
+
+impl Served {
+    fn add(&mut self, activity: &Arc<connection::Activity>, max: usize) {
+        if self.0.len() >= max.saturating_mul(2) {
+            self.0.retain(|w| w.strong_count() > 0);
+        }
+        self.0.push(Arc::downgrade(activity));
+    }
+
+    /// Evicts the connection idle the longest; false when none is idle.
+    fn evict_idlest(&mut self) -> bool {
+        self.0.retain(|w| w.strong_count() > 0);
+        let mut idle: Vec<(Instant, Arc<connection::Activity>)> = self
+            .0
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter_map(|a| a.idle_since().map(|t| (t.into_std(), a)))
+            .collect();
+        idle.sort_by_key(|(since, _)| *since);
+        // One may have become busy since: the next idlest then.
+        idle.into_iter().any(|(_, a)| a.evict_if_idle())
+    }
 }
 
 /// Refused connections: each logged at debug, a summary at warn at most once a minute.
