@@ -2,18 +2,21 @@
 //!
 //! The binary (`main.rs`) wires these together: `config` loads and validates targets,
 //! `scheduler` runs checks on them periodically through `probe::run`, `state` keeps the latest
-//! facts per target, and `server` serves `/metrics` (rendered by `metrics` alone) and the
-//! status pages (rendered by `status`) from them. Layers, lowest first, each importing only
-//! those below it: `verdict` → `tls` → `config` → `probe` → `state` → `metrics` → `status` →
+//! facts per target, and `server` serves `/metrics` (rendered by `metrics` alone, answered by
+//! `scrape`) and the status pages (rendered by `status`) from them, on the bounded `listener`
+//! (TLS and basic auth from `web_config`). Layers, lowest first, each importing only those below
+//! it: `verdict` → `tls` → `config` → `probe` → `state` → `metrics` → `status` →
 //! `server`/`scheduler`/`reload` (checked by `scripts/check-layers`); `storage` (the state
 //! across restarts) sits beside `metrics`, above `state`.
 
 pub mod config;
+pub mod listener;
 pub mod logfmt;
 pub mod metrics;
 pub mod probe;
 pub mod reload;
 pub mod scheduler;
+pub mod scrape;
 pub mod server;
 pub mod shard;
 pub mod state;

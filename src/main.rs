@@ -9,7 +9,9 @@ use clap::{Parser, ValueEnum};
 use tokio::signal::unix::{signal, SignalKind};
 
 use tls_exporter::config;
+use tls_exporter::listener::{self, Limits};
 use tls_exporter::reload::Reloader;
+use tls_exporter::scrape::ScrapeSlots;
 use tls_exporter::server::{router, App};
 use tls_exporter::shard::Shard;
 use tls_exporter::state::State;
@@ -46,7 +48,7 @@ struct Args {
     #[arg(long = "log.format", value_enum, default_value = "logfmt")]
     log_format: LogFormat,
     /// How often to check the config file and target files for changes and reload (0s: never;
-    /// SIGHUP and POST /-/reload always work).
+    /// SIGHUP always works, POST /-/reload with --web.enable-lifecycle).
     #[arg(long = "config.watch-interval", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     watch_interval: Duration,
     /// Probe only shard I of N (targets whose stable hash of name falls in it); `auto/N` takes I
@@ -61,6 +63,26 @@ struct Args {
     /// saved every few seconds when something changed and at shutdown, restored at start.
     #[arg(long = "storage.path", value_name = "PATH")]
     storage_path: Option<PathBuf>,
+    /// Enable `POST /-/reload` (off: it answers 403; SIGHUP always reloads).
+    #[arg(long = "web.enable-lifecycle")]
+    lifecycle: bool,
+    /// How long a client may take to send a request's head (TLS handshake included), from its
+    /// first byte.
+    #[arg(long = "web.read-header-timeout", value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
+    read_header_timeout: Duration,
+    /// How long a keep-alive connection may sit idle between requests.
+    #[arg(long = "web.idle-timeout", value_name = "DURATION", default_value = "2m", value_parser = parse_timeout)]
+    idle_timeout: Duration,
+    /// How long a response may take to reach the client once its handler answered; a scraper
+    /// that stops reading is dropped then.
+    #[arg(long = "web.write-timeout", value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
+    write_timeout: Duration,
+    /// Connections served at once; more are closed as soon as they are accepted.
+    #[arg(long = "web.max-connections", value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
+    /// `/metrics` renders at once; a scrape waits up to a second for a slot, then gets 503.
+    #[arg(long = "web.max-concurrent-scrapes", value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    max_concurrent_scrapes: u32,
     /// Validate the config file, print every problem, and exit 0 (valid) or 1 (invalid).
     #[arg(long = "check-config")]
     check_config: bool,
@@ -112,6 +134,17 @@ fn main() -> ExitCode {
         };
     }
     init_logging(args.log_level, args.log_format);
+    // Like Prometheus: as many descriptors as the hard limit allows, before any thread starts.
+    match listener::raise_open_file_limit() {
+        Ok((before, after)) => {
+            tracing::debug!(
+                before,
+                after,
+                "raised the open-file limit to the hard limit"
+            );
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -207,11 +240,20 @@ async fn run(args: Args) -> Result<(), String> {
         state,
         reloader: reloader.clone(),
         adhoc_probes: args.adhoc_probes,
+        lifecycle: args.lifecycle,
+        scrapes: ScrapeSlots::new(args.max_concurrent_scrapes as usize),
     });
+    let limits = listener_limits(&args, &reloader);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(web_config::serve(listener, router(app), web, async {
-        let _ = stop_rx.await;
-    }));
+    let server = tokio::spawn(web_config::serve(
+        listener,
+        router(app),
+        web,
+        limits,
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
 
     wait_for_signals(&reloader)
         .await
@@ -229,6 +271,27 @@ async fn run(args: Args) -> Result<(), String> {
         writer.finish().await;
     }
     Ok(())
+}
+
+/// The listener's bounds from the flags; the descriptors kept for probes follow the current
+/// config's `concurrency`.
+fn listener_limits(args: &Args, reloader: &Arc<Reloader>) -> Limits {
+    let nofile = listener::open_file_limit();
+    let reserve = listener::fd_reserve_for(reloader.config().concurrency);
+    if u64::try_from(reserve).unwrap_or(u64::MAX) > nofile / 2 {
+        tracing::warn!(
+            "the open-file limit of {nofile} is small for this concurrency: probes should keep \
+             {reserve} descriptors, HTTP connections may still use half; raise `ulimit -n`"
+        );
+    }
+    let reloader = reloader.clone();
+    Limits {
+        read_header_timeout: args.read_header_timeout,
+        idle_timeout: args.idle_timeout,
+        write_timeout: args.write_timeout,
+        max_connections: args.max_connections as usize,
+        fd_reserve: Arc::new(move || listener::fd_reserve_for(reloader.config().concurrency)),
+    }
 }
 
 /// Binds `HOST:PORT` like the Prometheus tools: `:PORT` means every interface, IPv6 and IPv4.
@@ -258,6 +321,14 @@ async fn wait_for_signals(reloader: &Arc<Reloader>) -> std::io::Result<()> {
             _ = term.recv() => return Ok(()),
             _ = int.recv() => return Ok(()),
         }
+    }
+}
+
+/// A timeout: a duration as in the config, longer than zero.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err("must be longer than 0s".to_string()),
+        d => Ok(d),
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::extract::{Path, Query, State as AxumState};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -18,6 +18,7 @@ use crate::metrics::{Format, OnDemand};
 use crate::probe::outcome::{AddressOutcome, Phases, ProbeOutcome};
 use crate::probe::Check;
 use crate::reload::Reloader;
+use crate::scrape::ScrapeSlots;
 use crate::state::State;
 use crate::status;
 use crate::verdict::{Failure, FailureReason};
@@ -28,6 +29,10 @@ pub struct App {
     pub reloader: Arc<Reloader>,
     /// `/probe` may probe endpoints that are not configured.
     pub adhoc_probes: bool,
+    /// `POST /-/reload` is enabled (`--web.enable-lifecycle`).
+    pub lifecycle: bool,
+    /// How many `/metrics` renders may run at once.
+    pub scrapes: ScrapeSlots,
 }
 
 /// The exporter's routes.
@@ -43,53 +48,10 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-/// How long a scraper may stop reading before its scrape is abandoned.
-const SCRAPE_STALL: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Streams the exposition as it is rendered (on a blocking thread), so a large fleet's
-/// `/metrics` is never held in memory whole.
-async fn metrics(AxumState(app): AxumState<Arc<App>>) -> Response {
-    let (tx, rx) = tokio::sync::mpsc::channel::<String>(4);
-    let state = app.state.clone();
-    let runtime = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || {
-        // A scraper that went away or stopped reading: the rest of the render is discarded
-        // rather than holding this thread (which probes' name resolution shares).
-        let mut stalled = false;
-        let sink = Box::new(move |chunk: String| {
-            if !stalled {
-                let sent = runtime.block_on(tokio::time::timeout(SCRAPE_STALL, tx.send(chunk)));
-                stalled = !matches!(sent, Ok(Ok(())));
-            }
-        });
-        crate::metrics::render_to(&state, SystemTime::now(), sink);
-        crate::state::release_free_memory();
-    });
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        axum::body::Body::new(Chunks(rx)),
-    )
-        .into_response()
-}
-
-/// An HTTP body of the chunks a renderer sends.
-struct Chunks(tokio::sync::mpsc::Receiver<String>);
-
-impl http_body::Body for Chunks {
-    type Data = axum::body::Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        self.0
-            .poll_recv(cx)
-            .map(|chunk| chunk.map(|c| Ok(http_body::Frame::data(axum::body::Bytes::from(c)))))
-    }
+/// Streams the exposition as it is rendered (see `scrape`), so a large fleet's `/metrics` is
+/// never held in memory whole and a slow scraper holds no thread.
+async fn metrics(AxumState(app): AxumState<Arc<App>>, headers: HeaderMap) -> Response {
+    crate::scrape::respond(&app.scrapes, app.state.clone(), &headers).await
 }
 
 /// `?target=T[&module=M][&format=F][&server_name=S]`.
@@ -270,6 +232,11 @@ async fn ready(AxumState(app): AxumState<Arc<App>>) -> Response {
 }
 
 async fn reload(AxumState(app): AxumState<Arc<App>>) -> Response {
+    if !app.lifecycle {
+        let msg = "POST /-/reload is disabled; start tls_exporter with --web.enable-lifecycle \
+                   to enable it (SIGHUP always reloads)\n";
+        return (StatusCode::FORBIDDEN, msg).into_response();
+    }
     match app.reloader.reload().await {
         Ok(n) => (StatusCode::OK, format!("config reloaded: {n} targets\n")).into_response(),
         Err(e) => (
@@ -324,6 +291,10 @@ mod tests {
     use tower::ServiceExt;
 
     async fn app() -> Router {
+        app_with(false, 4).await
+    }
+
+    async fn app_with(lifecycle: bool, scrapes: usize) -> Router {
         let path = std::path::Path::new("t.yml");
         let config = crate::config::parse("targets: []\n", path).expect("valid config");
         let state = Arc::new(State::default());
@@ -338,6 +309,8 @@ mod tests {
             state,
             reloader,
             adhoc_probes: false,
+            lifecycle,
+            scrapes: ScrapeSlots::new(scrapes),
         }))
     }
 
@@ -390,6 +363,62 @@ mod tests {
             body.contains("# TYPE tls_exporter_probes_skipped_total counter\n"),
             "{body}"
         );
+    }
+
+    #[tokio::test]
+    async fn metrics_are_gzipped_when_the_scraper_accepts_it() {
+        use std::io::Read as _;
+        let req = Request::builder()
+            .uri("/metrics")
+            .header(header::ACCEPT_ENCODING, "gzip")
+            .body(Body::empty())
+            .expect("request");
+        let resp = app().await.oneshot(req).await.expect("infallible");
+        assert_eq!(resp.status(), StatusCode::OK);
+        let h = |n: header::HeaderName| {
+            resp.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        assert_eq!(h(header::CONTENT_ENCODING).as_deref(), Some("gzip"));
+        assert_eq!(h(header::VARY).as_deref(), Some("Accept-Encoding"));
+        let gz = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        let mut body = String::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_string(&mut body)
+            .expect("valid gzip");
+        assert!(body.contains("\ntls_exporter_targets 0\n"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn metrics_answer_503_while_every_scrape_slot_is_taken() {
+        let router = app_with(false, 1).await;
+        let req = || {
+            Request::builder()
+                .uri("/metrics")
+                .body(Body::empty())
+                .expect("request")
+        };
+        // Its body, unread, holds the only slot.
+        let first = router.clone().oneshot(req()).await.expect("infallible");
+        assert_eq!(first.status(), StatusCode::OK);
+        let second = router.clone().oneshot(req()).await.expect("infallible");
+        assert_eq!(second.status(), StatusCode::SERVICE_UNAVAILABLE);
+        drop(first);
+        let third = router.oneshot(req()).await.expect("infallible");
+        assert_eq!(third.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn reload_is_forbidden_without_the_lifecycle_flag() {
+        let (status, _, body) = call(app().await, "POST", "/-/reload").await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(body.contains("--web.enable-lifecycle"), "{body}");
+        let (status, _, body) = call(app_with(true, 4).await, "POST", "/-/reload").await;
+        assert_ne!(status, StatusCode::FORBIDDEN, "{body}");
     }
 
     #[tokio::test]

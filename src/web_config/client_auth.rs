@@ -341,9 +341,15 @@ mod tests {
         let addr = listener.local_addr().expect("addr");
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let app = Router::new().route("/", get(|| async { "ok" }));
-        let server_task = tokio::spawn(serve(listener, app, Some(Arc::new(web)), async {
-            let _ = stop_rx.await;
-        }));
+        let server_task = tokio::spawn(serve(
+            listener,
+            app,
+            Some(Arc::new(web)),
+            crate::listener::Limits::default(),
+            async {
+                let _ = stop_rx.await;
+            },
+        ));
         let status = mtls_get(addr, &ca, Some(allowed))
             .await
             .expect("allowed client");

@@ -10,8 +10,8 @@
 //!
 //! The parts, one per file: `schema` mirrors the YAML, `convert` checks it and locates problems,
 //! `tls_policy` maps versions, cipher suites and curves onto rustls, `client_auth` holds the
-//! client-certificate verifiers, `basic_auth` the users and password checks, `serve` the accept
-//! loop and middleware.
+//! client-certificate verifiers, `basic_auth` the users and password checks, `serve` the
+//! middleware and the hand-off to `crate::listener`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};

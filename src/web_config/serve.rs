@@ -1,11 +1,10 @@
-//! Serving the router under a web config: plain `axum::serve` without TLS, a rustls accept loop
-//! with it (bounded handshakes and header reads, graceful shutdown), and the middleware that
-//! applies basic auth and the configured response headers to every route. What the config
-//! says is decided elsewhere; routes and when to shut down are the caller's.
+//! Serving the router under a web config: basic auth and the configured response headers
+//! wrapped around every route, then the listener (`crate::listener`, plain or with the rustls
+//! config built from the file). What the config says is decided elsewhere; routes, the
+//! listener's bounds and when to shut down are the caller's.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
@@ -13,44 +12,32 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use rustls::ServerConfig;
 
 use super::basic_auth::BasicAuth;
 use super::WebConfig;
+use crate::listener::{self, Limits};
 
-/// How long a client may take to complete the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a client may take to send a request's headers (slow-loris bound).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// The realm in `WWW-Authenticate`.
 const REALM: &str = "Basic realm=\"tls_exporter\"";
 
-/// Serves `app` on `listener` until `shutdown` completes, then stops accepting and lets
-/// in-flight connections finish (the caller bounds how long it waits for this future).
+/// Serves `app` on `listener` within `limits` until `shutdown` completes, then stops accepting
+/// and lets in-flight requests finish (the caller bounds how long it waits for this future).
 ///
-/// Without a web config this is `axum::serve`. With one, basic auth and response headers wrap
-/// every route, and with TLS each connection is handshaken (bounded by a timeout; failures are
-/// logged at debug and never stop the listener) and then served over HTTP/1.1.
+/// With a web config, basic auth and response headers wrap every route, and with TLS each
+/// connection is handshaken first (failures are logged at debug and never stop the listener).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     web: Option<Arc<WebConfig>>,
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let Some(web) = web else {
-        return axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        return listener::serve(listener, app, None, limits, shutdown).await;
     };
     let app = web.apply(app);
-    match &web.tls {
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-        Some(tls) => serve_tls(listener, app, tls.config.clone(), shutdown).await,
-    }
+    let tls = web.tls.as_ref().map(|t| t.config.clone());
+    listener::serve(listener, app, tls, limits, shutdown).await
 }
 
 impl WebConfig {
@@ -72,85 +59,6 @@ impl WebConfig {
                 add_headers,
             ))
         }
-    }
-}
-
-/// The rustls accept loop: one task per connection, each watched for graceful shutdown.
-async fn serve_tls(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    config: Arc<ServerConfig>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    let service = hyper_util::service::TowerToHyperService::new(app);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    // Tells connections still handshaking to give up: they hold no request yet.
-    let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    // Out of file descriptors and the like: transient; don't spin.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        // Taken before the handshake, so that shutdown waits for this connection too.
-        let watcher = graceful.watcher();
-        tokio::spawn(serve_connection(
-            tcp,
-            peer,
-            acceptor.clone(),
-            service.clone(),
-            watcher,
-            stopping.clone(),
-        ));
-    }
-    drop(listener);
-    let _ = stopping_tx.send(true);
-    graceful.shutdown().await;
-    Ok(())
-}
-
-/// One TLS connection: a bounded handshake, then HTTP/1.1 until the peer or shutdown ends it.
-/// Failures are the peer's business: logged at debug, never propagated.
-async fn serve_connection(
-    tcp: tokio::net::TcpStream,
-    peer: std::net::SocketAddr,
-    acceptor: tokio_rustls::TlsAcceptor,
-    service: hyper_util::service::TowerToHyperService<Router>,
-    watcher: hyper_util::server::graceful::Watcher,
-    mut stopping: tokio::sync::watch::Receiver<bool>,
-) {
-    use hyper_util::rt::{TokioIo, TokioTimer};
-
-    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
-    let stream = tokio::select! {
-        done = handshake => match done {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => {
-                tracing::debug!(peer = %peer, error = %e, "tls handshake failed");
-                return;
-            }
-            Err(_) => {
-                tracing::debug!(peer = %peer, timeout = ?HANDSHAKE_TIMEOUT, "tls handshake timed out");
-                return;
-            }
-        },
-        _ = stopping.wait_for(|s| *s) => return,
-    };
-    let conn = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .serve_connection(TokioIo::new(stream), service);
-    if let Err(e) = watcher.watch(conn).await {
-        tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
     }
 }
 

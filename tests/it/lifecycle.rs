@@ -7,6 +7,9 @@ use crate::support::exporter::{write, Exporter};
 use crate::support::pki::{Ca, Spec};
 use crate::support::servers::{self, Opts};
 
+/// `POST /-/reload` is opt-in.
+const LIFECYCLE: &str = "--web.enable-lifecycle";
+
 struct Fixture {
     _server: servers::Server,
     port: u16,
@@ -37,7 +40,7 @@ fn targets(port: u16, names: &[&str]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_applies_good_config_and_removed_series_vanish() {
     let f = fixture().await;
-    let e = Exporter::start(f.dir, &targets(f.port, &["a", "b"]));
+    let e = Exporter::start_with(f.dir, &targets(f.port, &["a", "b"]), &[LIFECYCLE]);
     e.wait_for("both targets probed", |m| {
         m.value("tls_probe_success{target=\"a\",team=\"core\"}") == Some(1.0)
             && m.value("tls_probe_success{target=\"b\",team=\"core\"}") == Some(1.0)
@@ -68,7 +71,7 @@ async fn reload_applies_good_config_and_removed_series_vanish() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_changing_concurrency_and_one_target_keeps_every_series() {
     let f = fixture().await;
-    let e = Exporter::start(f.dir, &targets(f.port, &["a", "b"]));
+    let e = Exporter::start_with(f.dir, &targets(f.port, &["a", "b"]), &[LIFECYCLE]);
     e.wait_probes("a\",team=\"core", 2);
     e.wait_probes("b\",team=\"core", 1);
     // New concurrency for all, a new timeout for b only.
@@ -113,7 +116,7 @@ async fn reload_changing_concurrency_and_one_target_keeps_every_series() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_config_on_sighup_keeps_last_good_config() {
     let f = fixture().await;
-    let e = Exporter::start(f.dir, &targets(f.port, &["a"]));
+    let e = Exporter::start_with(f.dir, &targets(f.port, &["a"]), &[LIFECYCLE]);
     e.wait_probes("a\",team=\"core", 1);
     let before = e
         .scrape()

@@ -20,6 +20,7 @@ mod files;
 mod http;
 mod legacy;
 mod lifecycle;
+mod listener;
 mod logs;
 mod ocsp;
 mod probe_formats;

@@ -47,18 +47,49 @@ impl Exporter {
 
     /// Like `start`, with extra command-line flags.
     pub fn start_with(dir: tempfile::TempDir, yaml: &str, flags: &[&str]) -> Exporter {
+        Exporter::spawn(dir, yaml, flags, None)
+    }
+
+    /// Like `start_with`, under an open-file limit of `nofile` (soft and hard, as
+    /// `prlimit --nofile=N:N` would set).
+    pub fn start_with_nofile(
+        dir: tempfile::TempDir,
+        yaml: &str,
+        flags: &[&str],
+        nofile: u64,
+    ) -> Exporter {
+        Exporter::spawn(dir, yaml, flags, Some(nofile))
+    }
+
+    fn spawn(dir: tempfile::TempDir, yaml: &str, flags: &[&str], nofile: Option<u64>) -> Exporter {
         let config = write(dir.path(), "config.yml", yaml);
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-        let child = Command::new(env!("CARGO_BIN_EXE_tls_exporter"))
-            .arg(format!("--config.file={}", config.display()))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tls_exporter"));
+        cmd.arg(format!("--config.file={}", config.display()))
             .arg(format!("--web.listen-address={addr}"))
             .arg("--log.level=debug")
             .args(flags)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("stderr.log")).expect("log file"))
-            .spawn()
-            .expect("spawn tls_exporter");
+            .stderr(std::fs::File::create(dir.path().join("stderr.log")).expect("log file"));
+        if let Some(n) = nofile {
+            use std::os::unix::process::CommandExt;
+            let lim = libc::rlimit {
+                rlim_cur: n,
+                rlim_max: n,
+            };
+            // SAFETY: between fork and exec the closure only calls setrlimit (async-signal-safe)
+            // on a copy it owns.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let child = cmd.spawn().expect("spawn tls_exporter");
         let mut e = Exporter {
             addr,
             dir,

@@ -1,0 +1,335 @@
+//! The `/metrics` answer: at most `--web.max-concurrent-scrapes` at once (a scrape waits
+//! briefly for a slot, then gets 503), each rendered on a thread of its own, never one of
+//! tokio's blocking pool, which probes' name resolution needs. The render hands its chunks to
+//! the HTTP body without ever waiting for the client, gzip-compressed (fast level, streaming)
+//! when the scraper accepts it. A scraper that stops reading holds its slot and the chunks
+//! rendered for it, no thread, until the listener's write timeout drops the connection.
+//!
+//! What the exposition says is `metrics`' business; deadlines and connections are the
+//! listener's.
+
+use std::io::Write as _;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use axum::body::Bytes;
+use axum::http::header::{
+    ACCEPT_ENCODING, CONNECTION, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER, VARY,
+};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use flate2::write::GzEncoder;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::state::State;
+
+/// The text format's content type.
+pub(crate) const CONTENT_TYPE_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// How long a scrape may wait for a slot before it is answered 503: long enough for a burst
+/// (an HA pair scraping at the same moment) to be served in turn.
+const SLOT_WAIT: Duration = Duration::from_secs(1);
+
+/// The renders allowed at once (`--web.max-concurrent-scrapes`).
+pub struct ScrapeSlots {
+    slots: Arc<Semaphore>,
+    max: usize,
+}
+
+impl ScrapeSlots {
+    /// `max` scrapes at once (at least one).
+    pub fn new(max: usize) -> Self {
+        let max = max.max(1);
+        ScrapeSlots {
+            slots: Arc::new(Semaphore::new(max)),
+            max,
+        }
+    }
+}
+
+/// Why a scrape's body ended early: the client sees a broken response, never a short one.
+#[derive(Debug, thiserror::Error)]
+enum ScrapeError {
+    #[error("the render of /metrics stopped before the end")]
+    RenderStopped,
+}
+
+/// The `/metrics` response for a request with `headers`: a streaming body, or 503 when no slot
+/// frees up within a second.
+pub(crate) async fn respond(
+    slots: &ScrapeSlots,
+    state: Arc<State>,
+    headers: &HeaderMap,
+) -> Response {
+    let slot = match slots.slots.clone().try_acquire_owned() {
+        Ok(slot) => Some(slot),
+        Err(_) => tokio::time::timeout(SLOT_WAIT, slots.slots.clone().acquire_owned())
+            .await
+            .ok()
+            .and_then(Result::ok),
+    };
+    let Some(slot) = slot else {
+        let msg = format!(
+            "{} scrapes are being answered already (--web.max-concurrent-scrapes); try again\n",
+            slots.max
+        );
+        // Closed after the answer: a scraper that does not read it holds no connection.
+        let headers = [(RETRY_AFTER, "1"), (CONNECTION, "close")];
+        return (StatusCode::SERVICE_UNAVAILABLE, headers, msg).into_response();
+    };
+    let gzip = accepts_gzip(headers);
+    let slot = Arc::new(slot);
+    let (tx, rx) = unbounded_channel();
+    let output = Output::new(tx, gzip);
+    let render_slot = slot.clone();
+    let spawned = std::thread::Builder::new()
+        .name("metrics-render".into())
+        .spawn(move || {
+            let _slot = render_slot;
+            render(&state, output);
+        });
+    if let Err(e) = spawned {
+        let msg = format!("cannot start a thread to render /metrics: {e}\n");
+        return (StatusCode::SERVICE_UNAVAILABLE, msg).into_response();
+    }
+    let body = axum::body::Body::new(Chunks {
+        rx,
+        ended: false,
+        _slot: slot,
+    });
+    if gzip {
+        (
+            [
+                (CONTENT_TYPE, CONTENT_TYPE_TEXT),
+                (CONTENT_ENCODING, "gzip"),
+                (VARY, "Accept-Encoding"),
+            ],
+            body,
+        )
+            .into_response()
+    } else {
+        (
+            [(CONTENT_TYPE, CONTENT_TYPE_TEXT), (VARY, "Accept-Encoding")],
+            body,
+        )
+            .into_response()
+    }
+}
+
+/// True when `Accept-Encoding` lists `gzip` (or `x-gzip`) with a weight above zero.
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let coding = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .is_some_and(|q| q.parse::<f32>().map_or(true, |q| q <= 0.0))
+            });
+            (coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip"))
+                && !refused
+        })
+}
+
+/// Renders the whole exposition into `output` (on the calling thread).
+fn render(state: &State, output: Output) {
+    let output = Arc::new(Mutex::new(output));
+    let sink = output.clone();
+    crate::metrics::render_to(
+        state,
+        SystemTime::now(),
+        Box::new(move |chunk: String| lock(&sink).push(chunk)),
+    );
+    lock(&output).finish();
+    crate::state::release_free_memory();
+}
+
+fn lock(output: &Mutex<Output>) -> std::sync::MutexGuard<'_, Output> {
+    output.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What the render thread hands the body.
+enum Piece {
+    Data(Bytes),
+    /// The exposition is complete.
+    End,
+}
+
+/// The render's side of the channel: chunks as they are, or through a gzip stream.
+struct Output {
+    tx: UnboundedSender<Piece>,
+    gzip: Option<GzEncoder<Vec<u8>>>,
+    /// The body is gone (client away): the rest is neither compressed nor sent.
+    gone: bool,
+}
+
+impl Output {
+    fn new(tx: UnboundedSender<Piece>, gzip: bool) -> Self {
+        let gzip = gzip.then(|| GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+        Output {
+            tx,
+            gzip,
+            gone: false,
+        }
+    }
+
+    fn push(&mut self, chunk: String) {
+        if self.gone {
+            return;
+        }
+        let Some(gz) = self.gzip.as_mut() else {
+            self.send(Piece::Data(Bytes::from(chunk)));
+            return;
+        };
+        // Writing into a Vec cannot fail.
+        let _ = gz.write_all(chunk.as_bytes());
+        // What deflate has emitted so far; it keeps appending after what was taken.
+        let compressed = std::mem::take(gz.get_mut());
+        if !compressed.is_empty() {
+            self.send(Piece::Data(Bytes::from(compressed)));
+        }
+    }
+
+    fn finish(&mut self) {
+        if self.gone {
+            return;
+        }
+        if let Some(gz) = self.gzip.take() {
+            if let Ok(rest) = gz.finish() {
+                if !rest.is_empty() {
+                    self.send(Piece::Data(Bytes::from(rest)));
+                }
+            }
+        }
+        self.send(Piece::End);
+    }
+
+    fn send(&mut self, piece: Piece) {
+        self.gone = self.tx.send(piece).is_err();
+    }
+}
+
+/// The HTTP body of a scrape: the pieces its render sends, holding the scrape's slot.
+struct Chunks {
+    rx: UnboundedReceiver<Piece>,
+    ended: bool,
+    _slot: Arc<OwnedSemaphorePermit>,
+}
+
+impl http_body::Body for Chunks {
+    type Data = Bytes;
+    type Error = ScrapeError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, ScrapeError>>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        match self.rx.poll_recv(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Piece::Data(b))) => Poll::Ready(Some(Ok(http_body::Frame::data(b)))),
+            Poll::Ready(Some(Piece::End)) => {
+                self.ended = true;
+                Poll::Ready(None)
+            }
+            Poll::Ready(None) => {
+                self.ended = true;
+                Poll::Ready(Some(Err(ScrapeError::RenderStopped)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read as _;
+
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn headers(accept: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for a in accept {
+            h.append(ACCEPT_ENCODING, HeaderValue::from_str(a).expect("header"));
+        }
+        h
+    }
+
+    #[test]
+    fn gzip_is_used_when_listed_with_a_weight_above_zero() {
+        assert!(accepts_gzip(&headers(&["gzip"])));
+        assert!(accepts_gzip(&headers(&["deflate, GZIP;q=0.5"])));
+        assert!(accepts_gzip(&headers(&["br", "x-gzip"])));
+        assert!(!accepts_gzip(&headers(&[])));
+        assert!(!accepts_gzip(&headers(&["gzip;q=0"])));
+        assert!(!accepts_gzip(&headers(&["gzip; q=0.0, identity"])));
+        assert!(!accepts_gzip(&headers(&["*", "br, deflate"])));
+    }
+
+    fn drain(mut rx: UnboundedReceiver<Piece>) -> (Vec<u8>, bool) {
+        let mut bytes = Vec::new();
+        let mut ended = false;
+        while let Ok(piece) = rx.try_recv() {
+            match piece {
+                Piece::Data(b) => bytes.extend_from_slice(&b),
+                Piece::End => ended = true,
+            }
+        }
+        (bytes, ended)
+    }
+
+    #[test]
+    fn gzip_stream_decodes_to_the_chunks_pushed() {
+        let (tx, rx) = unbounded_channel();
+        let mut out = Output::new(tx, true);
+        let mut text = String::new();
+        for i in 0..2000 {
+            let chunk = format!("tls_probe_success{{target=\"t{i:05}\"}} 1\n").repeat(40);
+            text.push_str(&chunk);
+            out.push(chunk);
+        }
+        out.finish();
+        let (gz, ended) = drain(rx);
+        assert!(ended);
+        assert!(gz.len() * 10 < text.len(), "{} of {}", gz.len(), text.len());
+        let mut decoded = String::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_string(&mut decoded)
+            .expect("valid gzip");
+        assert_eq!(decoded, text);
+    }
+
+    #[test]
+    fn identity_stream_is_the_chunks_then_the_end() {
+        let (tx, rx) = unbounded_channel();
+        let mut out = Output::new(tx, false);
+        out.push("a 1\n".into());
+        out.push("b 2\n".into());
+        out.finish();
+        assert_eq!(drain(rx), (b"a 1\nb 2\n".to_vec(), true));
+    }
+
+    #[test]
+    fn a_gone_client_stops_the_output() {
+        let (tx, rx) = unbounded_channel();
+        drop(rx);
+        let mut out = Output::new(tx, false);
+        out.push("a 1\n".into());
+        assert!(out.gone);
+        out.push("b 2\n".into());
+        out.finish();
+    }
+}
