@@ -183,7 +183,7 @@ fn live_reload_with_a_fifo_ca_file_answers_an_error_and_sigterm_still_exits_in_t
     let dir = Exporter::dir();
     let fifo = dir.path().join("fifo");
     mkfifo(&fifo);
-    let mut e = Exporter::start(dir, "targets: []\n");
+    let mut e = Exporter::start_with(dir, "targets: []\n", &["--web.enable-lifecycle"]);
     write(
         e.dir.path(),
         "config.yml",

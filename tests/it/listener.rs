@@ -190,7 +190,7 @@ async fn stalled_scrapers_hold_no_threads_and_stop_neither_a_scrape_nor_a_hostna
     // Padding targets with a long label make the exposition far larger than the socket
     // buffers of a scraper that never reads, so its response really stalls.
     let mut yaml = host_config(server.addr.port(), 16);
-    let pad = "x".repeat(8000);
+    let pad = "x".repeat(1000);
     for i in 0..60 {
         yaml.push_str(&format!(
             "  - name: pad{i}\n    address: 127.0.0.1:{}\n    server_name: localhost\n    labels: {{pad: {pad}}}\n",

@@ -100,7 +100,7 @@ async fn hourly_targets_are_probed_within_seconds_of_start_and_reload() {
     let head = "global: {interval: 1h, timeout: 5s, ca_file: ca.pem, scan: false}\ntargets:\n";
     let yaml = format!("{head}{}{}", target("a", port), target("b", port));
     let started = Instant::now();
-    let e = Exporter::start(dir, &yaml);
+    let e = Exporter::start_with(dir, &yaml, &["--web.enable-lifecycle"]);
     e.wait_probes("a", 1);
     e.wait_probes("b", 1);
     assert!(
