@@ -5,9 +5,12 @@
 //! facts per target, and `server` serves `/metrics` (rendered by `metrics` alone) and the
 //! status page from them. Layers, lowest first, each importing only those below it:
 //! `verdict` → `tls` → `config` → `probe` → `state` → `metrics` → `server`/`scheduler`/`reload`
-//! (checked by `scripts/check-layers`).
+//! (checked by `scripts/check-layers`). `fuzzing`, hidden, sits above them all: it hands the
+//! parsers of outside bytes to the fuzz targets (`fuzz/`) and the property tests.
 
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod logfmt;
 pub mod metrics;
 pub mod probe;
