@@ -12,6 +12,7 @@ mod legacy;
 mod lifecycle;
 mod ocsp;
 mod prometheus;
+mod properties;
 mod scale;
 mod starttls;
 mod web;
