@@ -7,9 +7,12 @@
 //! (TLS and basic auth from `web_config`). Layers, lowest first, each importing only those below
 //! it: `verdict` → `tls` → `config` → `probe` → `state` → `metrics` → `status` →
 //! `server`/`scheduler`/`reload` (checked by `scripts/check-layers`); `storage` (the state
-//! across restarts) sits beside `metrics`, above `state`.
+//! across restarts) sits beside `metrics`, above `state`. `fuzzing`, hidden, sits above them all:
+//! it hands the parsers of outside bytes to the fuzz targets (`fuzz/`) and the property tests.
 
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod listener;
 pub mod logfmt;
 pub mod metrics;

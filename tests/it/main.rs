@@ -25,6 +25,7 @@ mod logs;
 mod ocsp;
 mod probe_formats;
 mod prometheus;
+mod properties;
 mod scale;
 mod scheduling;
 mod starttls;

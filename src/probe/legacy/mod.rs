@@ -251,6 +251,20 @@ pub async fn scan(
     })
 }
 
+/// The flight reader alone, for `crate::fuzzing` (fuzz targets and property tests): its answer
+/// when `pieces` arrive one after another and then the connection closes, as its `Debug` text.
+/// `capture` is the version whose chain to read on to, as in a scan.
+#[doc(hidden)]
+pub(crate) fn read_flight<'a>(
+    capture: Option<u16>,
+    pieces: impl IntoIterator<Item = &'a [u8]>,
+) -> String {
+    let mut reader = flight::Flight::new(capture);
+    let reply = pieces.into_iter().find_map(|piece| reader.feed(piece));
+    let reply = reply.unwrap_or_else(|| reader.closed("connection closed"));
+    format!("{reply:?}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
