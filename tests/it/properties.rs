@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
-use rustls_pki_types::CertificateDer;
 use proptest::test_runner::Config as ProptestConfig;
+use rustls_pki_types::CertificateDer;
 use tls_exporter::config::ConfigError;
 use tls_exporter::fuzzing::{self, Issuer, StartTls, UpgradeError, WebConfigError};
 use tls_exporter::tls::ocsp::{CertStatus, Stapled};
@@ -72,16 +72,70 @@ fn assert_positions(path: &Path, text: &str, rendered: &[String]) -> Result<(), 
 /// valid, invalid or of the wrong type, at indentations that may or may not fit.
 fn config_line() -> impl Strategy<Value = String> {
     let key = prop::sample::select(vec![
-        "global", "targets", "target_files", "interval", "timeout", "concurrency", "ca_file",
-        "scan_interval", "scan", "name", "address", "server_name", "client_cert_file",
-        "client_key_file", "ip_protocol", "resolve", "probe", "starttls", "http", "path", "host",
-        "labels", "team", "job", "le", "1bad", "unknown",
+        "global",
+        "targets",
+        "target_files",
+        "interval",
+        "timeout",
+        "concurrency",
+        "ca_file",
+        "scan_interval",
+        "scan",
+        "name",
+        "address",
+        "server_name",
+        "client_cert_file",
+        "client_key_file",
+        "ip_protocol",
+        "resolve",
+        "probe",
+        "starttls",
+        "http",
+        "path",
+        "host",
+        "labels",
+        "team",
+        "job",
+        "le",
+        "1bad",
+        "unknown",
     ]);
     let value = prop::sample::select(vec![
-        "", "1m", "30s", "0s", "-5s", "1h30m", "10", "0", "-1", "yes", "true", "[a, b]", "{}",
-        "127.0.0.1:443", "[::1]:8443", "example.com:443", "example.com", "host:99999", "smtp",
-        "gopher", "ip4", "all", "http_redirect", "ca.pem", "client.pem", "client.key",
-        "missing.pem", "*.yml", "\"quoted\"", "'single'", "&a x", "*a", "~", "|", ">-",
+        "",
+        "1m",
+        "30s",
+        "0s",
+        "-5s",
+        "1h30m",
+        "10",
+        "0",
+        "-1",
+        "yes",
+        "true",
+        "[a, b]",
+        "{}",
+        "127.0.0.1:443",
+        "[::1]:8443",
+        "example.com:443",
+        "example.com",
+        "host:99999",
+        "smtp",
+        "gopher",
+        "ip4",
+        "all",
+        "http_redirect",
+        "ca.pem",
+        "client.pem",
+        "client.key",
+        "missing.pem",
+        "*.yml",
+        "\"quoted\"",
+        "'single'",
+        "&a x",
+        "*a",
+        "~",
+        "|",
+        ">-",
     ]);
     (0usize..4, prop::bool::ANY, key, value).prop_map(|(indent, dash, key, value)| {
         let dash = if dash { "- " } else { "" };
@@ -98,17 +152,50 @@ fn yaml_text(line: impl Strategy<Value = String>) -> impl Strategy<Value = Strin
 
 fn web_line() -> impl Strategy<Value = String> {
     let key = prop::sample::select(vec![
-        "tls_server_config", "http_server_config", "basic_auth_users", "rate_limit", "cert",
-        "key", "cert_file", "key_file", "client_ca_file", "client_auth_type",
-        "client_allowed_sans", "min_version", "max_version", "cipher_suites",
-        "prefer_server_cipher_suites", "curve_preferences", "http2", "headers",
-        "X-Frame-Options", "Server", "alice", "a:b",
+        "tls_server_config",
+        "http_server_config",
+        "basic_auth_users",
+        "rate_limit",
+        "cert",
+        "key",
+        "cert_file",
+        "key_file",
+        "client_ca_file",
+        "client_auth_type",
+        "client_allowed_sans",
+        "min_version",
+        "max_version",
+        "cipher_suites",
+        "prefer_server_cipher_suites",
+        "curve_preferences",
+        "http2",
+        "headers",
+        "X-Frame-Options",
+        "Server",
+        "alice",
+        "a:b",
     ]);
     let value = prop::sample::select(vec![
-        "", "server.pem", "server.key", "ca.pem", "missing.pem", "TLS12", "TLS13", "TLS10",
-        "RequireAndVerifyClientCert", "NoClientCert", "Bogus", "[X25519, CurveP256]",
-        "[TLS_AES_128_GCM_SHA256]", "true", "deny", "hunter2",
-        "$2b$04$1h9Vrjr99.u2iLhIPwR.f.0zYqhdmjD26I0.AheSKOQTPgBPuWe.S", "[a, b]", "{}", "7",
+        "",
+        "server.pem",
+        "server.key",
+        "ca.pem",
+        "missing.pem",
+        "TLS12",
+        "TLS13",
+        "TLS10",
+        "RequireAndVerifyClientCert",
+        "NoClientCert",
+        "Bogus",
+        "[X25519, CurveP256]",
+        "[TLS_AES_128_GCM_SHA256]",
+        "true",
+        "deny",
+        "hunter2",
+        "$2b$04$1h9Vrjr99.u2iLhIPwR.f.0zYqhdmjD26I0.AheSKOQTPgBPuWe.S",
+        "[a, b]",
+        "{}",
+        "7",
     ]);
     (0usize..3, key, value)
         .prop_map(|(indent, key, value)| format!("{}{key}: {value}", "  ".repeat(indent)))
@@ -279,7 +366,10 @@ fn ocsp_fixtures_verify_with_their_status() {
     assert_eq!(good.status, CertStatus::Good);
     let revoked =
         fuzzing::ocsp(RESPONSE_REVOKED, LEAF_REVOKED, ocsp_issuer(), OCSP_NOW).expect("revoked");
-    assert!(matches!(revoked.status, CertStatus::Revoked { .. }), "{revoked:?}");
+    assert!(
+        matches!(revoked.status, CertStatus::Revoked { .. }),
+        "{revoked:?}"
+    );
 }
 
 proptest! {
@@ -354,7 +444,8 @@ fn server_hello(version: u16, suite: u16, random: [u8; 32]) -> Vec<u8> {
 /// (a ServerHello, a Certificate, ServerHelloDone or noise), split and joined at random.
 fn flight_bytes() -> impl Strategy<Value = Vec<u8>> {
     let message = prop_oneof![
-        (0x0300u16..=0x0304, any::<u16>(), any::<[u8; 32]>()).prop_map(|(v, s, r)| server_hello(v, s, r)),
+        (0x0300u16..=0x0304, any::<u16>(), any::<[u8; 32]>())
+            .prop_map(|(v, s, r)| server_hello(v, s, r)),
         prop::collection::vec(prop::collection::vec(any::<u8>(), 0..40), 0..3).prop_map(|certs| {
             let mut list = Vec::new();
             for c in certs {
@@ -366,7 +457,8 @@ fn flight_bytes() -> impl Strategy<Value = Vec<u8>> {
             handshake(11, &body)
         }),
         Just(handshake(14, &[])),
-        (any::<u8>(), prop::collection::vec(any::<u8>(), 0..40)).prop_map(|(k, b)| handshake(k, &b)),
+        (any::<u8>(), prop::collection::vec(any::<u8>(), 0..40))
+            .prop_map(|(k, b)| handshake(k, &b)),
     ];
     let rec = prop_oneof![
         4 => (0u8..4, prop::collection::vec(message, 1..3)).prop_map(|(minor, msgs)| record(22, minor, &msgs.concat())),
@@ -412,8 +504,8 @@ proptest! {
 /// The server's side of a successful upgrade, per protocol.
 fn transcript(proto: StartTls) -> Vec<u8> {
     let mysql = {
-        let mut p = b"\x0a8.0.36\x00\x08\x00\x00\x00abcdefgh\x00\xff\xff\x2d\x02\x00\xff\xdf\x15"
-            .to_vec();
+        let mut p =
+            b"\x0a8.0.36\x00\x08\x00\x00\x00abcdefgh\x00\xff\xff\x2d\x02\x00\xff\xdf\x15".to_vec();
         p.extend_from_slice(&[0; 10]);
         p.extend_from_slice(b"ijklmnopqrst\x00caching_sha2_password\x00");
         let mut packet = (p.len() as u32).to_le_bytes()[..3].to_vec();
@@ -443,19 +535,50 @@ fn transcript(proto: StartTls) -> Vec<u8> {
 fn server_bytes() -> impl Strategy<Value = Vec<u8>> {
     let piece = prop_oneof![
         prop::sample::select(vec![
-            "220 hi\r\n", "220-more\r\n", "250-STARTTLS\r\n", "250 ok\r\n", "454 no\r\n", "234 go\r\n",
-            "382 go\r\n", "* OK ready\r\n", "* CAPABILITY STARTTLS\r\n", "a1 OK go\r\n", "a1 NO\r\n",
-            "+OK\r\n", "-ERR\r\n", "{3}\r\n", "x {5+}\r\n", "\"STARTTLS\"\r\n", "OK\r\n", "NO \"x\"\r\n",
-            "<stream:stream>", "<stream:features>", "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>",
-            "</stream:features>", "<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>", "<a b='>'>",
-            "</stream:stream>", "<stream:error><x/>", "S", "N", "E", "\n", "\r\n",
-        ]).prop_map(|s| s.as_bytes().to_vec()),
+            "220 hi\r\n",
+            "220-more\r\n",
+            "250-STARTTLS\r\n",
+            "250 ok\r\n",
+            "454 no\r\n",
+            "234 go\r\n",
+            "382 go\r\n",
+            "* OK ready\r\n",
+            "* CAPABILITY STARTTLS\r\n",
+            "a1 OK go\r\n",
+            "a1 NO\r\n",
+            "+OK\r\n",
+            "-ERR\r\n",
+            "{3}\r\n",
+            "x {5+}\r\n",
+            "\"STARTTLS\"\r\n",
+            "OK\r\n",
+            "NO \"x\"\r\n",
+            "<stream:stream>",
+            "<stream:features>",
+            "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>",
+            "</stream:features>",
+            "<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>",
+            "<a b='>'>",
+            "</stream:stream>",
+            "<stream:error><x/>",
+            "S",
+            "N",
+            "E",
+            "\n",
+            "\r\n",
+        ])
+        .prop_map(|s| s.as_bytes().to_vec()),
         prop::collection::vec(any::<u8>(), 0..24),
-        (any::<u8>(), any::<u8>(), prop::collection::vec(any::<u8>(), 0..16)).prop_map(|(t, l, b)| {
-            let mut v = vec![t, l];
-            v.extend(b);
-            v
-        }),
+        (
+            any::<u8>(),
+            any::<u8>(),
+            prop::collection::vec(any::<u8>(), 0..16)
+        )
+            .prop_map(|(t, l, b)| {
+                let mut v = vec![t, l];
+                v.extend(b);
+                v
+            }),
     ];
     prop::collection::vec(piece, 0..10).prop_map(|p| p.concat())
 }
