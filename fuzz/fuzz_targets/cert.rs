@@ -11,6 +11,9 @@ fuzz_target!(|data: &[u8]| {
     // Documented: bytes after the certificate are an error.
     let mut longer = data.to_vec();
     longer.push(0);
-    assert!(fuzzing::cert(&longer).is_err(), "a trailing byte was accepted");
+    assert!(
+        fuzzing::cert(&longer).is_err(),
+        "a trailing byte was accepted"
+    );
     assert_eq!(facts.self_issued, facts.subject_der == facts.issuer_der);
 });

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 /// A path in `fuzz/files/`, where the seeds' relative file names (`ca.pem`, `server.key`,
 /// `*.yml`) resolve.
 pub fn in_files(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("files").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("files")
+        .join(name)
 }
 
 /// Whether the config text cannot name a file outside `fuzz/files/`. The parsers read every

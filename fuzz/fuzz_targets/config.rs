@@ -17,7 +17,9 @@ fuzz_target!(|data: &[u8]| {
     let path = common::in_files("config.yml");
     match fuzzing::config(text, &path) {
         Ok(_) => {}
-        Err(e @ ConfigError::Invalid { .. }) => common::assert_problem_lines(&path, text, &e.lines()),
+        Err(e @ ConfigError::Invalid { .. }) => {
+            common::assert_problem_lines(&path, text, &e.lines())
+        }
         Err(e) => panic!("parse never reads the config file itself: {e}"),
     }
 });

@@ -24,6 +24,9 @@ fuzz_target!(|data: &[u8]| {
     let pieces = fuzzing::legacy_flight(capture, bytes, usize::from(*chunk) + 1);
     // Past 64 KiB the reader stops at the size bound, wherever the pieces end.
     if bytes.len() <= 64 * 1024 {
-        assert_eq!(whole, pieces, "the answer depends on how the bytes were cut");
+        assert_eq!(
+            whole, pieces,
+            "the answer depends on how the bytes were cut"
+        );
     }
 });
