@@ -66,8 +66,8 @@ struct Args {
     /// Enable `POST /-/reload` (off: it answers 403; SIGHUP always reloads).
     #[arg(long = "web.enable-lifecycle")]
     lifecycle: bool,
-    /// How long a client may take to send a request's head (TLS handshake included), from its
-    /// first byte.
+    /// How long a client may take to send a request's head, from its first byte (for a new
+    /// connection from accept, TLS handshake included).
     #[arg(long = "web.read-header-timeout", value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
     read_header_timeout: Duration,
     /// How long a keep-alive connection may sit idle between requests.
@@ -77,7 +77,8 @@ struct Args {
     /// that stops reading is dropped then.
     #[arg(long = "web.write-timeout", value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
     write_timeout: Duration,
-    /// Connections served at once; more are closed as soon as they are accepted.
+    /// Connections served at once; at the limit the one idle the longest makes room, and with
+    /// none idle a new one is closed as soon as it is accepted.
     #[arg(long = "web.max-connections", value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: u32,
     /// `/metrics` renders at once; a scrape waits up to a second for a slot, then gets 503.
