@@ -67,6 +67,10 @@ struct Args {
     /// Print version and exit.
     #[arg(long = "version")]
     version: bool,
+    /// For benchmarks only: judge every chain from scratch instead of reusing the verdict on a
+    /// byte-identical chain (`tls::cache`). Verdicts are the same; only the CPU differs.
+    #[arg(long = "debug.no-chain-cache", hide = true)]
+    no_chain_cache: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -112,6 +116,12 @@ fn main() -> ExitCode {
         };
     }
     init_logging(args.log_level, args.log_format);
+    if args.no_chain_cache {
+        tls_exporter::tls::cache::disable();
+        tracing::info!(
+            "chain cache off (--debug.no-chain-cache): every chain is judged from scratch"
+        );
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -228,6 +238,14 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some(writer) = writer {
         writer.finish().await;
     }
+    let reuse = tls_exporter::tls::cache::shared_stats();
+    tracing::debug!(
+        hits = reuse.hits,
+        misses = reuse.misses,
+        chains = reuse.chains,
+        bytes = reuse.bytes,
+        "chain cache at shutdown"
+    );
     Ok(())
 }
 
