@@ -13,6 +13,7 @@ mod legacy;
 mod lifecycle;
 mod ocsp;
 mod prometheus;
+mod reuse;
 mod scale;
 mod starttls;
 mod storage;
