@@ -328,8 +328,9 @@ pub(crate) fn assess(sent: &[CertificateDer<'static>], roots: &Roots, now: UnixT
     }
 }
 
-/// The verdict on `sent` for `server_name`: the assessment's, then the name check (at `now`,
-/// for its wording), then our policy. `sent` must be the chain assessed.
+/// The verdict on `sent` for `server_name`: the assessment's path, then the name check, then
+/// our policy (the order a fresh validation reports them in). `sent` must be the chain
+/// assessed.
 pub(crate) fn conclude(
     assessment: &Assessment,
     sent: &[CertificateDer<'static>],
