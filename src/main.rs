@@ -90,6 +90,10 @@ struct Args {
     /// Print version and exit.
     #[arg(long = "version")]
     version: bool,
+    /// For benchmarks only: judge every chain from scratch instead of reusing the verdict on a
+    /// byte-identical chain (`tls::cache`). Verdicts are the same; only the CPU differs.
+    #[arg(long = "debug.no-chain-cache", hide = true)]
+    no_chain_cache: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -145,6 +149,12 @@ fn main() -> ExitCode {
             );
         }
         Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
+    if args.no_chain_cache {
+        tls_exporter::tls::cache::disable();
+        tracing::info!(
+            "chain cache off (--debug.no-chain-cache): every chain is judged from scratch"
+        );
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -271,6 +281,14 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some(writer) = writer {
         writer.finish().await;
     }
+    let reuse = tls_exporter::tls::cache::shared_stats();
+    tracing::debug!(
+        hits = reuse.hits,
+        misses = reuse.misses,
+        chains = reuse.chains,
+        bytes = reuse.bytes,
+        "chain cache at shutdown"
+    );
     Ok(())
 }
 

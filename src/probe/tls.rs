@@ -22,7 +22,7 @@ use super::starttls::{self, UpgradeError};
 use super::{classify, connect, http, ProbeCtx};
 use crate::config::Target;
 use crate::tls::verifier::{self, Recorder};
-use crate::tls::{describe, names, ocsp};
+use crate::tls::{cache, describe, names, ocsp};
 use crate::verdict::{Failure, FailureReason};
 
 /// How long we wait, after a TLS 1.3 handshake in which the server asked for a client
@@ -91,7 +91,9 @@ async fn run(target: &Target, ctx: &ProbeCtx, out: &mut ProbeOutcome) -> Result<
     out.client_auth_requested = rec.client_auth_requested;
     let now = UnixTime::now();
     if !rec.chain.is_empty() {
-        out.chain = Some(Arc::new(verifier::judge(
+        // Parsing and path validation are reused for a chain judged before (`tls::cache`);
+        // the handshake signature was verified during the handshake, as on every probe.
+        out.chain = Some(Arc::new(cache::judge(
             &rec.chain,
             &target.roots,
             &target.server_name,

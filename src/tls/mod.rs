@@ -1,8 +1,10 @@
-//! TLS inspection shared by the probes: the recording verifier and chain verdict, certificate
-//! facts, and IANA names of negotiated parameters.
+//! TLS inspection shared by the probes: the recording verifier and chain verdict (and the cache
+//! that reuses verdicts on byte-identical chains), certificate facts, and IANA names of
+//! negotiated parameters.
 //!
 //! Depends only on `verdict`: nothing here knows about targets, probes, state or exposition.
 
+pub mod cache;
 pub mod cert;
 pub mod chain;
 pub mod describe;

@@ -1,10 +1,14 @@
 //! Certificate verification that never aborts the handshake, plus the verdict we compute after it.
 //!
 //! rustls calls `RecordingVerifier` during the handshake; it records the chain the server sent
-//! (and whether the server asked for a client certificate) into the probe's `Recorder` and lets
-//! the handshake finish, so protocol, cipher and certificates are reported even for broken chains.
-//! `judge` then validates the recorded chain with webpki against the target's trust anchors and
-//! applies our policy (weak keys, SHA-1/MD5 signatures, self-signed leaves).
+//! (and whether the server asked for a client certificate) into the probe's `Recorder`, verifies
+//! the server's handshake signature with the leaf's key (on every probe) and lets the handshake
+//! finish, so protocol, cipher and certificates are reported even for broken chains. `judge`
+//! then validates the recorded chain with webpki against the target's trust anchors and applies
+//! our policy (weak keys, SHA-1/MD5 signatures, self-signed leaves), in two phases: `assess`
+//! (parsing, hygiene, path validation, policy: what depends only on the chain, the anchors and
+//! the certificates' validity at the time) and `conclude` (the name check, and the verdict).
+//! When an assessment may be reused for a later probe is `tls::cache`'s business.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -73,6 +77,10 @@ pub struct Roots {
     anchors: Vec<TrustAnchor<'static>>,
     /// Facts of each anchor when we have its certificate (ca_file), by index.
     certs: Vec<Option<Arc<CertFacts>>>,
+    /// SHA-256 over everything above: two `Roots` with the same digest judge every chain
+    /// alike, so `tls::cache` keys kept verdicts by it (a reload that changes a `ca_file`
+    /// changes it; one that does not keeps the verdicts warm).
+    digest: [u8; 32],
 }
 
 impl Roots {
@@ -81,11 +89,16 @@ impl Roots {
         &self.anchors
     }
 
+    /// The content digest of the anchors (see the field).
+    pub(crate) fn digest(&self) -> &[u8; 32] {
+        &self.digest
+    }
+
     /// The Mozilla roots shipped in webpki-roots.
     pub fn webpki() -> Self {
         let anchors = webpki_roots::TLS_SERVER_ROOTS.to_vec();
         let certs = vec![None; anchors.len()];
-        Roots { anchors, certs }
+        Roots::new(anchors, certs)
     }
 
     /// Anchors from trusted certificates (a `ca_file`).
@@ -109,10 +122,41 @@ impl Roots {
         if anchors.is_empty() {
             return Err("contains no certificates".to_string());
         }
-        Ok(Roots {
+        Ok(Roots::new(anchors, facts))
+    }
+
+    fn new(anchors: Vec<TrustAnchor<'static>>, certs: Vec<Option<Arc<CertFacts>>>) -> Self {
+        use aws_lc_rs::digest::{Context, SHA256};
+        let mut ctx = Context::new(&SHA256);
+        // Every field length-prefixed, so no two different anchor lists hash the same input.
+        let mut field = |bytes: &[u8]| {
+            ctx.update(&(bytes.len() as u64).to_be_bytes());
+            ctx.update(bytes);
+        };
+        for (anchor, cert) in anchors.iter().zip(&certs) {
+            let na = cert.as_ref().map(|f| f.not_after);
+            field(anchor.subject.as_ref());
+            field(anchor.subject_public_key_info.as_ref());
+            field(
+                anchor
+                    .name_constraints
+                    .as_ref()
+                    .map_or(&[][..], |n| n.as_ref()),
+            );
+            field(&[u8::from(anchor.name_constraints.is_some())]);
+            field(&na.map_or([0xff; 9], |t| {
+                let mut b = [0u8; 9];
+                b[1..].copy_from_slice(&t.to_be_bytes());
+                b
+            }));
+        }
+        let mut digest = [0u8; 32];
+        digest.copy_from_slice(ctx.finish().as_ref());
+        Roots {
             anchors,
-            certs: facts,
-        })
+            certs,
+            digest,
+        }
     }
 }
 
@@ -226,13 +270,35 @@ impl ResolvesClientCert for ClientAuth {
     }
 }
 
-/// Parses and validates the chain the server sent, at time `now`.
+/// Parses and validates the chain the server sent, at time `now`, from scratch.
 pub(crate) fn judge(
     sent: &[CertificateDer<'static>],
     roots: &Roots,
     server_name: &ServerName<'static>,
     now: UnixTime,
 ) -> Chain {
+    conclude(&assess(sent, roots, now), sent, server_name, now)
+}
+
+/// What `judge` finds before the name check: everything that depends only on the bytes of the
+/// chain, the trust anchors and, through the certificates' validity, the time it was assessed.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Assessment {
+    /// Every certificate that parsed, with its depth (compacted: no DER names).
+    pub(crate) certs: Vec<(usize, Arc<CertFacts>)>,
+    /// Number of certificates sent.
+    pub(crate) sent: usize,
+    pub(crate) order_valid: bool,
+    pub(crate) incomplete: bool,
+    /// Path validation (or a pinned leaf's dates) at the time assessed: the path found, or why
+    /// there is none. A certificate that did not parse fails here.
+    pub(crate) path: Result<PathFound, Failure>,
+    /// Our policy on the certificates (key sizes, signature hashes).
+    pub(crate) policy: Result<(), Failure>,
+}
+
+/// Parses every certificate, checks hygiene and policy, and validates the path at `now`.
+pub(crate) fn assess(sent: &[CertificateDer<'static>], roots: &Roots, now: UnixTime) -> Assessment {
     let mut certs = Vec::with_capacity(sent.len());
     let mut malformed = None;
     for (depth, der) in sent.iter().enumerate() {
@@ -249,35 +315,68 @@ pub(crate) fn judge(
     }
     let (order_valid, incomplete) = hygiene(&certs, roots);
     let (depths, mut facts): (Vec<usize>, Vec<CertFacts>) = certs.into_iter().unzip();
-    let mut problem = malformed;
-    let mut verified = None;
-    if problem.is_none() {
-        match validate(sent, &facts, roots, server_name, now) {
-            Ok(path) => verified = Some(path),
-            Err(p) => problem = Some(p),
-        }
-    }
+    let verified = match malformed {
+        Some(problem) => Err(problem),
+        None => path_verdict(sent, &facts, roots, now),
+    };
+    let policy = policy(&facts);
     facts.iter_mut().for_each(CertFacts::compact);
     let facts: Vec<Arc<CertFacts>> = facts.into_iter().map(Arc::new).collect();
-    let path = verified
-        .as_ref()
-        .map(|v| {
-            // No certificate failed to parse here (else `validate` never ran): a sent
-            // certificate's index is its index in `facts`.
-            let sent_on_path = v.sent.iter().filter_map(|i| facts.get(*i).cloned());
-            let anchor = v.anchor.and_then(|a| roots.certs.get(a).cloned().flatten());
-            sent_on_path.chain(anchor).collect()
-        })
-        .unwrap_or_default();
-    Chain {
+    let path = verified.map(|v| {
+        // No certificate failed to parse here (else `path_verdict` never ran): a sent
+        // certificate's index is its index in `facts`.
+        let sent_on_path = v.sent.iter().filter_map(|i| facts.get(*i).cloned());
+        let anchor = v.anchor.and_then(|a| roots.certs.get(a).cloned().flatten());
+        PathFound {
+            expiry: v.expiry,
+            certs: sent_on_path.chain(anchor).collect(),
+        }
+    });
+    Assessment {
         certs: depths.into_iter().zip(facts).collect(),
         sent: sent.len(),
-        problem,
-        path_expiry: verified.map(|v| v.expiry),
-        path,
         order_valid,
         incomplete,
+        path,
+        policy,
     }
+}
+
+/// The verdict on `sent` for `server_name`: the assessment's path, then the name check, then
+/// our policy (the order a fresh validation reports them in). `sent` must be the chain
+/// assessed.
+pub(crate) fn conclude(
+    assessment: &Assessment,
+    sent: &[CertificateDer<'static>],
+    server_name: &ServerName<'static>,
+    now: UnixTime,
+) -> Chain {
+    let verdict = assessment.path.clone().and_then(|path| {
+        check_name(sent, server_name, now)?;
+        assessment.policy.clone()?;
+        Ok(path)
+    });
+    let (problem, path_expiry, path) = match verdict {
+        Ok(found) => (None, Some(found.expiry), found.certs),
+        Err(problem) => (Some(problem), None, Vec::new()),
+    };
+    Chain {
+        certs: assessment.certs.clone(),
+        sent: assessment.sent,
+        problem,
+        path_expiry,
+        path,
+        order_valid: assessment.order_valid,
+        incomplete: assessment.incomplete,
+    }
+}
+
+/// A verified path as an assessment keeps it: its earliest not-after and its certificates,
+/// leaf first, ending at the anchor when we have the anchor's certificate.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PathFound {
+    pub(crate) expiry: i64,
+    pub(crate) certs: Vec<Arc<CertFacts>>,
 }
 
 /// The path webpki verified: which certificates sent it uses (indices, leaf first), which
@@ -331,29 +430,48 @@ fn name_contents(der: &[u8]) -> Option<&[u8]> {
     rest.get(skip..)
 }
 
-/// webpki path validation, then hostname, then our policy. Returns the path verified.
-fn validate(
-    sent: &[CertificateDer<'static>],
-    facts: &[CertFacts],
-    roots: &Roots,
-    server_name: &ServerName<'static>,
-    now: UnixTime,
-) -> Result<VerifiedPath, Failure> {
+/// The leaf as webpki reads it.
+fn end_entity<'a>(
+    sent: &'a [CertificateDer<'static>],
+) -> Result<(webpki::EndEntityCert<'a>, &'a [CertificateDer<'static>]), Failure> {
     let (leaf_der, intermediates) = sent
         .split_first()
         .ok_or_else(|| Failure::new(FailureReason::Other, "server sent no certificate"))?;
     let leaf = webpki::EndEntityCert::try_from(leaf_der)
         .map_err(|e| Failure::new(FailureReason::Other, format!("leaf certificate: {e}")))?;
-    let path = match pinned_leaf(leaf_der, facts, roots, now) {
+    Ok((leaf, intermediates))
+}
+
+/// webpki path validation (or a pinned leaf's dates): the path verified.
+fn path_verdict(
+    sent: &[CertificateDer<'static>],
+    facts: &[CertFacts],
+    roots: &Roots,
+    now: UnixTime,
+) -> Result<VerifiedPath, Failure> {
+    let (leaf, intermediates) = end_entity(sent)?;
+    match sent
+        .first()
+        .and_then(|der| pinned_leaf(der, facts, roots, now))
+    {
         // The leaf itself is a trust anchor (a pinned self-signed certificate): no path to
         // build, only its own dates.
         Some(dates) => dates.map(|()| VerifiedPath {
             sent: vec![0],
             anchor: None,
             expiry: facts.first().map_or(i64::MAX, |f| f.not_after),
-        })?,
-        None => verified_path(&leaf, sent, intermediates, facts, roots, now)?,
-    };
+        }),
+        None => verified_path(&leaf, sent, intermediates, facts, roots, now),
+    }
+}
+
+/// Whether the leaf is valid for the name the target expects.
+fn check_name(
+    sent: &[CertificateDer<'static>],
+    server_name: &ServerName<'static>,
+    now: UnixTime,
+) -> Result<(), Failure> {
+    let (leaf, _) = end_entity(sent)?;
     leaf.verify_is_valid_for_subject_name(server_name)
         .map_err(|e| {
             let detail = match &e {
@@ -365,9 +483,7 @@ fn validate(
                 ),
             };
             Failure::new(FailureReason::HostnameMismatch, detail)
-        })?;
-    policy(facts)?;
-    Ok(path)
+        })
 }
 
 /// webpki path validation against the anchors: the path found, with its earliest not-after.

@@ -26,6 +26,7 @@ mod ocsp;
 mod probe_formats;
 mod prometheus;
 mod properties;
+mod reuse;
 mod scale;
 mod scheduling;
 mod starttls;
