@@ -113,7 +113,11 @@ fn pair(port: u16, ca: &str) -> [Exporter; 2] {
         write(dir.path(), "ca.pem", ca);
         Exporter::start_with(dir, &config(port), flags)
     };
-    [start(&[]), start(&["--debug.no-chain-cache"])]
+    // Lifecycle on: one test reloads through POST /-/reload.
+    [
+        start(&["--web.enable-lifecycle"]),
+        start(&["--web.enable-lifecycle", "--debug.no-chain-cache"]),
+    ]
 }
 
 /// The series that carry the verdict on target `t` and its certificates (no counters, no
