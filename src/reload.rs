@@ -97,7 +97,7 @@ impl Reloader {
         cache: TargetFileCache,
     ) -> Self {
         let mut scheduler = Scheduler::new(state.clone());
-        scheduler.apply(&mine(&initial, shard), initial.concurrency);
+        let _running = scheduler.apply(&mine(&initial, shard), initial.concurrency);
         mark_success(&state);
         note_target_file_problems(&state, &initial);
         state.stats.ready.store(true, Ordering::Relaxed);
@@ -152,9 +152,18 @@ impl Reloader {
         match loaded {
             Ok(config) => {
                 note_target_file_problems(&self.state, &config);
-                scheduler.apply(&mine(&config, self.shard), config.concurrency);
+                let running = scheduler.apply(&mine(&config, self.shard), config.concurrency);
+                let mut config = config;
+                share_running(&mut config, &running);
                 let targets = config.targets.len();
-                *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
+                let previous = std::mem::replace(
+                    &mut *self.current.write().unwrap_or_else(|p| p.into_inner()),
+                    Arc::new(config),
+                );
+                // The old config's targets (those not kept running) go now, not at the next
+                // reload; their memory goes back to the OS with the load's.
+                drop(previous);
+                crate::state::release_free_memory();
                 mark_success(&self.state);
                 tracing::info!(file = %self.path.display(), targets, "config reloaded");
                 Ok(targets)
@@ -261,6 +270,20 @@ fn note_target_file_problems(state: &State, config: &Config) {
 }
 
 /// The targets of `config` this process probes.
+/// Points the config's unchanged targets at the `Arc`s their loops hold, so a reload keeps one
+/// copy of each target instead of two (the loops' and the config's).
+fn share_running(config: &mut Config, running: &[Arc<Target>]) {
+    let by_name: std::collections::HashMap<&str, &Arc<Target>> =
+        running.iter().map(|t| (t.name.as_str(), t)).collect();
+    for target in &mut config.targets {
+        if let Some(kept) = by_name.get(target.name.as_str()) {
+            if !Arc::ptr_eq(kept, target) && kept.same_as(target) {
+                *target = Arc::clone(kept);
+            }
+        }
+    }
+}
+
 fn mine(config: &Config, shard: Option<Shard>) -> Vec<Arc<Target>> {
     match shard {
         None => config.targets.clone(),

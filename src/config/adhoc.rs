@@ -12,7 +12,7 @@ use std::time::Duration;
 use rustls_pki_types::ServerName;
 
 use super::endpoint::Endpoint;
-use super::{Config, HttpCheck, IpProtocol, ProbeKind, Spec, Target};
+use super::{Config, Files, HttpCheck, IpProtocol, ProbeKind, Target};
 
 impl Config {
     /// The configured target that probes `endpoint` as a URL says: same host, port, STARTTLS
@@ -82,19 +82,7 @@ impl Config {
             roots: a.roots.clone(),
             client_config: a.client_config.clone(),
             client_cert_not_after: None,
-            spec: Spec {
-                name: name.to_string(),
-                address,
-                server_name: name_text,
-                interval: a.interval,
-                timeout: a.timeout,
-                labels: Vec::new(),
-                ip_protocol: IpProtocol::Any,
-                resolve_all: false,
-                kind: ProbeKind::Tls,
-                starttls: endpoint.starttls,
-                http,
-                scan_interval: None,
+            files: Files {
                 ca: None,
                 client_cert: None,
                 client_key: None,
@@ -125,7 +113,7 @@ impl Target {
             roots: self.roots.clone(),
             client_config: self.client_config.clone(),
             client_cert_not_after: self.client_cert_not_after,
-            spec: self.spec.clone(),
+            files: self.files.clone(),
         }
     }
 }
@@ -198,6 +186,9 @@ mod tests {
             p.http.as_ref().map(|h| h.host.as_str()),
             Some("web.example")
         );
-        assert!(p.same_as(t));
+        // Same target to the reader (name, labels, files); no longer `same_as` it, which now
+        // compares the settings themselves (timeout, resolve) rather than a stored copy.
+        assert_eq!((p.name.as_str(), &p.labels), (t.name.as_str(), &t.labels));
+        assert_eq!(p.files, t.files);
     }
 }

@@ -20,7 +20,7 @@ use super::probe_settings::ProbeSettings;
 use super::raw::{RawConfig, RawGlobal, RawTarget};
 use super::tls_material::TlsMaterial;
 use super::{
-    duration, format_duration, Adhoc, Config, Problem, Spec, Target, TargetFileCache,
+    duration, format_duration, Adhoc, Config, Files, Problem, Target, TargetFileCache,
     DEFAULT_CONCURRENCY, DEFAULT_INTERVAL, DEFAULT_SCAN_INTERVAL, DEFAULT_TIMEOUT,
 };
 use crate::tls::verifier::{self, Roots};
@@ -34,7 +34,7 @@ pub(super) struct Converter {
     pub(super) base: PathBuf,
     pub(super) problems: Vec<Problem>,
     /// File contents by resolved path, each read once per load.
-    pub(super) files: HashMap<PathBuf, Result<Vec<u8>, String>>,
+    pub(super) files: HashMap<PathBuf, Result<Arc<[u8]>, String>>,
     /// Trust anchors by `ca_file` path (`None`: webpki-roots), or the problem loading them.
     pub(super) roots: HashMap<Option<PathBuf>, Result<Arc<Roots>, String>>,
     /// One rustls config per client identity (none, or cert+key paths).
@@ -319,24 +319,12 @@ struct Checked {
 }
 
 impl Checked {
-    /// The target, with the spec that tells an unchanged target across a reload.
+    /// The target, with the file contents that tell an unchanged target across a reload.
     fn into_target(self) -> Target {
         let (interval, timeout) = self.timing;
         let probe = self.probe;
         let tls = self.tls;
-        let spec = Spec {
-            name: self.name.clone(),
-            address: self.address.clone(),
-            server_name: self.server_name.to_str().into_owned(),
-            interval,
-            timeout,
-            labels: self.labels.clone(),
-            ip_protocol: probe.ip_protocol,
-            resolve_all: probe.resolve_all,
-            kind: probe.kind,
-            starttls: probe.starttls,
-            http: probe.http.clone(),
-            scan_interval: probe.scan_interval,
+        let files = Files {
             ca: tls.ca,
             client_cert: tls.client_cert,
             client_key: tls.client_key,
@@ -359,7 +347,7 @@ impl Checked {
             scan_interval: probe.scan_interval,
             roots: tls.roots,
             client_config: tls.client_config,
-            spec,
+            files,
         }
     }
 }

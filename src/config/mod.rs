@@ -152,27 +152,63 @@ pub struct Target {
     pub client_config: Arc<ClientConfig>,
     /// Expiry of the client certificate presented for mTLS (unix seconds).
     pub client_cert_not_after: Option<i64>,
-    /// Everything the target was built from, file contents included: equal specs mean an
-    /// unchanged target across a reload.
-    spec: Spec,
+    /// The contents of the files the target was built from (shared by every target of one
+    /// load that names the same file): with the settings above, what tells an unchanged
+    /// target across a reload.
+    files: Files,
 }
+
+/// The settings `same_as` compares, as references into the target.
+type Settings<'a> = (
+    &'a String,
+    &'a String,
+    std::borrow::Cow<'a, str>,
+    &'a Duration,
+    &'a Duration,
+    &'a Vec<(String, String)>,
+    &'a IpProtocol,
+    &'a bool,
+    &'a ProbeKind,
+    &'a Option<StartTls>,
+    &'a Option<HttpCheck>,
+    &'a Option<Duration>,
+);
 
 impl Target {
     /// True when `other` was built from the same settings and file contents.
     pub fn same_as(&self, other: &Target) -> bool {
-        self.spec == other.spec
+        self.settings() == other.settings() && self.files == other.files
     }
 
-    /// A digest of what `same_as` compares (settings and file contents), as lower-case hex
-    /// SHA-256: equal specs give equal fingerprints in this and later builds that keep the
-    /// spec's fields, so `storage` can tell across a restart whether a saved outcome still
-    /// belongs to the target. Costs one pass over the target's files: callers cache it.
-    pub(crate) fn fingerprint(&self) -> String {
-        // Exhaustive, so a new field of `Spec` cannot be left out of the digest.
-        let Spec {
+    /// Every setting the target was built from, except file contents. Exhaustive, so a new
+    /// field of `Target` must be placed here or named as derived.
+    fn settings(&self) -> Settings<'_> {
+        let Target {
             name,
             address,
+            // Derived from `address`.
+            host: _,
+            port: _,
             server_name,
+            interval,
+            timeout,
+            labels,
+            kind,
+            ip_protocol,
+            resolve_all,
+            starttls,
+            http,
+            scan_interval,
+            // Derived from the files.
+            roots: _,
+            client_config: _,
+            client_cert_not_after: _,
+            files: _,
+        } = self;
+        (
+            name,
+            address,
+            server_name.to_str(),
             interval,
             timeout,
             labels,
@@ -182,30 +218,23 @@ impl Target {
             starttls,
             http,
             scan_interval,
+        )
+    }
+
+    /// A digest of what `same_as` compares (settings and file contents), as lower-case hex
+    /// SHA-256: equal targets give equal fingerprints in this and later builds that keep the
+    /// settings, so `storage` can tell across a restart whether a saved outcome still belongs
+    /// to the target. Costs one pass over the target's files: callers cache it.
+    pub(crate) fn fingerprint(&self) -> String {
+        let settings = format!("{:?}", self.settings());
+        let Files {
             ca,
             client_cert,
             client_key,
-        } = &self.spec;
-        let settings = format!(
-            "{:?}",
-            (
-                name,
-                address,
-                server_name,
-                interval,
-                timeout,
-                labels,
-                ip_protocol,
-                resolve_all,
-                kind,
-                starttls,
-                http,
-                scan_interval
-            )
-        );
+        } = &self.files;
         let mut digest = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
         // Files as raw bytes (a CA bundle is not worth formatting); every part tagged and
-        // length-prefixed, so two different specs never feed the same bytes.
+        // length-prefixed, so two different targets never feed the same bytes.
         for part in [
             Some(settings.as_bytes()),
             ca.as_deref(),
@@ -225,23 +254,12 @@ impl Target {
     }
 }
 
+/// File contents a target was built from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Spec {
-    name: String,
-    address: String,
-    server_name: String,
-    interval: Duration,
-    timeout: Duration,
-    labels: Vec<(String, String)>,
-    ip_protocol: IpProtocol,
-    resolve_all: bool,
-    kind: ProbeKind,
-    starttls: Option<StartTls>,
-    http: Option<HttpCheck>,
-    scan_interval: Option<Duration>,
-    ca: Option<Vec<u8>>,
-    client_cert: Option<Vec<u8>>,
-    client_key: Option<Vec<u8>>,
+struct Files {
+    ca: Option<Arc<[u8]>>,
+    client_cert: Option<Arc<[u8]>>,
+    client_key: Option<Arc<[u8]>>,
 }
 
 /// Reads and validates the config file at `path` (and its target files, with no history).

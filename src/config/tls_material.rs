@@ -22,16 +22,16 @@ pub(super) struct TlsMaterial {
     pub(super) client_config: Arc<ClientConfig>,
     /// Expiry of the client certificate (unix seconds).
     pub(super) client_cert_not_after: Option<i64>,
-    pub(super) ca: Option<Vec<u8>>,
-    pub(super) client_cert: Option<Vec<u8>>,
-    pub(super) client_key: Option<Vec<u8>>,
+    pub(super) ca: Option<Arc<[u8]>>,
+    pub(super) client_cert: Option<Arc<[u8]>>,
+    pub(super) client_key: Option<Arc<[u8]>>,
 }
 
 /// The rustls config a target presents itself with, and the PEM files it was built from.
 struct ClientIdentity {
     config: Arc<ClientConfig>,
-    cert: Option<Vec<u8>>,
-    key: Option<Vec<u8>>,
+    cert: Option<Arc<[u8]>>,
+    key: Option<Arc<[u8]>>,
 }
 
 impl Converter {
@@ -225,15 +225,18 @@ impl Converter {
 
     /// Reads a file named in the config, once per load; unreadable files are problems at every
     /// place that names them.
-    fn read(&mut self, span: &At<String>, field: &str) -> Option<Vec<u8>> {
+    fn read(&mut self, span: &At<String>, field: &str) -> Option<Arc<[u8]>> {
         let path = self.resolve(&span.value);
         let result = match self.files.get(&path) {
             Some(cached) => cached.clone(),
             None => {
-                let read = super::read::read_bounded(&path, super::read::PEM_LIMIT).map_err(|e| {
-                    // Named as the config writes it, like every other problem.
-                    e.shown_as(std::path::Path::new(&span.value)).to_string()
-                });
+                // One copy per load, shared by every target naming the file.
+                let read = super::read::read_bounded(&path, super::read::PEM_LIMIT)
+                    .map(Arc::from)
+                    .map_err(|e| {
+                        // Named as the config writes it, like every other problem.
+                        e.shown_as(std::path::Path::new(&span.value)).to_string()
+                    });
                 self.files.insert(path, read.clone());
                 read
             }

@@ -97,7 +97,9 @@ impl Scheduler {
     /// Applies a config: unchanged targets keep running undisturbed, changed ones restart
     /// (keeping their standing), removed ones stop and vanish from `State`. Every loop that
     /// starts probes first within a short warm-up, then on its grid.
-    pub fn apply(&mut self, targets: &[Arc<Target>], concurrency: usize) {
+    /// Returns the targets now running: for an unchanged target, the `Arc` its loop already had
+    /// (not the one in `targets`), so the caller can drop the duplicate.
+    pub fn apply(&mut self, targets: &[Arc<Target>], concurrency: usize) -> Vec<Arc<Target>> {
         if concurrency != self.concurrency {
             self.lanes.resize(concurrency);
             self.concurrency = concurrency;
@@ -151,6 +153,7 @@ impl Scheduler {
             };
             self.tasks.insert(target.name.clone(), running);
         }
+        active
     }
 
     /// The concurrency limit shared with on-demand probes (the pool; the slow lane is the
