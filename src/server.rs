@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 
-use crate::config::{endpoint, AdhocRules, Config, Module, Target};
+use crate::config::{endpoint, AdhocRules, Config, Module, ProbeKind, Target};
 use crate::metrics::{Format, OnDemand};
 use crate::probe::outcome::{AddressOutcome, Phases, ProbeOutcome};
 use crate::probe::Check;
@@ -214,12 +214,19 @@ fn probe_target(
             )
             .map_err(|m| (StatusCode::FORBIDDEN, m))?;
     }
-    match asked.module {
+    let target = match asked.module {
         None => config.adhoc_endpoint(text, &endpoint, asked.server_name),
         Some(m) => m.adhoc(text, &endpoint, asked.server_name),
     }
-    .map(|t| (Arc::new(t), true))
-    .map_err(bad)
+    .map_err(bad)?;
+    // The redirect check follows redirects to hosts the rules never saw.
+    if config.adhoc_rules().is_some() && target.kind == ProbeKind::HttpRedirect {
+        return Err((
+            StatusCode::FORBIDDEN,
+            "ad-hoc probes with probe: http_redirect are not allowed when adhoc_probes: restricts them (redirects may lead to any host)".to_string(),
+        ));
+    }
+    Ok((Arc::new(target), true))
 }
 
 /// An ad-hoc target's name resolved by the handler (how long it took, and the addresses in the
@@ -658,7 +665,7 @@ mod tests {
     async fn adhoc_rules_refuse_with_403_and_one_line_before_any_connection() {
         // No connection is made for any of these: the rules refuse first (the CIDR rule after
         // "resolving" an IP literal).
-        let yaml = "modules:\n  web: {}\n  mail: {}\nadhoc_probes:\n  modules: [web]\n  hosts: [\"*.example.com\", \"127.0.0.*\"]\n  ports: [443, 1]\n  cidrs: [203.0.113.0/24]\n";
+        let yaml = "modules:\n  web: {}\n  mail: {}\n  redirect: {probe: http_redirect}\nadhoc_probes:\n  modules: [web, redirect]\n  hosts: [\"*.example.com\", \"127.0.0.*\"]\n  ports: [443, 1]\n  cidrs: [203.0.113.0/24]\n";
         for (uri, says) in [
             ("/probe?target=a.example.com:443", "must name a module"),
             (
@@ -672,6 +679,10 @@ mod tests {
             (
                 "/probe?target=https://intranet.local/&module=web",
                 "host \"intranet.local\" is not allowed",
+            ),
+            (
+                "/probe?target=a.example.com:443&module=redirect",
+                "probe: http_redirect are not allowed",
             ),
             (
                 "/probe?target=127.0.0.1:1&module=web",
