@@ -4,7 +4,9 @@
 //! This file owns the `Converter` (its caches and the problem list), the global settings and
 //! the order of a target's phases; the phases live beside it: `identity` (name, address,
 //! server name), timing (here), `labels`, `probe_settings` (kind, HTTP, STARTTLS, scan) and
-//! `tls_material` (trust anchors, client identity, PEM files). Target files are `target_files`'.
+//! `tls_material` (trust anchors, client identity, PEM files). Target files are `target_files`';
+//! modules (merged into a target before its phases) are `modules`', `adhoc_probes:` is
+//! `adhoc_rules`'.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};

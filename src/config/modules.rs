@@ -464,6 +464,46 @@ mod tests {
     }
 
     #[test]
+    fn changing_only_the_output_leaves_targets_unchanged() {
+        let load = |output: &str| {
+            config(&format!(
+                "modules:\n  m: {{output: {output}}}\ntargets:\n  - {{address: \"a:443\", module: m}}\n"
+            ))
+        };
+        let (old, new) = (load("blackbox"), load("ssl_exporter"));
+        assert!(old.targets[0].same_as(&new.targets[0]));
+        assert_eq!(new.targets[0].output, Some(Output::SslExporter));
+    }
+
+    #[test]
+    fn target_file_problems_from_a_module_point_at_the_targets_module_line() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            "modules:\n  mail: {starttls: smtp}\ntarget_files: [t.yml]\n",
+        )
+        .expect("write config");
+        let file = dir.path().join("t.yml");
+        std::fs::write(
+            &file,
+            "- address: a.example:80\n  probe: http_redirect\n  module: mail\n",
+        )
+        .expect("write target file");
+        let c = super::super::load(&config).expect("target files do not fail the config");
+        let [problem] = c.target_file_problems.as_slice() else {
+            panic!("one problem: {:?}", c.target_file_problems);
+        };
+        assert_eq!(
+            problem.to_string(),
+            format!(
+                "{}:3:11: targets[0].starttls: does not apply to probe: http_redirect (from module \"mail\") (skipping it)",
+                file.display()
+            )
+        );
+    }
+
+    #[test]
     fn modules_are_built_for_probe_with_their_output() {
         let c =
             config("modules:\n  bb: {output: blackbox, timeout: 4s}\n  plain: {}\ntargets: []\n");
