@@ -73,35 +73,14 @@ struct ProbeQuery {
 /// STARTTLS protocol and HTTP path). Bounded by the same concurrency limit and timeout as
 /// scheduled probes.
 async fn probe(AxumState(app): AxumState<Arc<App>>, Query(q): Query<ProbeQuery>) -> Response {
-    let format = match q.format.as_deref().filter(|f| !f.is_empty()) {
-        None => None,
-        Some(name) => match Format::from_name(name) {
-            Some(f) => Some(f),
-            None => {
-                let known: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
-                let msg = format!("unknown format {name:?}; expected {}", known.join(", "));
-                return refuse(StatusCode::BAD_REQUEST, &msg);
-            }
-        },
+    let format = match format_param(q.format.as_deref()) {
+        Ok(f) => f,
+        Err(msg) => return refuse(StatusCode::BAD_REQUEST, &msg),
     };
     let config = app.reloader.config();
-    let module = match q.module.as_deref().filter(|m| !m.is_empty()) {
-        None => None,
-        Some(name) => match config.module(name) {
-            Some(m) => Some(m),
-            None => {
-                let names = config.module_names();
-                let msg = if names.is_empty() {
-                    format!("unknown module {name:?} (the config defines no modules)")
-                } else {
-                    format!(
-                        "unknown module {name:?}; expected one of {}",
-                        names.join(", ")
-                    )
-                };
-                return refuse(StatusCode::BAD_REQUEST, &msg);
-            }
-        },
+    let module = match module_param(&config, q.module.as_deref()) {
+        Ok(m) => m,
+        Err(msg) => return refuse(StatusCode::BAD_REQUEST, &msg),
     };
     let Some(text) = q.target.filter(|t| !t.is_empty()) else {
         return refuse(
@@ -163,6 +142,35 @@ async fn probe(AxumState(app): AxumState<Arc<App>>, Query(q): Query<ProbeQuery>)
         body,
     )
         .into_response()
+}
+
+/// `&format=`: `None` when absent or empty.
+fn format_param(name: Option<&str>) -> Result<Option<Format>, String> {
+    let Some(name) = name.filter(|f| !f.is_empty()) else {
+        return Ok(None);
+    };
+    Format::from_name(name).map(Some).ok_or_else(|| {
+        let known: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+        format!("unknown format {name:?}; expected {}", known.join(", "))
+    })
+}
+
+/// `&module=`, looked up in the current config: `None` when absent or empty.
+fn module_param(config: &Config, name: Option<&str>) -> Result<Option<Arc<Module>>, String> {
+    let Some(name) = name.filter(|m| !m.is_empty()) else {
+        return Ok(None);
+    };
+    config.module(name).map(Some).ok_or_else(|| {
+        let names = config.module_names();
+        if names.is_empty() {
+            format!("unknown module {name:?} (the config defines no modules)")
+        } else {
+            format!(
+                "unknown module {name:?}; expected one of {}",
+                names.join(", ")
+            )
+        }
+    })
 }
 
 /// What `/probe` was asked for: the target text, and the server name and module given.
