@@ -18,7 +18,7 @@ use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 
 use super::identity::Identity;
-use super::modules::Prepareds;
+use super::modules::PreparedModules;
 use super::probe_settings::ProbeSettings;
 use super::raw::{RawConfig, RawGlobal, RawTarget};
 use super::tls_material::TlsMaterial;
@@ -43,7 +43,7 @@ pub(super) struct Converter {
     /// One rustls config per client identity (none, or cert+key paths).
     pub(super) configs: HashMap<Option<(PathBuf, PathBuf)>, Arc<ClientConfig>>,
     /// The modules targets may name, as they merge them (see `modules`).
-    pub(super) prepared: Prepareds,
+    pub(super) prepared: PreparedModules,
     /// Converting a target file's targets (whose positions are in that file, not the config).
     pub(super) in_target_file: bool,
 }
@@ -73,7 +73,7 @@ impl Converter {
             files: HashMap::new(),
             roots: HashMap::new(),
             configs: HashMap::new(),
-            prepared: Prepareds::new(),
+            prepared: PreparedModules::new(),
             in_target_file: false,
         }
     }

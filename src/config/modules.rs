@@ -74,7 +74,7 @@ pub(super) struct Prepared {
 
 /// The modules of a load by name; `None` for one with problems (reported once, on the module;
 /// the targets naming it are left out without more reports).
-pub(super) type Prepareds = BTreeMap<String, Option<Prepared>>;
+pub(super) type PreparedModules = BTreeMap<String, Option<Prepared>>;
 
 /// Where a target's module-derived values are written, to tag the problems found at them.
 pub(super) struct FromModule {
