@@ -2,6 +2,7 @@
 //! `/-/healthy`, `/-/ready`, `POST /-/reload`, and `/probe` (on-demand probes in our format or
 //! blackbox_exporter's or ssl_exporter's).
 
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -13,7 +14,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 
-use crate::config::{endpoint, Config, Target};
+use crate::config::{endpoint, AdhocRules, Config, Module, ProbeKind, Target};
 use crate::metrics::{Format, OnDemand};
 use crate::probe::outcome::{AddressOutcome, Phases, ProbeOutcome};
 use crate::probe::Check;
@@ -63,42 +64,42 @@ struct ProbeQuery {
     server_name: Option<String>,
 }
 
-/// On-demand probe of one endpoint, answered in `format` (ours by default). The target is a
-/// configured target's name or address, or an endpoint form (`host:port`, a URL; see
-/// `config::endpoint`) probed with a configured target's settings when one matches, else —
-/// only with `--web.enable-adhoc-probes` — with the global settings. Bounded by the same
-/// concurrency limit and timeout as scheduled probes.
+/// On-demand probe of one endpoint, answered in `format` (else the module's `output:`, else
+/// ours). The target is a configured target's name or address, or an endpoint form
+/// (`host:port`, a URL; see `config::endpoint`) probed with a configured target's settings when
+/// one matches, else — only with `--web.enable-adhoc-probes`, and within the config's
+/// `adhoc_probes:` rules — as an ad-hoc target. `&module=M` probes with M's settings over the
+/// global ones (a configured target keeps only its name, labels, address, server name,
+/// STARTTLS protocol and HTTP path). Bounded by the same concurrency limit and timeout as
+/// scheduled probes.
 async fn probe(AxumState(app): AxumState<Arc<App>>, Query(q): Query<ProbeQuery>) -> Response {
-    let format = match q.format.as_deref().filter(|f| !f.is_empty()) {
-        None => Format::TlsExporter,
-        Some(name) => match Format::from_name(name) {
-            Some(f) => f,
-            None => {
-                let known: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
-                let msg = format!("unknown format {name:?}; expected {}", known.join(", "));
-                return refuse(StatusCode::BAD_REQUEST, &msg);
-            }
-        },
+    let format = match format_param(q.format.as_deref()) {
+        Ok(f) => f,
+        Err(msg) => return refuse(StatusCode::BAD_REQUEST, &msg),
     };
-    if let Some(module) = q.module.as_deref().filter(|m| !m.is_empty()) {
-        // Modules (named probe settings in the config) are looked up here once the config has
-        // them; until then every module name is unknown.
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            &format!("unknown module {module:?}"),
-        );
-    }
+    let config = app.reloader.config();
+    let module = match module_param(&config, q.module.as_deref()) {
+        Ok(m) => m,
+        Err(msg) => return refuse(StatusCode::BAD_REQUEST, &msg),
+    };
     let Some(text) = q.target.filter(|t| !t.is_empty()) else {
         return refuse(
             StatusCode::BAD_REQUEST,
             "missing ?target= (host:port, a URL such as https://host/path, or a configured target's name)",
         );
     };
-    let config = app.reloader.config();
-    let target = match probe_target(&config, &text, q.server_name.as_deref(), app.adhoc_probes) {
-        Ok(t) => t,
+    let asked = Asked {
+        text: &text,
+        server_name: q.server_name.as_deref(),
+        module: module.as_deref(),
+    };
+    let (target, adhoc) = match probe_target(&config, &asked, app.adhoc_probes) {
+        Ok(found) => found,
         Err((status, msg)) => return refuse(status, &msg),
     };
+    let format = format
+        .or_else(|| target.output.and_then(|o| Format::from_name(o.as_str())))
+        .unwrap_or(Format::TlsExporter);
     // Waiting for a slot is bounded by the target's timeout as well.
     let Ok(Some(_permit)) = tokio::time::timeout(target.timeout, app.reloader.permit()).await
     else {
@@ -108,16 +109,30 @@ async fn probe(AxumState(app): AxumState<Arc<App>>, Query(q): Query<ProbeQuery>)
         );
         return refuse(StatusCode::SERVICE_UNAVAILABLE, &msg);
     };
+    let start = tokio::time::Instant::now();
+    let rules = config
+        .adhoc_rules()
+        .filter(|r| adhoc && r.checks_addresses());
+    let resolved = match rules {
+        None => None,
+        Some(rules) => match checked_addresses(rules, &target, start).await {
+            Ok(resolved) => Some(resolved),
+            Err(msg) => return refuse(StatusCode::FORBIDDEN, &msg),
+        },
+    };
     let body = match format {
         Format::TlsExporter => {
             // The same contract as scheduled probes: every address for `resolve: all`.
-            let outcomes = crate::probe::run(&target, Check::Probe).await;
+            let outcomes = match resolved {
+                None => crate::probe::run(&target, Check::Probe).await,
+                Some(resolved) => run_resolved(&target, resolved).await,
+            };
             let one = State::default();
             one.set_targets(std::slice::from_ref(&target));
             one.record(&target, Check::Probe, outcomes);
             crate::metrics::render_targets(&one, SystemTime::now())
         }
-        Format::Blackbox | Format::SslExporter => on_demand(format, target).await,
+        Format::Blackbox | Format::SslExporter => on_demand(format, target, resolved, start).await,
     };
     (
         [(
@@ -129,22 +144,67 @@ async fn probe(AxumState(app): AxumState<Arc<App>>, Query(q): Query<ProbeQuery>)
         .into_response()
 }
 
-/// The target `/probe?target=text` means: a configured target by name or address; else the
-/// endpoint form it parses as, probed with the configured target for that endpoint or as an
-/// ad-hoc target. Refusals carry their status and a one-line reason.
+/// `&format=`: `None` when absent or empty.
+fn format_param(name: Option<&str>) -> Result<Option<Format>, String> {
+    let Some(name) = name.filter(|f| !f.is_empty()) else {
+        return Ok(None);
+    };
+    Format::from_name(name).map(Some).ok_or_else(|| {
+        let known: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+        format!("unknown format {name:?}; expected {}", known.join(", "))
+    })
+}
+
+/// `&module=`, looked up in the current config: `None` when absent or empty.
+fn module_param(config: &Config, name: Option<&str>) -> Result<Option<Arc<Module>>, String> {
+    let Some(name) = name.filter(|m| !m.is_empty()) else {
+        return Ok(None);
+    };
+    config.module(name).map(Some).ok_or_else(|| {
+        let names = config.module_names();
+        if names.is_empty() {
+            format!("unknown module {name:?} (the config defines no modules)")
+        } else {
+            format!(
+                "unknown module {name:?}; expected one of {}",
+                names.join(", ")
+            )
+        }
+    })
+}
+
+/// What `/probe` was asked for: the target text, and the server name and module given.
+struct Asked<'a> {
+    text: &'a str,
+    server_name: Option<&'a str>,
+    module: Option<&'a Module>,
+}
+
+/// The target `/probe?target=text` means, and whether it is ad-hoc: a configured target by
+/// name or address; else the endpoint form it parses as, probed with the configured target for
+/// that endpoint or as an ad-hoc target (within the `adhoc_probes:` rules). With a module, the
+/// module's settings apply. Refusals carry their status and a one-line reason.
 fn probe_target(
     config: &Config,
-    text: &str,
-    server_name: Option<&str>,
+    asked: &Asked<'_>,
     adhoc: bool,
-) -> Result<Arc<Target>, (StatusCode, String)> {
-    if let Some(t) = config.find(text, server_name) {
-        return Ok(t);
+) -> Result<(Arc<Target>, bool), (StatusCode, String)> {
+    let bad = |m: String| (StatusCode::BAD_REQUEST, m);
+    let configured = |t: Arc<Target>| match asked.module {
+        None => Ok((t, false)),
+        Some(m) => m
+            .apply_to(&t, asked.server_name)
+            .map(|t| (Arc::new(t), false))
+            .map_err(bad),
+    };
+    let text = asked.text;
+    if let Some(t) = config.find(text, asked.server_name) {
+        return configured(t);
     }
-    let endpoint = endpoint::parse(text).map_err(|m| (StatusCode::BAD_REQUEST, m))?;
+    let endpoint = endpoint::parse(text).map_err(bad)?;
     if text.contains("://") {
-        if let Some(t) = config.find_endpoint(&endpoint, server_name) {
-            return Ok(t);
+        if let Some(t) = config.find_endpoint(&endpoint, asked.server_name) {
+            return configured(t);
         }
     }
     if !adhoc {
@@ -153,23 +213,128 @@ fn probe_target(
             format!("{text:?} is not a configured target; ad-hoc probes are off (--web.enable-adhoc-probes)"),
         ));
     }
-    config
-        .adhoc_endpoint(text, &endpoint, server_name)
-        .map(Arc::new)
-        .map_err(|m| (StatusCode::BAD_REQUEST, m))
+    if let Some(rules) = config.adhoc_rules() {
+        rules
+            .check(
+                asked.module.map(|m| m.name.as_str()),
+                &endpoint.host,
+                endpoint.port,
+            )
+            .map_err(|m| (StatusCode::FORBIDDEN, m))?;
+    }
+    let target = match asked.module {
+        None => config.adhoc_endpoint(text, &endpoint, asked.server_name),
+        Some(m) => m.adhoc(text, &endpoint, asked.server_name),
+    }
+    .map_err(bad)?;
+    // The redirect check follows redirects to hosts the rules never saw.
+    if config.adhoc_rules().is_some() && target.kind == ProbeKind::HttpRedirect {
+        return Err((
+            StatusCode::FORBIDDEN,
+            "ad-hoc probes with probe: http_redirect are not allowed when adhoc_probes: restricts them (redirects may lead to any host)".to_string(),
+        ));
+    }
+    Ok((Arc::new(target), true))
+}
+
+/// An ad-hoc target's name resolved by the handler (how long it took, and the addresses in the
+/// target's preferred order, or why there are none), so that the probe connects only to
+/// addresses the `adhoc_probes.cidrs` rule allowed.
+type Resolved = (Result<Vec<IpAddr>, Failure>, Duration);
+
+/// Resolves `target`'s host within its timeout (counted from `start`) and checks every address
+/// against `rules`; the refusal names the first address not allowed.
+async fn checked_addresses(
+    rules: &AdhocRules,
+    target: &Target,
+    start: tokio::time::Instant,
+) -> Result<Resolved, String> {
+    let resolved = crate::probe::resolve(target, start + target.timeout).await;
+    let took = start.elapsed();
+    let ips: Vec<IpAddr> = match resolved {
+        Ok(addrs) => addrs.iter().map(|a| a.ip()).collect(),
+        Err(f) => return Ok((Err(f), took)),
+    };
+    for ip in &ips {
+        rules.check_address(&target.host, *ip)?;
+    }
+    match ips.is_empty() {
+        true => {
+            let f = Failure::new(FailureReason::DnsError, "the name resolved to no address");
+            Ok((Err(f), took))
+        }
+        false => Ok((Ok(ips), took)),
+    }
+}
+
+/// Probes the checked addresses only: each (with an `ip` label) for `resolve: all`, else the
+/// first.
+async fn run_resolved(target: &Arc<Target>, resolved: Resolved) -> Vec<AddressOutcome> {
+    let (ips, took) = match resolved {
+        (Ok(ips), took) => (ips, took),
+        (Err(f), took) => {
+            return vec![AddressOutcome {
+                ip: None,
+                outcome: unresolved(f, took),
+            }]
+        }
+    };
+    let left = target.timeout.saturating_sub(took);
+    if !target.resolve_all {
+        let first_ip = ips.into_iter().take(1);
+        let mut all = Vec::new();
+        for ip in first_ip {
+            let pinned = Arc::new(target.pinned(ip, left));
+            let outcome = first(crate::probe::run(&pinned, Check::Probe).await);
+            all.push(AddressOutcome { ip: None, outcome });
+        }
+        return all;
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for ip in ips {
+        let pinned = Arc::new(target.pinned(ip, left));
+        set.spawn(async move {
+            let outcome = first(crate::probe::run(&pinned, Check::Probe).await);
+            AddressOutcome {
+                ip: Some(ip),
+                outcome,
+            }
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        if let Ok(one) = joined {
+            all.push(one);
+        }
+    }
+    all.sort_by_key(|a| a.ip);
+    all
 }
 
 /// One probe in a compatible format. Like blackbox_exporter, the blackbox format probes one
 /// address: the handler resolves the name (timed, as `probe_dns_lookup_time_seconds`) and
 /// pins the probe to the first address in the target's preferred order. Other targets probe
-/// as scheduled ones do; a `resolve: all` target reports its first address.
-async fn on_demand(format: Format, target: Arc<Target>) -> String {
-    let start = tokio::time::Instant::now();
-    let (outcome, ip, resolve) = if format == Format::Blackbox {
-        let resolved = crate::probe::resolve(&target, start + target.timeout).await;
-        let resolve = start.elapsed();
-        match resolved.map(|addrs| addrs.first().map(|a| a.ip())) {
-            Ok(Some(ip)) => {
+/// as scheduled ones do; a `resolve: all` target reports its first address. `resolved`: the
+/// name was resolved (and its addresses checked) already; only those addresses are probed.
+/// `start`: when the probe (the handler's resolution included) began.
+async fn on_demand(
+    format: Format,
+    target: Arc<Target>,
+    resolved: Option<Resolved>,
+    start: tokio::time::Instant,
+) -> String {
+    let resolved = match (resolved, format) {
+        (Some(r), _) => Some(r),
+        (None, Format::Blackbox) => {
+            let r = crate::probe::resolve(&target, start + target.timeout).await;
+            let ips = r.map(|addrs| addrs.iter().map(|a| a.ip()).collect());
+            Some((ips, start.elapsed()))
+        }
+        (None, _) => None,
+    };
+    let (outcome, ip, resolve) = match resolved {
+        Some((Ok(ips), resolve)) => match ips.first() {
+            Some(&ip) => {
                 let pinned = Arc::new(target.pinned(ip, target.timeout.saturating_sub(resolve)));
                 (
                     first(crate::probe::run(&pinned, Check::Probe).await),
@@ -177,17 +342,20 @@ async fn on_demand(format: Format, target: Arc<Target>) -> String {
                     resolve,
                 )
             }
-            Ok(None) => {
+            None => {
                 let f = Failure::new(FailureReason::DnsError, "the name resolved to no address");
                 (unresolved(f, resolve), None, resolve)
             }
-            Err(f) => (unresolved(f, resolve), None, resolve),
+        },
+        Some((Err(f), resolve)) => (unresolved(f, resolve), None, resolve),
+        None => {
+            let outcome = first(crate::probe::run(&target, Check::Probe).await);
+            let resolve = outcome.phases.resolve.unwrap_or_default();
+            (outcome, None, resolve)
         }
-    } else {
-        let outcome = first(crate::probe::run(&target, Check::Probe).await);
-        let resolve = outcome.phases.resolve.unwrap_or_default();
-        (outcome, None, resolve)
     };
+    // Only the blackbox format reports the address it probed.
+    let ip = ip.filter(|_| format == Format::Blackbox);
     let probe = OnDemand {
         target: &target,
         outcome: &outcome,
@@ -295,8 +463,12 @@ mod tests {
     }
 
     async fn app_with(lifecycle: bool, scrapes: usize) -> Router {
+        app_from("targets: []\n", false, lifecycle, scrapes).await
+    }
+
+    async fn app_from(yaml: &str, adhoc_probes: bool, lifecycle: bool, scrapes: usize) -> Router {
         let path = std::path::Path::new("t.yml");
-        let config = crate::config::parse("targets: []\n", path).expect("valid config");
+        let config = crate::config::parse(yaml, path).expect("valid config");
         let state = Arc::new(State::default());
         let reloader = Arc::new(Reloader::start(
             path.to_path_buf(),
@@ -308,7 +480,7 @@ mod tests {
         router(Arc::new(App {
             state,
             reloader,
-            adhoc_probes: false,
+            adhoc_probes,
             lifecycle,
             scrapes: ScrapeSlots::new(scrapes),
         }))
@@ -487,5 +659,48 @@ mod tests {
         .await;
         // Past the module and format checks: refused only as an unconfigured target.
         assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    }
+
+    #[tokio::test]
+    async fn unknown_module_names_the_modules_there_are() {
+        let app = app_from("modules:\n  web: {}\n  mail: {}\n", false, false, 4).await;
+        let (status, _, body) = call(app, "GET", "/probe?target=a:1&module=wbe").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body, "unknown module \"wbe\"; expected one of mail, web\n");
+    }
+
+    #[tokio::test]
+    async fn adhoc_rules_refuse_with_403_and_one_line_before_any_connection() {
+        // No connection is made for any of these: the rules refuse first (the CIDR rule after
+        // "resolving" an IP literal).
+        let yaml = "modules:\n  web: {}\n  mail: {}\n  redirect: {probe: http_redirect}\nadhoc_probes:\n  modules: [web, redirect]\n  hosts: [\"*.example.com\", \"127.0.0.*\"]\n  ports: [443, 1]\n  cidrs: [203.0.113.0/24]\n";
+        for (uri, says) in [
+            ("/probe?target=a.example.com:443", "must name a module"),
+            (
+                "/probe?target=a.example.com:443&module=mail",
+                "module \"mail\" is not allowed",
+            ),
+            (
+                "/probe?target=a.example.com:22&module=web",
+                "port 22 is not allowed",
+            ),
+            (
+                "/probe?target=https://intranet.local/&module=web",
+                "host \"intranet.local\" is not allowed",
+            ),
+            (
+                "/probe?target=a.example.com:443&module=redirect",
+                "probe: http_redirect are not allowed",
+            ),
+            (
+                "/probe?target=127.0.0.1:1&module=web",
+                "127.0.0.1, which is not allowed for ad-hoc probes (it is in none of adhoc_probes.cidrs)",
+            ),
+        ] {
+            let (status, _, body) = call(app_from(yaml, true, false, 4).await, "GET", uri).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{uri}: {body}");
+            assert!(body.contains(says), "{uri}: {body}");
+            assert_eq!(body.lines().count(), 1, "{uri}: {body}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Targets for `/probe` that the config does not list as such: the configured target an
-//! endpoint form names, an ad-hoc target built from the global settings, and a target pinned
-//! to one address (what the blackbox format reports on).
+//! endpoint form names, an ad-hoc target built from the global settings or from a module's
+//! (`&module=`), a configured target probed with a module's settings, and a target pinned to
+//! one address (what the blackbox format reports on).
 //!
 //! Whether ad-hoc probes are allowed, and which form a text is, is the `/probe` handler's
 //! business; parsing the forms is `endpoint.rs`'.
@@ -12,7 +13,7 @@ use std::time::Duration;
 use rustls_pki_types::ServerName;
 
 use super::endpoint::Endpoint;
-use super::{Config, Files, HttpCheck, IpProtocol, ProbeKind, Target};
+use super::{Config, Files, HttpCheck, IpProtocol, Module, ProbeKind, Target};
 
 impl Config {
     /// The configured target that probes `endpoint` as a URL says: same host, port, STARTTLS
@@ -48,19 +49,9 @@ impl Config {
         let name_text = server_name.unwrap_or(&endpoint.host).to_string();
         let server_name = ServerName::try_from(name_text.clone())
             .map_err(|_| format!("{name_text:?} is not a valid DNS name or IP address"))?;
-        let http = endpoint.http_path.as_ref().map(|path| {
-            // The port only when it is not the scheme's (as the config's `http:` default).
-            let host = if endpoint.port != 443 {
-                endpoint.address()
-            } else if endpoint.host.contains(':') {
-                format!("[{}]", endpoint.host)
-            } else {
-                endpoint.host.clone()
-            };
-            HttpCheck {
-                host,
-                path: path.clone(),
-            }
+        let http = endpoint.http_path.as_ref().map(|path| HttpCheck {
+            host: http_host(endpoint, 443),
+            path: path.clone(),
         });
         let a = &self.adhoc;
         let address = endpoint.address();
@@ -82,12 +73,118 @@ impl Config {
             roots: a.roots.clone(),
             client_config: a.client_config.clone(),
             client_cert_not_after: None,
+            output: None,
             files: Files {
                 ca: None,
                 client_cert: None,
                 client_key: None,
             },
         })
+    }
+}
+
+impl Module {
+    /// A target for `endpoint` (not configured) with this module's settings over the global
+    /// ones; `name` becomes its `target` label. What the module sets explicitly wins over what
+    /// the endpoint's scheme implies (STARTTLS protocol); an `https://` URL's path is the GET's.
+    /// The server name is `server_name`, else the module's, else the endpoint's host.
+    pub fn adhoc(
+        &self,
+        name: &str,
+        endpoint: &Endpoint,
+        server_name: Option<&str>,
+    ) -> Result<Target, String> {
+        self.build(name, endpoint, server_name, &endpoint.host, Vec::new())
+    }
+
+    /// Configured target `t` probed with this module's settings instead of its own: it keeps
+    /// its name, labels, address, server name, STARTTLS protocol and HTTP path, as an endpoint
+    /// of that URL would; everything else is the module's (over the global settings).
+    pub fn apply_to(&self, t: &Target, server_name: Option<&str>) -> Result<Target, String> {
+        let endpoint = Endpoint {
+            host: t.host.clone(),
+            port: t.port,
+            starttls: t.starttls,
+            http_path: match t.kind {
+                ProbeKind::Tls => t.http.as_ref().map(|h| h.path.clone()),
+                ProbeKind::HttpRedirect => None,
+            },
+        };
+        let own = t.server_name.to_str();
+        self.build(&t.name, &endpoint, server_name, &own, t.labels.clone())
+    }
+
+    fn build(
+        &self,
+        name: &str,
+        endpoint: &Endpoint,
+        server_name: Option<&str>,
+        fallback_name: &str,
+        labels: Vec<(String, String)>,
+    ) -> Result<Target, String> {
+        let tpl = &self.template;
+        if tpl.kind == ProbeKind::HttpRedirect && endpoint.starttls.is_some() {
+            return Err(format!(
+                "module {:?} checks the plain-HTTP redirect (probe: http_redirect), which does not apply to a STARTTLS endpoint",
+                self.name
+            ));
+        }
+        let name_text = server_name
+            .or(self.server_name.as_deref())
+            .unwrap_or(fallback_name);
+        let server_name = ServerName::try_from(name_text.to_string())
+            .map_err(|_| format!("{name_text:?} is not a valid DNS name or IP address"))?;
+        let starttls = tpl.starttls.or(endpoint.starttls);
+        let default_port = match tpl.kind {
+            ProbeKind::Tls => 443,
+            ProbeKind::HttpRedirect => 80,
+        };
+        let path = endpoint
+            .http_path
+            .clone()
+            .or_else(|| tpl.http.as_ref().map(|h| h.path.clone()));
+        let http = path.map(|path| HttpCheck {
+            host: self
+                .http_host
+                .clone()
+                .unwrap_or_else(|| http_host(endpoint, default_port)),
+            path,
+        });
+        let address = endpoint.address();
+        Ok(Target {
+            name: name.to_string(),
+            address,
+            host: endpoint.host.clone(),
+            port: endpoint.port,
+            server_name,
+            interval: tpl.interval,
+            timeout: tpl.timeout,
+            labels,
+            kind: tpl.kind,
+            ip_protocol: tpl.ip_protocol,
+            resolve_all: tpl.resolve_all,
+            starttls,
+            http,
+            // On-demand probes do not scan.
+            scan_interval: None,
+            roots: tpl.roots.clone(),
+            client_config: tpl.client_config.clone(),
+            client_cert_not_after: tpl.client_cert_not_after,
+            output: self.output,
+            files: tpl.files.clone(),
+        })
+    }
+}
+
+/// The `Host` of an endpoint's HTTP request: with the port only when it is not `default_port`
+/// (as the config's `http:` default).
+fn http_host(endpoint: &Endpoint, default_port: u16) -> String {
+    if endpoint.port != default_port {
+        endpoint.address()
+    } else if endpoint.host.contains(':') {
+        format!("[{}]", endpoint.host)
+    } else {
+        endpoint.host.clone()
     }
 }
 
@@ -113,6 +210,7 @@ impl Target {
             roots: self.roots.clone(),
             client_config: self.client_config.clone(),
             client_cert_not_after: self.client_cert_not_after,
+            output: self.output,
             files: self.files.clone(),
         }
     }
@@ -169,6 +267,67 @@ mod tests {
         assert_eq!(t.starttls, Some(StartTls::Imap));
         assert_eq!(t.server_name.to_str(), "imap.example");
         assert_eq!(t.http, None);
+    }
+
+    #[test]
+    fn adhoc_targets_take_the_module_settings_and_the_endpoint() {
+        let c = config(
+            "modules:\n  mail:\n    starttls: imap\n    timeout: 3s\n    resolve: all\n    output: ssl_exporter\n  web:\n    http: {path: /health}\n    server_name: sni.example\n  plain: {}\ntargets: []\n",
+        );
+        let module = |name: &str| c.module(name).expect("module");
+        // The module's STARTTLS wins over the scheme's; its timeout and resolution apply.
+        let ep = endpoint::parse("smtp://mx.example:2525").expect("parses");
+        let t = module("mail")
+            .adhoc("smtp://mx.example:2525", &ep, None)
+            .expect("target");
+        assert_eq!((t.host.as_str(), t.port), ("mx.example", 2525));
+        assert_eq!(t.starttls, Some(StartTls::Imap));
+        assert_eq!(t.timeout, Duration::from_secs(3));
+        assert!(t.resolve_all);
+        assert_eq!(t.output, Some(crate::config::Output::SslExporter));
+        assert_eq!(t.server_name.to_str(), "mx.example");
+        // Without its own STARTTLS the scheme's applies; a URL's path is the GET's.
+        let ep = endpoint::parse("pop3://mx.example").expect("parses");
+        let t = module("plain")
+            .adhoc("pop3://mx.example", &ep, None)
+            .expect("target");
+        assert_eq!(t.starttls, Some(StartTls::Pop3));
+        let ep = endpoint::parse("https://w.example:8443/x").expect("parses");
+        let t = module("web").adhoc("w", &ep, None).expect("target");
+        assert_eq!(
+            t.http,
+            Some(HttpCheck {
+                host: "w.example:8443".into(),
+                path: "/x".into()
+            })
+        );
+        assert_eq!(t.server_name.to_str(), "sni.example");
+        let ep = endpoint::parse("w.example:443").expect("parses");
+        let t = module("web")
+            .adhoc("w", &ep, Some("asked.example"))
+            .expect("target");
+        assert_eq!(t.http.as_ref().map(|h| h.path.as_str()), Some("/health"));
+        assert_eq!(t.server_name.to_str(), "asked.example");
+    }
+
+    #[test]
+    fn configured_target_with_a_module_keeps_its_identity() {
+        let c = config(
+            "modules:\n  fast: {timeout: 2s}\ntargets:\n  - {name: mx, address: \"mx.example:25\", starttls: smtp, timeout: 9s, labels: {team: mail}}\n",
+        );
+        let t = c.targets.first().expect("target");
+        let m = c.module("fast").expect("module");
+        let p = m.apply_to(t, None).expect("target");
+        assert_eq!(p.name, "mx");
+        assert_eq!(p.labels, t.labels);
+        assert_eq!(p.starttls, Some(StartTls::Smtp));
+        assert_eq!(p.server_name.to_str(), "mx.example");
+        assert_eq!(
+            p.timeout,
+            Duration::from_secs(2),
+            "the module's settings apply"
+        );
+        assert!(!p.same_as(t));
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! This file owns the `Converter` (its caches and the problem list), the global settings and
 //! the order of a target's phases; the phases live beside it: `identity` (name, address,
 //! server name), timing (here), `labels`, `probe_settings` (kind, HTTP, STARTTLS, scan) and
-//! `tls_material` (trust anchors, client identity, PEM files). Target files are `target_files`'.
+//! `tls_material` (trust anchors, client identity, PEM files). Target files are `target_files`';
+//! modules (merged into a target before its phases) are `modules`', `adhoc_probes:` is
+//! `adhoc_rules`'.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -16,11 +18,12 @@ use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 
 use super::identity::Identity;
+use super::modules::PreparedModules;
 use super::probe_settings::ProbeSettings;
 use super::raw::{RawConfig, RawGlobal, RawTarget};
 use super::tls_material::TlsMaterial;
 use super::{
-    duration, format_duration, Adhoc, Config, Files, Problem, Target, TargetFileCache,
+    duration, format_duration, Adhoc, Config, Files, Output, Problem, Target, TargetFileCache,
     DEFAULT_CONCURRENCY, DEFAULT_INTERVAL, DEFAULT_SCAN_INTERVAL, DEFAULT_TIMEOUT,
 };
 use crate::tls::verifier::{self, Roots};
@@ -39,6 +42,10 @@ pub(super) struct Converter {
     pub(super) roots: HashMap<Option<PathBuf>, Result<Arc<Roots>, String>>,
     /// One rustls config per client identity (none, or cert+key paths).
     pub(super) configs: HashMap<Option<(PathBuf, PathBuf)>, Arc<ClientConfig>>,
+    /// The modules targets may name, as they merge them (see `modules`).
+    pub(super) prepared: PreparedModules,
+    /// Converting a target file's targets (whose positions are in that file, not the config).
+    pub(super) in_target_file: bool,
 }
 
 /// Settings a target inherits from `global`.
@@ -66,6 +73,8 @@ impl Converter {
             files: HashMap::new(),
             roots: HashMap::new(),
             configs: HashMap::new(),
+            prepared: PreparedModules::new(),
+            in_target_file: false,
         }
     }
 
@@ -87,6 +96,8 @@ impl Converter {
         cache: &mut TargetFileCache,
     ) -> Config {
         let (defaults, concurrency, global_roots) = self.global(raw.global);
+        let modules = self.modules(raw.modules, &raw.skipped_modules, &defaults);
+        let adhoc_rules = raw.adhoc_probes.map(|rules| self.adhoc_rules(rules));
         let mut names = Names::new();
         let mut targets = Vec::with_capacity(raw.targets.len());
         // Positions in the file: targets that did not parse are absent from `raw.targets`.
@@ -117,6 +128,8 @@ impl Converter {
             target_file_problems: files.problems,
             target_files: files.files,
             target_file_patterns: files.patterns,
+            modules,
+            adhoc_rules,
         }
     }
 
@@ -200,11 +213,13 @@ impl Converter {
         names: &mut Names,
     ) -> Option<Target> {
         let before = self.problems.len();
+        let (t, from_module) = self.with_module(i, t)?;
         let identity = self.identity(i, &t, names);
         let timing = self.timing(i, &t, defaults);
         let labels = self.labels(i, &t.labels);
         let probe = self.probe_settings(i, &t, defaults, identity.address.as_ref());
         let tls = self.tls_material(i, &t, defaults);
+        self.tag_module_problems(before, from_module.as_ref());
         if self.problems.len() > before {
             return None;
         }
@@ -224,6 +239,7 @@ impl Converter {
             labels,
             probe,
             tls: tls?,
+            output: self.module_output(from_module.as_ref()),
         };
         Some(checked.into_target())
     }
@@ -316,6 +332,7 @@ struct Checked {
     labels: Vec<(String, String)>,
     probe: ProbeSettings,
     tls: TlsMaterial,
+    output: Option<Output>,
 }
 
 impl Checked {
@@ -347,6 +364,7 @@ impl Checked {
             scan_interval: probe.scan_interval,
             roots: tls.roots,
             client_config: tls.client_config,
+            output: self.output,
             files,
         }
     }

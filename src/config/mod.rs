@@ -10,12 +10,14 @@
 //! config.
 
 mod adhoc;
+mod adhoc_rules;
 mod convert;
 mod duration;
 pub mod endpoint;
 mod error;
 mod identity;
 mod labels;
+mod modules;
 mod probe_settings;
 mod raw;
 pub mod read;
@@ -24,6 +26,7 @@ mod starttls;
 mod target_files;
 mod tls_material;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,11 +34,13 @@ use std::time::Duration;
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 
+pub use adhoc_rules::AdhocRules;
 pub(crate) use duration::format as format_duration;
 pub use duration::parse as parse_duration;
 pub(crate) use error::render as render_problems;
 pub use error::{ConfigError, Fallback, FileFault, FileProblem, Problem};
 use identity::parse_address;
+pub use modules::{Module, Output};
 pub(crate) use salvage::parse_as;
 pub use starttls::StartTls;
 pub use target_files::TargetFileCache;
@@ -64,6 +69,10 @@ pub struct Config {
     pub target_files: Vec<PathBuf>,
     /// The `target_files` glob patterns, resolved against the config file's directory.
     pub target_file_patterns: Vec<String>,
+    /// The valid modules by name, for `/probe?module=`.
+    modules: BTreeMap<String, Arc<Module>>,
+    /// `adhoc_probes:`, when the config has it.
+    adhoc_rules: Option<AdhocRules>,
 }
 
 /// What an ad-hoc probe (`/probe` of an unconfigured endpoint) inherits: the global settings.
@@ -85,6 +94,21 @@ impl Config {
                     && server_name.is_none_or(|s| t.server_name.to_str() == s)
             })
             .cloned()
+    }
+
+    /// The module named `name`, if the config has it (and it is valid).
+    pub fn module(&self, name: &str) -> Option<Arc<Module>> {
+        self.modules.get(name).cloned()
+    }
+
+    /// The names of the config's modules, sorted.
+    pub fn module_names(&self) -> Vec<&str> {
+        self.modules.keys().map(String::as_str).collect()
+    }
+
+    /// What ad-hoc probes may be (`adhoc_probes:`); without the section, any endpoint.
+    pub fn adhoc_rules(&self) -> Option<&AdhocRules> {
+        self.adhoc_rules.as_ref()
     }
 
     /// A target for an endpoint that is not configured (`host:port` or a URL, see
@@ -152,6 +176,9 @@ pub struct Target {
     pub client_config: Arc<ClientConfig>,
     /// Expiry of the client certificate presented for mTLS (unix seconds).
     pub client_cert_not_after: Option<i64>,
+    /// The `/probe` format of its module's `output:`, when `&format=` names none. Not
+    /// compared by `same_as`: it does not change how the target is probed.
+    pub output: Option<Output>,
     /// The contents of the files the target was built from (shared by every target of one
     /// load that names the same file): with the settings above, what tells an unchanged
     /// target across a reload.
@@ -204,6 +231,8 @@ impl Target {
             client_config: _,
             client_cert_not_after: _,
             files: _,
+            // Not how it is probed: only how `/probe` answers.
+            output: _,
         } = self;
         (
             name,

@@ -41,13 +41,21 @@ pub(crate) struct RawConfig {
     /// Glob patterns of target files (relative to the config file).
     #[serde(default)]
     pub(crate) target_files: Vec<At<String>>,
+    /// Named probe profiles targets (and `/probe?module=`) take their settings from.
+    #[serde(default)]
+    pub(crate) modules: BTreeMap<String, RawModule>,
+    /// What ad-hoc `/probe` targets (not in the config) may be, when they are enabled.
+    pub(crate) adhoc_probes: Option<RawAdhocRules>,
     /// Positions of targets that did not parse (filled when salvaging a broken file).
     #[serde(skip)]
     pub(crate) skipped: Vec<usize>,
+    /// Names of modules that did not parse (filled when salvaging a broken file).
+    #[serde(skip)]
+    pub(crate) skipped_modules: Vec<String>,
 }
 
 /// `http: {path, host}`: one GET over the TLS session (or the redirect check's request).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawHttp {
     pub(crate) path: Option<At<String>>,
@@ -68,6 +76,8 @@ pub(crate) struct LooseConfig {
     pub(crate) global: Option<At<serde::de::IgnoredAny>>,
     pub(crate) targets: Option<Vec<At<serde::de::IgnoredAny>>>,
     pub(crate) target_files: Option<Vec<At<String>>>,
+    pub(crate) modules: Option<BTreeMap<String, At<serde::de::IgnoredAny>>>,
+    pub(crate) adhoc_probes: Option<At<serde::de::IgnoredAny>>,
 }
 
 /// Defaults for every target; every field optional.
@@ -88,6 +98,8 @@ pub(crate) struct RawGlobal {
 pub(crate) struct RawTarget {
     pub(crate) name: Option<At<String>>,
     pub(crate) address: At<String>,
+    /// The module (in `modules:`) whose settings this target's own fields override.
+    pub(crate) module: Option<At<String>>,
     pub(crate) server_name: Option<At<String>>,
     pub(crate) ca_file: Option<At<String>>,
     pub(crate) client_cert_file: Option<At<String>>,
@@ -106,4 +118,37 @@ pub(crate) struct RawTarget {
     /// Label values carry the position used for errors about their names too.
     #[serde(default)]
     pub(crate) labels: BTreeMap<String, At<String>>,
+}
+
+/// One entry of `modules:`: every per-target setting, all optional, merged field by field under
+/// a target's own (see `modules.rs`). A new per-target setting is added here as well as to
+/// `RawTarget`; the compiler then points at the rest (`modules::merge`, `salvage`'s `Shift`).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawModule {
+    pub(crate) server_name: Option<At<String>>,
+    pub(crate) ca_file: Option<At<String>>,
+    pub(crate) client_cert_file: Option<At<String>>,
+    pub(crate) client_key_file: Option<At<String>>,
+    pub(crate) interval: Option<At<String>>,
+    pub(crate) timeout: Option<At<String>>,
+    pub(crate) ip_protocol: Option<At<String>>,
+    pub(crate) resolve: Option<At<String>>,
+    pub(crate) probe: Option<At<String>>,
+    pub(crate) starttls: Option<At<String>>,
+    pub(crate) http: Option<RawHttp>,
+    pub(crate) scan_interval: Option<At<String>>,
+    pub(crate) scan: Option<At<bool>>,
+    // Not a target setting: the `/probe` output format when `&format=` is absent.
+    pub(crate) output: Option<At<String>>,
+}
+
+/// `adhoc_probes:`: what an ad-hoc `/probe` target may be; each list, when given, must allow it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdhocRules {
+    pub(crate) modules: Option<Vec<At<String>>>,
+    pub(crate) hosts: Option<Vec<At<String>>>,
+    pub(crate) cidrs: Option<Vec<At<String>>>,
+    pub(crate) ports: Option<Vec<At<u16>>>,
 }

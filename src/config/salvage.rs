@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::de::IgnoredAny;
 
-use super::raw::{self, At, RawConfig, RawGlobal, RawHttp, RawTarget};
+use super::raw::{self, At, RawAdhocRules, RawConfig, RawGlobal, RawHttp, RawModule, RawTarget};
 use super::Problem;
 
 /// Parses the file into raw structs. When it does not fit the schema, each section (`global`,
@@ -49,6 +49,23 @@ pub(super) fn deserialize(text: &str) -> (RawConfig, Vec<Problem>) {
     if let Some(g) = &loose.global {
         match parse_section::<RawGlobal>(text, &lines, g, "global") {
             Ok(global) => raw.global = global,
+            Err(p) => problems.push(p),
+        }
+    }
+    for (name, m) in loose.modules.iter().flatten() {
+        match parse_section::<RawModule>(text, &lines, m, &format!("modules.{name}")) {
+            Ok(module) => {
+                raw.modules.insert(name.clone(), module);
+            }
+            Err(p) => {
+                problems.push(p);
+                raw.skipped_modules.push(name.clone());
+            }
+        }
+    }
+    if let Some(a) = &loose.adhoc_probes {
+        match parse_section::<RawAdhocRules>(text, &lines, a, "adhoc_probes") {
+            Ok(rules) => raw.adhoc_probes = Some(rules),
             Err(p) => problems.push(p),
         }
     }
@@ -162,6 +179,12 @@ impl<T: Shift> Shift for Option<T> {
     }
 }
 
+impl<T: Shift> Shift for Vec<T> {
+    fn shift(&mut self, lines: u64) {
+        self.iter_mut().for_each(|v| v.shift(lines));
+    }
+}
+
 impl<T: Shift> Shift for BTreeMap<String, T> {
     fn shift(&mut self, lines: u64) {
         self.values_mut().for_each(|v| v.shift(lines));
@@ -201,6 +224,7 @@ impl Shift for RawTarget {
         let RawTarget {
             name,
             address,
+            module,
             server_name,
             ca_file,
             client_cert_file,
@@ -218,6 +242,7 @@ impl Shift for RawTarget {
         } = self;
         name.shift(lines);
         address.shift(lines);
+        module.shift(lines);
         server_name.shift(lines);
         ca_file.shift(lines);
         client_cert_file.shift(lines);
@@ -232,6 +257,56 @@ impl Shift for RawTarget {
         scan_interval.shift(lines);
         scan.shift(lines);
         labels.shift(lines);
+    }
+}
+
+impl Shift for RawModule {
+    fn shift(&mut self, lines: u64) {
+        let RawModule {
+            server_name,
+            ca_file,
+            client_cert_file,
+            client_key_file,
+            interval,
+            timeout,
+            ip_protocol,
+            resolve,
+            probe,
+            starttls,
+            http,
+            scan_interval,
+            scan,
+            output,
+        } = self;
+        server_name.shift(lines);
+        ca_file.shift(lines);
+        client_cert_file.shift(lines);
+        client_key_file.shift(lines);
+        interval.shift(lines);
+        timeout.shift(lines);
+        ip_protocol.shift(lines);
+        resolve.shift(lines);
+        probe.shift(lines);
+        starttls.shift(lines);
+        http.shift(lines);
+        scan_interval.shift(lines);
+        scan.shift(lines);
+        output.shift(lines);
+    }
+}
+
+impl Shift for RawAdhocRules {
+    fn shift(&mut self, lines: u64) {
+        let RawAdhocRules {
+            modules,
+            hosts,
+            cidrs,
+            ports,
+        } = self;
+        modules.shift(lines);
+        hosts.shift(lines);
+        cidrs.shift(lines);
+        ports.shift(lines);
     }
 }
 
@@ -283,7 +358,7 @@ pub(crate) fn parse_as<T: serde::de::DeserializeOwned>(
 mod tests {
     use super::super::problems_of;
 
-    const EXPECTED_FIELDS: &str = "expected one of name, address, server_name, ca_file, client_cert_file, client_key_file, interval, timeout, ip_protocol, resolve, probe, starttls, http, scan_interval, scan, labels";
+    const EXPECTED_FIELDS: &str = "expected one of name, address, module, server_name, ca_file, client_cert_file, client_key_file, interval, timeout, ip_protocol, resolve, probe, starttls, http, scan_interval, scan, labels";
 
     #[test]
     fn unknown_field_names_path_and_line() {

@@ -132,6 +132,7 @@ impl Converter {
         let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
         let saved_base = std::mem::replace(&mut self.base, dir);
         let saved_problems = std::mem::take(&mut self.problems);
+        let saved_in_file = std::mem::replace(&mut self.in_target_file, true);
         // The names this file would take, to give back if it has problems (not a copy of all
         // names per file: that made many target files quadratic).
         let fresh: Vec<String> = raw
@@ -146,6 +147,7 @@ impl Converter {
             .filter_map(|(i, t)| self.target(i, t, defaults, names))
             .collect();
         self.base = saved_base;
+        self.in_target_file = saved_in_file;
         let mut problems = std::mem::replace(&mut self.problems, saved_problems);
         if problems.is_empty() {
             Ok(targets)
