@@ -471,3 +471,255 @@ fn count(n: usize) -> String {
         format!("{n} steps")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The profile of the one module in `yaml` (a `modules:` file), or why it was skipped.
+    fn one(yaml: &str) -> Result<Profile, String> {
+        let root = crate::config::parse_as::<Node>(yaml, "").expect("parses");
+        let doc = migrate(&root).expect("migrates");
+        match (doc.modules.as_slice(), doc.skipped.as_slice()) {
+            ([p], []) => Ok(p.clone()),
+            ([], [why]) => Err(why.clone()),
+            _ => panic!("not one module: {doc:?}"),
+        }
+    }
+
+    fn notes(p: &Profile) -> Vec<&str> {
+        p.notes.iter().map(|(_, t)| t.as_str()).collect()
+    }
+
+    fn script(sends_expects: &[(&str, &str)]) -> String {
+        let mut y =
+            "modules:\n  m:\n    prober: tcp\n    tcp:\n      query_response:\n".to_string();
+        for (k, v) in sends_expects {
+            y.push_str(&format!("        - {k}: {v}\n"));
+        }
+        y
+    }
+
+    #[test]
+    fn the_usual_smtp_script_becomes_starttls_smtp() {
+        let p = one(&script(&[
+            ("expect", "'^220 ([^ ]+) ESMTP (.+)$'"),
+            ("send", "\"EHLO prober\\r\""),
+            ("expect", "'^250-STARTTLS'"),
+            ("send", "\"STARTTLS\\r\""),
+            ("expect", "'^220'"),
+            ("starttls", "true"),
+            ("send", "\"QUIT\\r\""),
+        ]))
+        .expect("migrated");
+        assert_eq!(p.starttls, Some(StartTls::Smtp));
+        assert_eq!(
+            notes(&p),
+            [
+                "blackbox: tcp.query_response steps 1–5 and starttls: true → starttls: smtp (tls_exporter speaks the dialogue itself)",
+                "blackbox: tcp.query_response step 7 after the upgrade has no equivalent (tls_exporter checks the TLS layer, not the protocol above it)",
+            ]
+        );
+    }
+
+    #[test]
+    fn imap_pop3_ftp_and_xmpp_scripts_are_recognized() {
+        let cases = [
+            (
+                vec![
+                    ("expect", "'OK.*STARTTLS'"),
+                    ("send", "'. STARTTLS'"),
+                    ("expect", "OK"),
+                ],
+                StartTls::Imap,
+            ),
+            (
+                vec![("expect", "'^\\+OK'"), ("send", "STLS")],
+                StartTls::Pop3,
+            ),
+            (
+                vec![
+                    ("expect", "'^220'"),
+                    ("send", "'AUTH TLS'"),
+                    ("expect", "'^234'"),
+                ],
+                StartTls::Ftp,
+            ),
+            (
+                vec![
+                    ("send", "\"<stream:stream xmlns='jabber:client' to='a'>\""),
+                    (
+                        "send",
+                        "\"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>\"",
+                    ),
+                    ("expect", "'<proceed'"),
+                ],
+                StartTls::Xmpp,
+            ),
+            (
+                vec![
+                    ("expect", "'^200'"),
+                    ("send", "STARTTLS"),
+                    ("expect", "'^382'"),
+                ],
+                StartTls::Nntp,
+            ),
+        ];
+        for (steps, protocol) in cases {
+            let mut steps = steps;
+            steps.push(("starttls", "true"));
+            let p = one(&script(&steps)).expect("migrated");
+            assert_eq!(p.starttls, Some(protocol), "{steps:?}");
+        }
+    }
+
+    #[test]
+    fn an_unrecognized_starttls_script_asks_for_starttls_by_hand() {
+        let p = one(&script(&[("send", "HELLO"), ("starttls", "true")])).expect("migrated");
+        assert_eq!(p.starttls, None);
+        assert!(
+            notes(&p)[0].contains("set starttls: by hand"),
+            "{:?}",
+            p.notes
+        );
+    }
+
+    #[test]
+    fn tcp_without_tls_or_starttls_is_skipped() {
+        let why = one(&script(&[("expect", "'^SSH-2.0-'")])).expect_err("plain TCP");
+        assert_eq!(why, "m: prober tcp without tls (plain TCP)");
+    }
+
+    #[test]
+    fn a_dialogue_after_an_implicit_handshake_has_no_equivalent() {
+        let p = one("modules:\n  m:\n    prober: tcp\n    tcp:\n      tls: true\n      query_response:\n        - expect: '^\\+OK'\n")
+            .expect("migrated");
+        assert_eq!(p.starttls, None);
+        assert_eq!(
+            notes(&p),
+            ["blackbox: tcp.query_response (1 step after the handshake) has no equivalent (tls_exporter checks the TLS layer, not the protocol above it)"]
+        );
+    }
+
+    #[test]
+    fn preferred_ip_protocol_maps_and_a_disabled_fallback_is_noted() {
+        let p = one("modules:\n  m:\n    prober: http\n    http:\n      preferred_ip_protocol: ip4\n      ip_protocol_fallback: false\n")
+            .expect("migrated");
+        assert_eq!(p.ip_protocol, Some("ip4"));
+        assert_eq!(
+            &notes(&p)[1..],
+            [
+                "blackbox: http.preferred_ip_protocol: ip4 → ip_protocol: ip4 (IPv4 first, IPv6 as fallback)",
+                "blackbox: http.ip_protocol_fallback: false has no equivalent (ip_protocol prefers a family and falls back to the other)",
+            ]
+        );
+    }
+
+    #[test]
+    fn non_default_valid_status_codes_are_noted_and_empty_ones_are_not() {
+        let p = one(
+            "modules:\n  m:\n    prober: http\n    http:\n      valid_status_codes: [200, 301]\n",
+        )
+        .expect("migrated");
+        assert!(
+            notes(&p)[1]
+                .starts_with("blackbox: http.valid_status_codes: [200, 301] has no equivalent"),
+            "{:?}",
+            p.notes
+        );
+        let p = one("modules:\n  m:\n    prober: http\n    http:\n      valid_status_codes: []\n")
+            .expect("migrated");
+        assert_eq!(p.notes.len(), 1, "{:?}", p.notes);
+    }
+
+    #[test]
+    fn fail_if_not_ssl_is_what_we_always_do_and_fail_if_ssl_is_skipped() {
+        let p = one("modules:\n  m:\n    prober: http\n    http:\n      fail_if_not_ssl: true\n")
+            .expect("migrated");
+        assert!(notes(&p)[1].contains("fail_if_not_ssl: true is what tls_exporter always does"));
+        let why = one("modules:\n  m:\n    prober: http\n    http:\n      fail_if_ssl: true\n")
+            .expect_err("plain HTTP");
+        assert_eq!(why, "m: prober http with fail_if_ssl: true (plain HTTP)");
+    }
+
+    #[test]
+    fn the_host_header_becomes_http_host_and_others_have_no_equivalent() {
+        let p = one("modules:\n  m:\n    prober: http\n    http:\n      headers:\n        Host: v.example\n        X-A: b\n")
+            .expect("migrated");
+        assert_eq!(p.http_host.as_deref(), Some("v.example"));
+        assert_eq!(
+            notes(&p)[1..],
+            [
+                "blackbox: http.headers.Host → http.host",
+                "blackbox: http.headers.X-A: b has no equivalent (tls_exporter sends only Host, its User-Agent and Connection: close)",
+            ]
+        );
+    }
+
+    #[test]
+    fn proxy_url_and_timeout_map_and_a_bad_timeout_is_noted() {
+        let p = one("modules:\n  m:\n    prober: http\n    timeout: 7s\n    http:\n      proxy_url: socks5://127.0.0.1:1080\n")
+            .expect("migrated");
+        assert_eq!(p.proxy_url.as_deref(), Some("socks5://127.0.0.1:1080"));
+        assert_eq!(p.timeout.as_deref(), Some("7s"));
+        let p = one("modules:\n  m:\n    prober: http\n    timeout: soon\n").expect("migrated");
+        assert_eq!(p.timeout, None);
+        assert!(
+            notes(&p)[1].starts_with("blackbox: timeout: invalid duration \"soon\""),
+            "{:?}",
+            p.notes
+        );
+    }
+
+    #[test]
+    fn grpc_with_tls_is_a_handshake_and_without_is_skipped() {
+        let p = one("modules:\n  m:\n    prober: grpc\n    grpc:\n      tls: true\n")
+            .expect("migrated");
+        assert_eq!(p.output, Output::Blackbox);
+        let why = one("modules:\n  m:\n    prober: grpc\n").expect_err("plain gRPC");
+        assert_eq!(why, "m: prober grpc without tls");
+    }
+
+    #[test]
+    fn icmp_and_dns_are_skipped() {
+        assert_eq!(
+            one("modules:\n  m:\n    prober: icmp\n"),
+            Err("m: prober icmp".to_string())
+        );
+        assert_eq!(
+            one("modules:\n  m:\n    prober: dns\n"),
+            Err("m: prober dns".to_string())
+        );
+    }
+
+    #[test]
+    fn every_bad_module_is_a_problem_with_its_position() {
+        let root = crate::config::parse_as::<Node>(
+            "modules:\n  a:\n    timeout: 5s\n  b:\n    prober: tcp\n    tcp:\n      tls: yes please\n",
+            "",
+        )
+        .expect("parses");
+        let problems: Vec<String> = migrate(&root)
+            .expect_err("two bad modules")
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            problems,
+            [
+                "3:5: modules.a: no prober (http, tcp, grpc, icmp, dns)",
+                "7:12: modules.b.tcp.tls: expected true or false, found a string",
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_top_level_keys_are_noted() {
+        let root = crate::config::parse_as::<Node>("modules: {}\nextra: 1\n", "").expect("parses");
+        let doc = migrate(&root).expect("migrates");
+        assert_eq!(
+            doc.notes,
+            ["blackbox: top-level extra is not a blackbox_exporter setting (ignored)"]
+        );
+    }
+}

@@ -123,3 +123,92 @@ fn module(name: &str, node: &Node) -> Result<Result<Profile, String>, Problem> {
     say.rest(&mut p, m, &[]);
     Ok(Ok(p))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(yaml: &str) -> Result<Profile, String> {
+        let root = crate::config::parse_as::<Node>(yaml, "").expect("parses");
+        let doc = migrate(&root).expect("migrates");
+        match (doc.modules.as_slice(), doc.skipped.as_slice()) {
+            ([p], []) => Ok(p.clone()),
+            ([], [why]) => Err(why.clone()),
+            _ => panic!("not one module: {doc:?}"),
+        }
+    }
+
+    #[test]
+    fn tcp_starttls_names_map_to_ours() {
+        for name in ["smtp", "ftp", "imap", "postgres", "pop3"] {
+            let p = one(&format!(
+                "modules:\n  m:\n    prober: tcp\n    tcp:\n      starttls: {name}\n"
+            ))
+            .expect("migrated");
+            assert_eq!(p.starttls.map(StartTls::as_str), Some(name));
+            assert_eq!(p.output, Output::SslExporter);
+        }
+    }
+
+    #[test]
+    fn an_unknown_starttls_name_is_noted() {
+        let p = one("modules:\n  m:\n    prober: tcp\n    tcp:\n      starttls: gopher\n")
+            .expect("migrated");
+        assert_eq!(p.starttls, None);
+        assert!(
+            p.notes[0]
+                .1
+                .starts_with("ssl_exporter: tcp.starttls: gopher is not a protocol"),
+            "{:?}",
+            p.notes
+        );
+    }
+
+    #[test]
+    fn https_proxy_url_and_timeout_map() {
+        let p = one("modules:\n  m:\n    prober: https\n    timeout: 3s\n    https:\n      proxy_url: http://127.0.0.1:3128\n")
+            .expect("migrated");
+        assert_eq!(p.proxy_url.as_deref(), Some("http://127.0.0.1:3128"));
+        assert_eq!(p.timeout.as_deref(), Some("3s"));
+    }
+
+    #[test]
+    fn a_module_target_becomes_advice_to_list_it() {
+        let p = one("modules:\n  m:\n    prober: tcp\n    target: db:5432\n").expect("migrated");
+        assert_eq!(
+            p.notes,
+            [(None, "ssl_exporter: target: db:5432 has no equivalent in a module: make it a target of its own (address: db:5432, module: m)".to_string())]
+        );
+    }
+
+    #[test]
+    fn certificates_at_rest_are_skipped() {
+        for (prober, what) in AT_REST {
+            let why = one(&format!("modules:\n  m:\n    prober: {prober}\n")).expect_err("at rest");
+            assert_eq!(why, format!("m: prober {prober} ({what})"));
+        }
+    }
+
+    #[test]
+    fn default_module_is_noted() {
+        let root = crate::config::parse_as::<Node>("default_module: https\nmodules: {}\n", "")
+            .expect("parses");
+        let doc = migrate(&root).expect("migrates");
+        assert!(
+            doc.notes[0].starts_with("ssl_exporter: default_module: https has no equivalent"),
+            "{:?}",
+            doc.notes
+        );
+    }
+
+    #[test]
+    fn a_module_without_prober_is_a_problem() {
+        let root = crate::config::parse_as::<Node>("modules:\n  m:\n    timeout: 3s\n", "")
+            .expect("parses");
+        let problems = migrate(&root).expect_err("no prober");
+        assert_eq!(
+            problems[0].to_string(),
+            "3:5: modules.m: no prober (https, tcp, file, kubernetes, kubeconfig)"
+        );
+    }
+}
