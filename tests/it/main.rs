@@ -22,6 +22,7 @@ mod legacy;
 mod lifecycle;
 mod listener;
 mod logs;
+mod migrate;
 mod ocsp;
 mod probe_formats;
 mod prometheus;
