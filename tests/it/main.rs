@@ -30,6 +30,7 @@ mod properties;
 mod reuse;
 mod scale;
 mod scheduling;
+mod service_discovery;
 mod starttls;
 mod status_page;
 mod storage;
