@@ -5,7 +5,7 @@
 //! What each setting becomes, or why it has none, is the tables and functions below; the shared
 //! `tls_config` block is `tls_config`'s, the YAML is `profile`'s.
 
-use super::profile::{Document, Key, Output, Profile};
+use super::profile::{Document, Key, Migrated, Output, Profile};
 use super::tree::{Fields, Node};
 use super::{modules_of, tls_config, Say};
 use crate::config::{Problem, StartTls};
@@ -101,37 +101,14 @@ const ABOVE_TLS: &str = "tls_exporter checks the TLS layer, not the protocol abo
 /// Our modules for a blackbox_exporter config file; problems of every module at once.
 pub(super) fn migrate(root: &Node) -> Result<Document, Vec<Problem>> {
     let (top, modules) = modules_of(root).map_err(|p| vec![p])?;
-    let mut doc = Document {
-        notes: Vec::new(),
-        skipped: Vec::new(),
-        modules: Vec::new(),
-    };
-    for (key, _) in top.rest() {
-        doc.notes.push(format!(
-            "blackbox: top-level {key} is not a blackbox_exporter setting (ignored)"
-        ));
-    }
-    let mut problems = Vec::new();
-    for (name, node) in &modules {
-        match module(name, node) {
-            Ok(Migrated::Profile(p)) => doc.modules.push(*p),
-            Ok(Migrated::Skipped(why)) => doc.skipped.push(format!("{name}: {why}")),
-            Err(p) => problems.push(p),
-        }
-    }
-    if problems.is_empty() {
-        Ok(doc)
-    } else {
-        Err(problems)
-    }
-}
-
-/// What became of one module.
-#[derive(Debug)]
-enum Migrated {
-    Profile(Box<Profile>),
-    /// Not a TLS probe: why.
-    Skipped(String),
+    let notes = top
+        .rest()
+        .into_iter()
+        .map(|(key, _)| {
+            format!("blackbox: top-level {key} is not a blackbox_exporter setting (ignored)")
+        })
+        .collect();
+    Document::of_modules(notes, &modules, module)
 }
 
 fn module(name: &str, node: &Node) -> Result<Migrated, Problem> {

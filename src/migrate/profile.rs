@@ -5,7 +5,8 @@
 //! quoted whenever a plain scalar could be read as something else. What goes into a profile is
 //! `blackbox`'s and `ssl_exporter`'s business.
 
-use crate::config::StartTls;
+use super::tree::Node;
+use crate::config::{Problem, StartTls};
 
 /// The `output:` of a migrated module: the other exporter's metric names, so that dashboards
 /// and alerts written against them keep working.
@@ -151,6 +152,14 @@ impl Profile {
     }
 }
 
+/// What became of one module of their file.
+#[derive(Debug)]
+pub(crate) enum Migrated {
+    Profile(Box<Profile>),
+    /// Not a TLS probe: why (`prober icmp`).
+    Skipped(String),
+}
+
 /// A whole migrated file: a header, the modules skipped (with why), and our modules.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Document {
@@ -162,6 +171,33 @@ pub(crate) struct Document {
 }
 
 impl Document {
+    /// A document with `notes` and the result of `module` for each of `modules`; the problems
+    /// of every module at once when any has one.
+    pub(crate) fn of_modules(
+        notes: Vec<String>,
+        modules: &[(String, Node)],
+        module: impl Fn(&str, &Node) -> Result<Migrated, Problem>,
+    ) -> Result<Document, Vec<Problem>> {
+        let mut doc = Document {
+            notes,
+            skipped: Vec::new(),
+            modules: Vec::new(),
+        };
+        let mut problems = Vec::new();
+        for (name, node) in modules {
+            match module(name, node) {
+                Ok(Migrated::Profile(p)) => doc.modules.push(*p),
+                Ok(Migrated::Skipped(why)) => doc.skipped.push(format!("{name}: {why}")),
+                Err(p) => problems.push(p),
+            }
+        }
+        if problems.is_empty() {
+            Ok(doc)
+        } else {
+            Err(problems)
+        }
+    }
+
     /// The YAML text: `header` lines first (as comments), then the notes, the skipped modules
     /// and `modules:`.
     pub(crate) fn render(&self, header: &[String]) -> String {

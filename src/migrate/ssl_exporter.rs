@@ -4,7 +4,7 @@
 //!
 //! The shared `tls_config` block is `tls_config`'s, the YAML is `profile`'s.
 
-use super::profile::{Document, Output, Profile};
+use super::profile::{Document, Migrated, Output, Profile};
 use super::tree::Node;
 use super::{modules_of, tls_config, Say};
 use crate::config::{Problem, StartTls};
@@ -21,39 +21,23 @@ const SECTIONS: [&str; 3] = ["https", "tcp", "kubernetes"];
 /// Our modules for an ssl_exporter config file; problems of every module at once.
 pub(super) fn migrate(root: &Node) -> Result<Document, Vec<Problem>> {
     let (mut top, modules) = modules_of(root).map_err(|p| vec![p])?;
-    let mut doc = Document {
-        notes: Vec::new(),
-        skipped: Vec::new(),
-        modules: Vec::new(),
-    };
+    let mut notes = Vec::new();
     if let Some(default) = top.take("default_module") {
-        doc.notes.push(format!(
+        notes.push(format!(
             "ssl_exporter: default_module: {default} has no equivalent: /probe without module= \
              uses the global settings; add module: [{default}] to the scrape job's params"
         ));
     }
     for (key, _) in top.rest() {
-        doc.notes.push(format!(
+        notes.push(format!(
             "ssl_exporter: top-level {key} is not an ssl_exporter setting (ignored)"
         ));
     }
-    let mut problems = Vec::new();
-    for (name, node) in &modules {
-        match module(name, node) {
-            Ok(Ok(p)) => doc.modules.push(p),
-            Ok(Err(why)) => doc.skipped.push(format!("{name}: {why}")),
-            Err(p) => problems.push(p),
-        }
-    }
-    if problems.is_empty() {
-        Ok(doc)
-    } else {
-        Err(problems)
-    }
+    Document::of_modules(notes, &modules, module)
 }
 
-/// One module: `Ok(Err(why))` when it is not a TLS probe.
-fn module(name: &str, node: &Node) -> Result<Result<Profile, String>, Problem> {
+/// One module, or why it is skipped.
+fn module(name: &str, node: &Node) -> Result<Migrated, Problem> {
     let path = format!("modules.{name}");
     let mut m = node.fields(&path)?;
     let say = Say::new("ssl_exporter", "ssl_exporter", name);
@@ -64,7 +48,7 @@ fn module(name: &str, node: &Node) -> Result<Result<Profile, String>, Problem> {
         ));
     };
     if let Some((_, what)) = AT_REST.iter().find(|(p, _)| *p == prober) {
-        return Ok(Err(format!("prober {prober} ({what})")));
+        return Ok(Migrated::Skipped(format!("prober {prober} ({what})")));
     }
     let mut p = Profile::new(name, Output::SslExporter);
     match prober.as_str() {
@@ -94,7 +78,11 @@ fn module(name: &str, node: &Node) -> Result<Result<Profile, String>, Problem> {
                 say.rest(&mut p, tcp, &[]);
             }
         }
-        other => return Ok(Err(format!("prober {other}, unknown to ssl_exporter 2.4"))),
+        other => {
+            return Ok(Migrated::Skipped(format!(
+                "prober {other}, unknown to ssl_exporter 2.4"
+            )))
+        }
     }
     if let Some(target) = m.take("target") {
         let text = target.string(&m.path_of("target"))?;
@@ -121,7 +109,7 @@ fn module(name: &str, node: &Node) -> Result<Result<Profile, String>, Problem> {
         }
     }
     say.rest(&mut p, m, &[]);
-    Ok(Ok(p))
+    Ok(Migrated::Profile(Box::new(p)))
 }
 
 #[cfg(test)]
