@@ -143,8 +143,8 @@ fn main() -> ExitCode {
     }
     if let Some(Command::Migrate { from, file }) = &args.command {
         let from = match from {
-            MigrateFrom::Blackbox => migrate::From::Blackbox,
-            MigrateFrom::SslExporter => migrate::From::SslExporter,
+            MigrateFrom::Blackbox => migrate::Source::Blackbox,
+            MigrateFrom::SslExporter => migrate::Source::SslExporter,
         };
         return match migrate::migrate_file(from, file) {
             Ok(yaml) => {

@@ -23,7 +23,7 @@ use tree::Node;
 
 /// Which exporter's config file is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum From {
+pub enum Source {
     /// prometheus/blackbox_exporter (`blackbox.yml`).
     Blackbox,
     /// ribbybibby/ssl_exporter (`ssl_exporter.yaml`).
@@ -51,14 +51,14 @@ impl MigrateError {
 }
 
 /// Our `modules:` YAML for the config file at `path`.
-pub fn migrate_file(from: From, path: &Path) -> Result<String, MigrateError> {
+pub fn migrate_file(from: Source, path: &Path) -> Result<String, MigrateError> {
     let text = config::read::read_text_bounded(path, config::read::CONFIG_LIMIT)?;
     migrate_text(from, &text, path)
 }
 
 /// Our `modules:` YAML for `text`, the content of the config file `path` (named in the header
 /// and in problems).
-pub fn migrate_text(from: From, text: &str, path: &Path) -> Result<String, MigrateError> {
+pub fn migrate_text(from: Source, text: &str, path: &Path) -> Result<String, MigrateError> {
     let invalid = |problems| MigrateError::Invalid {
         path: path.to_path_buf(),
         problems,
@@ -74,8 +74,8 @@ pub fn migrate_text(from: From, text: &str, path: &Path) -> Result<String, Migra
         invalid(vec![p])
     })?;
     let (doc, flag, exporter) = match from {
-        From::Blackbox => (blackbox::migrate(&root), "blackbox", "blackbox_exporter"),
-        From::SslExporter => (ssl_exporter::migrate(&root), "ssl_exporter", "ssl_exporter"),
+        Source::Blackbox => (blackbox::migrate(&root), "blackbox", "blackbox_exporter"),
+        Source::SslExporter => (ssl_exporter::migrate(&root), "ssl_exporter", "ssl_exporter"),
     };
     let doc: Document = doc.map_err(invalid)?;
     let file = path.file_name().map_or_else(
@@ -181,7 +181,7 @@ mod tests {
 
     #[test]
     fn a_syntax_error_names_file_line_and_column() {
-        let e = migrate_text(From::Blackbox, "modules:\n  a: [\n", Path::new("bb.yml"))
+        let e = migrate_text(Source::Blackbox, "modules:\n  a: [\n", Path::new("bb.yml"))
             .expect_err("unclosed list");
         assert_eq!(e.to_string(), "bb.yml:2:6: modules.a: unclosed bracket '['");
     }
@@ -189,7 +189,7 @@ mod tests {
     #[test]
     fn a_top_level_that_is_not_a_mapping_is_refused() {
         let e =
-            migrate_text(From::SslExporter, "- a\n", Path::new("ssl.yaml")).expect_err("a list");
+            migrate_text(Source::SslExporter, "- a\n", Path::new("ssl.yaml")).expect_err("a list");
         assert_eq!(
             e.to_string(),
             "ssl.yaml:1:1: expected a mapping, found a list"
@@ -198,7 +198,7 @@ mod tests {
 
     #[test]
     fn an_empty_file_has_no_modules() {
-        let out = migrate_text(From::Blackbox, "", Path::new("bb.yml")).expect("empty is fine");
+        let out = migrate_text(Source::Blackbox, "", Path::new("bb.yml")).expect("empty is fine");
         assert!(out.ends_with("modules: {}\n"), "{out}");
     }
 }

@@ -166,6 +166,16 @@ fn bad_input_fails_naming_file_line_and_column() {
         "ssl.yaml:4:14: modules.m.timeout: expected a string, found a list\n"
     );
 
+    // Read like our config: regular files only (and at most 64 MiB, within 10 s).
+    std::fs::create_dir(dir.path().join("conf.d")).expect("mkdir");
+    let run = run_in(dir.path(), &["migrate", "--from=blackbox", "conf.d"]);
+    assert_eq!(run.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.starts_with("conf.d is not a regular file"),
+        "{stderr}"
+    );
+
     let run = run_in(dir.path(), &["migrate", "--from=blackbox", "missing.yml"]);
     assert_eq!(run.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&run.stderr);
