@@ -16,6 +16,7 @@ pub mod fuzzing;
 pub mod listener;
 pub mod logfmt;
 pub mod metrics;
+pub mod migrate;
 pub mod probe;
 pub mod reload;
 pub mod scheduler;

@@ -5,11 +5,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use tokio::signal::unix::{signal, SignalKind};
 
 use tls_exporter::config;
 use tls_exporter::listener::{self, Limits};
+use tls_exporter::migrate;
 use tls_exporter::reload::Reloader;
 use tls_exporter::scrape::ScrapeSlots;
 use tls_exporter::server::{router, App};
@@ -94,6 +95,30 @@ struct Args {
     /// byte-identical chain (`tls::cache`). Verdicts are the same; only the CPU differs.
     #[arg(long = "debug.no-chain-cache", hide = true)]
     no_chain_cache: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// Commands besides serving (the default).
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print tls_exporter `modules:` for a blackbox_exporter or ssl_exporter config file, with
+    /// a comment on every setting that maps only roughly or has no equivalent.
+    Migrate {
+        /// Which exporter's config FILE is.
+        #[arg(long = "from", value_enum)]
+        from: MigrateFrom,
+        /// Their config file (`blackbox.yml`, `ssl_exporter.yaml`).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum MigrateFrom {
+    Blackbox,
+    #[value(name = "ssl_exporter")]
+    SslExporter,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -115,6 +140,24 @@ fn main() -> ExitCode {
     if args.version {
         println!("{}", tls_exporter::metrics::version_string());
         return ExitCode::SUCCESS;
+    }
+    if let Some(Command::Migrate { from, file }) = &args.command {
+        let from = match from {
+            MigrateFrom::Blackbox => migrate::Source::Blackbox,
+            MigrateFrom::SslExporter => migrate::Source::SslExporter,
+        };
+        return match migrate::migrate_file(from, file) {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                for line in e.lines() {
+                    eprintln!("{line}");
+                }
+                ExitCode::FAILURE
+            }
+        };
     }
     if args.check_config {
         return match config::load(&args.config_file) {

@@ -80,6 +80,20 @@ impl Prometheus {
         Prometheus(Daemon::spawn("prometheus", PROMETHEUS, dir, addr, args).await)
     }
 
+    /// Starts Prometheus on `config` (the text of its prometheus.yml), written into `dir`
+    /// beside whatever the caller put there (target files, rule files); waits until it is ready.
+    pub async fn start_config(dir: tempfile::TempDir, config: &str) -> Prometheus {
+        let config = write(dir.path(), "prometheus.yml", config);
+        let addr = loopback();
+        let args = vec![
+            format!("--config.file={}", config.display()),
+            format!("--storage.tsdb.path={}", dir.path().join("data").display()),
+            format!("--web.listen-address={addr}"),
+            "--log.level=warn".to_string(),
+        ];
+        Prometheus(Daemon::spawn("prometheus", PROMETHEUS, dir, addr, args).await)
+    }
+
     pub fn log(&self) -> String {
         self.0.log()
     }
