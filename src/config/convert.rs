@@ -49,6 +49,8 @@ pub(super) struct Defaults {
     pub(super) ca_file: Option<At<String>>,
     pub(super) scan_interval: Option<Duration>,
     pub(super) scan: bool,
+    /// `global.proxy_url`, when valid.
+    pub(super) proxy: Option<Arc<super::Proxy>>,
 }
 
 /// The field path `targets[i].name`.
@@ -108,6 +110,7 @@ impl Converter {
                 .entry(None)
                 .or_insert_with(|| verifier::client_config(None))
                 .clone(),
+            proxy: defaults.proxy.clone(),
         };
         Config {
             path: path.to_path_buf(),
@@ -138,7 +141,12 @@ impl Converter {
             "global.scan_interval",
             DEFAULT_SCAN_INTERVAL,
         );
+        let proxy = global
+            .proxy_url
+            .as_ref()
+            .and_then(|span| self.proxy_url(span, "global.proxy_url"));
         let defaults = Defaults {
+            proxy,
             interval,
             timeout,
             scan_interval,
@@ -337,6 +345,7 @@ impl Checked {
             starttls: probe.starttls,
             http: probe.http.clone(),
             scan_interval: probe.scan_interval,
+            proxy: probe.proxy.as_deref().cloned(),
             ca: tls.ca,
             client_cert: tls.client_cert,
             client_key: tls.client_key,
@@ -357,6 +366,7 @@ impl Checked {
             starttls: probe.starttls,
             http: probe.http,
             scan_interval: probe.scan_interval,
+            proxy: probe.proxy,
             roots: tls.roots,
             client_config: tls.client_config,
             spec,

@@ -17,6 +17,7 @@ mod error;
 mod identity;
 mod labels;
 mod probe_settings;
+mod proxy;
 mod raw;
 pub mod read;
 mod salvage;
@@ -36,6 +37,7 @@ pub use duration::parse as parse_duration;
 pub(crate) use error::render as render_problems;
 pub use error::{ConfigError, Fallback, FileFault, FileProblem, Problem};
 use identity::parse_address;
+pub use proxy::{Credentials, Proxy, ProxyKind};
 pub(crate) use salvage::parse_as;
 pub use starttls::StartTls;
 pub use target_files::TargetFileCache;
@@ -73,6 +75,7 @@ struct Adhoc {
     timeout: Duration,
     roots: Arc<Roots>,
     client_config: Arc<ClientConfig>,
+    proxy: Option<Arc<Proxy>>,
 }
 
 impl Config {
@@ -145,9 +148,11 @@ pub struct Target {
     pub starttls: Option<StartTls>,
     /// One HTTP GET over the session (`Tls`), or the redirect check's request (`HttpRedirect`).
     pub http: Option<HttpCheck>,
-    /// How often to scan for legacy protocols and weak ciphers; `None`: never (`scan: false`,
-    /// STARTTLS and redirect targets).
+    /// How often to scan for legacy protocols and weak ciphers; `None`: never (`scan: false`
+    /// and redirect targets).
     pub scan_interval: Option<Duration>,
+    /// Connect through this proxy (`proxy_url:`).
+    pub proxy: Option<Arc<Proxy>>,
     pub roots: Arc<Roots>,
     pub client_config: Arc<ClientConfig>,
     /// Expiry of the client certificate presented for mTLS (unix seconds).
@@ -182,10 +187,12 @@ impl Target {
             starttls,
             http,
             scan_interval,
+            proxy,
             ca,
             client_cert,
             client_key,
         } = &self.spec;
+
         let settings = format!(
             "{:?}",
             (
@@ -203,6 +210,13 @@ impl Target {
                 scan_interval
             )
         );
+        // The proxy as shown (credentials redacted: a changed password alone does not make a
+        // saved outcome someone else's), appended only when set so that the fingerprints of
+        // targets without one stay those of earlier builds.
+        let settings = match proxy {
+            Some(p) => format!("{settings} via {p}"),
+            None => settings,
+        };
         let mut digest = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
         // Files as raw bytes (a CA bundle is not worth formatting); every part tagged and
         // length-prefixed, so two different specs never feed the same bytes.
@@ -239,6 +253,7 @@ struct Spec {
     starttls: Option<StartTls>,
     http: Option<HttpCheck>,
     scan_interval: Option<Duration>,
+    proxy: Option<Proxy>,
     ca: Option<Vec<u8>>,
     client_cert: Option<Vec<u8>>,
     client_key: Option<Vec<u8>>,

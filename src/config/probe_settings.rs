@@ -1,13 +1,15 @@
-//! How a target is probed: the probe kind, address family and resolution, the STARTTLS
-//! upgrade, the HTTP request and the legacy scan's schedule.
+//! How a target is probed: the probe kind, address family and resolution, the proxy, the
+//! STARTTLS upgrade, the HTTP request and the legacy scan's schedule.
 //!
 //! Who the target is, and the TLS material it uses, are `identity`'s and `tls_material`'s.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::convert::{field, Converter, Defaults};
+use super::raw::At;
 use super::raw::RawTarget;
-use super::{HttpCheck, IpProtocol, ProbeKind, StartTls, DEFAULT_SCAN_INTERVAL};
+use super::{HttpCheck, IpProtocol, ProbeKind, Proxy, ProxyKind, StartTls, DEFAULT_SCAN_INTERVAL};
 
 /// A target's probe settings; invalid ones (reported) fall back to the defaults.
 pub(super) struct ProbeSettings {
@@ -17,6 +19,7 @@ pub(super) struct ProbeSettings {
     pub(super) starttls: Option<StartTls>,
     pub(super) http: Option<HttpCheck>,
     pub(super) scan_interval: Option<Duration>,
+    pub(super) proxy: Option<Arc<Proxy>>,
 }
 
 impl Converter {
@@ -52,11 +55,23 @@ impl Converter {
             ),
             None => defaults.scan_interval,
         };
-        // Hand-built ClientHellos go straight to the port: no scan behind STARTTLS or on the
-        // plain-HTTP side.
-        let scans = t.scan.as_ref().map_or(defaults.scan, |s| s.value)
-            && starttls.is_none()
-            && kind == ProbeKind::Tls;
+        let proxy = match &t.proxy_url {
+            Some(span) => self.proxy_url(span, &field(i, "proxy_url")),
+            None => defaults.proxy.clone(),
+        };
+        if let (Some(p), true) = (&proxy, resolve_all) {
+            if p.kind == ProxyKind::Socks5h {
+                if let Some(span) = &t.resolve {
+                    self.problem(
+                        span,
+                        &field(i, "resolve"),
+                        "all does not apply through a socks5h:// proxy (the proxy resolves the name); use socks5:// to resolve here and probe every address",
+                    );
+                }
+            }
+        }
+        // No scan on the plain-HTTP side (behind STARTTLS it upgrades every connection first).
+        let scans = t.scan.as_ref().map_or(defaults.scan, |s| s.value) && kind == ProbeKind::Tls;
         ProbeSettings {
             ip_protocol,
             resolve_all,
@@ -64,6 +79,19 @@ impl Converter {
             starttls,
             http,
             scan_interval: if scans { scan_interval } else { None },
+            proxy,
+        }
+    }
+
+    /// The proxy written at `span` (`field` names it in problems); `None` (reported) when it is
+    /// not a proxy URL we speak. The problem never repeats the value: it may hold a password.
+    pub(super) fn proxy_url(&mut self, span: &At<String>, field: &str) -> Option<Arc<Proxy>> {
+        match Proxy::parse(&span.value) {
+            Ok(p) => Some(Arc::new(p)),
+            Err(m) => {
+                self.problem(span, field, m);
+                None
+            }
         }
     }
 

@@ -178,6 +178,7 @@ impl Shift for RawGlobal {
             ca_file,
             scan_interval,
             scan,
+            proxy_url,
         } = self;
         interval.shift(lines);
         timeout.shift(lines);
@@ -185,6 +186,7 @@ impl Shift for RawGlobal {
         ca_file.shift(lines);
         scan_interval.shift(lines);
         scan.shift(lines);
+        proxy_url.shift(lines);
     }
 }
 
@@ -214,6 +216,7 @@ impl Shift for RawTarget {
             http,
             scan_interval,
             scan,
+            proxy_url,
             labels,
         } = self;
         name.shift(lines);
@@ -231,6 +234,7 @@ impl Shift for RawTarget {
         http.shift(lines);
         scan_interval.shift(lines);
         scan.shift(lines);
+        proxy_url.shift(lines);
         labels.shift(lines);
     }
 }
@@ -283,7 +287,7 @@ pub(crate) fn parse_as<T: serde::de::DeserializeOwned>(
 mod tests {
     use super::super::problems_of;
 
-    const EXPECTED_FIELDS: &str = "expected one of name, address, server_name, ca_file, client_cert_file, client_key_file, interval, timeout, ip_protocol, resolve, probe, starttls, http, scan_interval, scan, labels";
+    const EXPECTED_FIELDS: &str = "expected one of name, address, server_name, ca_file, client_cert_file, client_key_file, interval, timeout, ip_protocol, resolve, probe, starttls, http, scan_interval, scan, proxy_url, labels";
 
     #[test]
     fn unknown_field_names_path_and_line() {

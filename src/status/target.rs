@@ -291,6 +291,7 @@ fn phases(o: &ProbeOutcome) -> String {
     let parts: Vec<String> = [
         ("resolve", o.phases.resolve),
         ("connect", o.phases.connect),
+        ("proxy", o.phases.proxy),
         ("STARTTLS", o.phases.starttls),
         ("handshake", o.phases.handshake),
     ]
