@@ -313,6 +313,12 @@ pub async fn scan_via(
 ) -> Result<ScanResult, ScanError> {
     let started = Instant::now();
     let sni = server_name.and_then(hello::dns_name);
+    // Behind STARTTLS one at a time and spaced (see `scan::STARTTLS_SPACING`).
+    let parallel = if route.starttls.is_some() {
+        1
+    } else {
+        parallel
+    };
     let peer = Arc::new(Peer::reached(to, route, sni, deadline));
     let found = scan::run(&peer, parallel.max(1)).await?;
     Ok(ScanResult {

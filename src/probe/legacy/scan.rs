@@ -27,6 +27,11 @@ use crate::probe::starttls::{self, UpgradeError};
 
 /// How long one ClientHello may wait for its TCP connection, and then for the answer.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Behind STARTTLS, ClientHellos go one at a time, each connection opened at least this long
+/// after the previous one: mail servers count connections whose session process has not
+/// exited yet (exim4 refuses the 21st with 421, and its processes linger ~0.4 s after we hang
+/// up), so a burst of 30 would be refused half way.
+pub(super) const STARTTLS_SPACING: Duration = Duration::from_millis(100);
 
 /// Where, how and until when one scan talks, how many ClientHellos it sent, and the first
 /// reason it could not ask one (after which no more are attempted: a down host costs one round).
@@ -37,6 +42,8 @@ pub(super) struct Peer {
     deadline: Instant,
     sent: AtomicU32,
     broken: OnceLock<ScanError>,
+    /// When the next connection may open (`STARTTLS_SPACING`, STARTTLS routes only).
+    next_open: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Peer {
@@ -60,7 +67,22 @@ impl Peer {
             deadline,
             sent: AtomicU32::new(0),
             broken: OnceLock::new(),
+            next_open: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Waits until this peer's next connection may open, and books the slot after it.
+    async fn pace(&self) {
+        if self.route.starttls.is_none() {
+            return;
+        }
+        let at = {
+            let mut next = self.next_open.lock().unwrap_or_else(|p| p.into_inner());
+            let at = next.map_or_else(Instant::now, |t| t.max(Instant::now()));
+            *next = Some(at + STARTTLS_SPACING);
+            at
+        };
+        tokio::time::sleep_until(at).await;
     }
 
     /// ClientHellos sent so far, or attempted when the connection failed.
@@ -262,6 +284,9 @@ async fn exchange(peer: &Peer, version: LegacyVersion, suites: &[u16]) -> Reply 
             Reply::Refused(format!("no answer within {HANDSHAKE_TIMEOUT:?}"))
         }
     };
+    if timeout_at(limit, peer.pace()).await.is_err() {
+        return late("waiting to connect");
+    }
     let mut tcp = match timeout_at(limit, open(peer, limit)).await {
         Err(_) if limit >= peer.deadline => return late("connecting"),
         Err(_) => {
