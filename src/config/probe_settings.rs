@@ -201,3 +201,56 @@ impl Converter {
         Some(HttpCheck { host, path })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::{parse, problems_of, ProxyKind};
+
+    #[test]
+    fn global_proxy_is_inherited_and_a_target_proxy_overrides_it() {
+        let yaml = "global: {proxy_url: 'http://u:p%40ss@proxy.test:3128'}\ntargets:\n  - address: a.test:443\n  - address: b.test:443\n    proxy_url: socks5h://127.0.0.1:1080\n";
+        let c = parse(yaml, Path::new("t.yml")).expect("valid");
+        let a = c.targets[0].proxy.as_deref().expect("inherited");
+        assert_eq!(a.kind, ProxyKind::HttpConnect);
+        assert_eq!(
+            a.credentials.as_ref().map(|c| c.password.as_str()),
+            Some("p@ss")
+        );
+        let b = c.targets[1].proxy.as_deref().expect("own");
+        assert_eq!(b.to_string(), "socks5h://127.0.0.1:1080");
+        assert!(
+            !format!("{:?}", c.targets[0]).contains("p@ss"),
+            "Debug of a target shows the password"
+        );
+    }
+
+    #[test]
+    fn a_changed_proxy_changes_the_target() {
+        let load = |p: &str| {
+            let yaml = format!("targets:\n  - address: a.test:443\n    proxy_url: '{p}'\n");
+            parse(&yaml, Path::new("t.yml")).expect("valid")
+        };
+        let a = load("http://u:one@p.test:3128");
+        let b = load("http://u:two@p.test:3128");
+        assert!(
+            !a.targets[0].same_as(&b.targets[0]),
+            "new password, same target?"
+        );
+        assert!(a.targets[0].same_as(&load("http://u:one@p.test:3128").targets[0]));
+    }
+
+    #[test]
+    fn socks5h_with_resolve_all_is_a_problem_and_no_message_shows_a_password() {
+        let yaml = "global: {proxy_url: 'socks5h://127.0.0.1:1080'}\ntargets:\n  - address: a.test:443\n    resolve: all\n  - address: b.test:443\n    proxy_url: 'gopher://u:hunter2@p.test'\n";
+        let got = problems_of(yaml);
+        assert_eq!(
+            got,
+            vec![
+                "t.yml:4:14: targets[0].resolve: all does not apply through a socks5h:// proxy (the proxy resolves the name); use socks5:// to resolve here and probe every address",
+                "t.yml:6:16: targets[1].proxy_url: scheme \"gopher\": expected http://, socks5:// or socks5h://",
+            ]
+        );
+    }
+}

@@ -444,4 +444,56 @@ mod tests {
         assert_eq!(t.resolve, Some(Duration::from_millis(7)));
         assert!(t.connect.is_some(), "{t:?}");
     }
+
+    #[tokio::test]
+    async fn unreachable_proxy_is_proxy_error_named_without_its_password() {
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr")
+        };
+        let proxy = Proxy::parse(&format!("http://user:hunter2@{closed}")).expect("proxy");
+        let (t, got) = dial(&never, "example.test", 443, None, Some(&proxy), soon()).await;
+        let e = got.expect_err("refused");
+        assert_eq!(e.reason(), FailureReason::ProxyError, "{e}");
+        let text = e.to_string();
+        assert!(
+            text.starts_with(&format!(
+                "proxy http://user:***@{closed} unreachable: connect to {closed}: "
+            )),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2"), "{text}");
+        // HTTP CONNECT sends the name: nothing was resolved here.
+        assert!(
+            t.resolve.is_none() && t.connect.is_some() && t.proxy.is_none(),
+            "{t:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn socks5_resolves_here_and_times_the_proxy_phase() {
+        // A proxy that accepts the connection and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let hold = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                held.push(s);
+            }
+        });
+        let proxy = Proxy::parse(&format!("socks5://{addr}")).expect("proxy");
+        let local = |_: String, port: u16| async move { Ok(vec![a(&format!("127.0.0.9:{port}"))]) };
+        let until = Instant::now() + Duration::from_millis(200);
+        let (t, got) = dial(&local, "mx.test", 25, None, Some(&proxy), until).await;
+        let e = got.expect_err("silent proxy");
+        assert_eq!(e.reason(), FailureReason::ProxyError);
+        assert_eq!(
+            e.to_string(),
+            format!("proxy socks5://{addr}: the proxy did not answer in time")
+        );
+        assert!(t.resolve.is_some() && t.proxy.is_some(), "{t:?}");
+        hold.abort();
+    }
 }

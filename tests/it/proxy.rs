@@ -264,3 +264,34 @@ async fn legacy_scan_goes_through_the_proxy_and_agrees_with_a_direct_one() {
         via.handshakes
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_redirect_check_goes_through_squid() {
+    // A plain-HTTP side that redirects to https://.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let site = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = [0u8; 2048];
+            let _ = s.read(&mut buf).await;
+            let reply = "HTTP/1.1 301 Moved Permanently\r\nLocation: https://localhost/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+            let _ = s.write_all(reply.as_bytes()).await;
+        }
+    });
+    let squid = proxies::squid(None);
+    let (root, _) = pki();
+    let targets = format!(
+        "  - {{name: plain, address: 'localhost:{port}', probe: http_redirect, proxy_url: 'http://{}'}}\n",
+        squid.addr
+    );
+    let e = exporter(&root, &targets);
+    let m = probed(&e, &["plain"]);
+    let log = squid.log();
+    let ok = m.value("tls_probe_success{target=\"plain\"}");
+    assert_eq!(ok, Some(1.0), "{}\n{log}\n{}", m.0, e.log());
+    assert!(log.contains(&format!("CONNECT localhost:{port}")), "{log}");
+    site.abort();
+}

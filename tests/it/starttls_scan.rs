@@ -103,7 +103,10 @@ async fn smtp_exim_scan_behind_starttls_agrees_with_openssl() {
     let (_root, leaf) = pki();
     let exim = mail::exim(&leaf, Tls::On);
     let r = scan(exim.addr, StartTls::Smtp).await;
-    eprintln!("exim scan: {} hellos in {:?}: {r:#?}", r.handshakes, r.duration);
+    eprintln!(
+        "exim scan: {} hellos in {:?}: {r:#?}",
+        r.handshakes, r.duration
+    );
     assert_agrees(&r, exim.addr, "smtp");
     assert!(r.handshakes >= 5, "{r:#?}");
     // exim refuses the 21st concurrent session: the scan paces itself below that.
@@ -124,7 +127,10 @@ async fn imap_and_pop3_dovecot_scans_behind_starttls_agree_with_openssl() {
     assert_agrees(&pop3, d.pop3, "pop3");
     // Its config says ssl_min_protocol = TLSv1.2.
     assert_eq!(imap.accepts(LegacyVersion::Tls11), Some(false), "{imap:#?}");
-    eprintln!("dovecot imap scan: {} hellos in {:?}", imap.handshakes, imap.duration);
+    eprintln!(
+        "dovecot imap scan: {} hellos in {:?}",
+        imap.handshakes, imap.duration
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
