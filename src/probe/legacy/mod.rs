@@ -13,8 +13,9 @@
 //! from a hand-kept list. At most `MAX_HANDSHAKES` ClientHellos per scan, at most `parallel` in
 //! flight, everything bounded by the caller's deadline. Scheduling, configuration and metrics
 //! are left to the caller; this module only scans one address. Every ClientHello goes over a
-//! fresh connection reached the caller's way (`Route`): straight, or through the target's proxy
-//! (`probe::connect`), and after the target's STARTTLS upgrade (`probe::starttls`) when it has one.
+//! fresh connection reached the caller's way (`Route`): straight, or through the target's
+//! proxy (`probe::connect`), and after the target's STARTTLS upgrade (`probe::starttls`) when
+//! it has one.
 //!
 //! This file owns the public face: the versions and classes asked about, the result, the
 //! error, and the `scan` entry point. The ClientHello is built in `hello`, the server's flight

@@ -1,10 +1,11 @@
 //! The two phases of one scan and their bounds: first one ClientHello per version, then, for
 //! each weak class, ClientHellos offering only that class over the accepted versions below
-//! TLS 1.3. One TCP connection per ClientHello, at most `parallel` in flight and
-//! `MAX_HANDSHAKES` in all, each bounded by `HANDSHAKE_TIMEOUT` and all by the caller's
-//! deadline; the first ClientHello that cannot be asked fails the scan. What goes into a
-//! hello is left to `hello` and `suites`, reading the answer to `flight`, and the public
-//! result to `scan` in `mod.rs`.
+//! TLS 1.3. One TCP connection per ClientHello (straight, or through the route's proxy, and
+//! after the route's STARTTLS upgrade: then one at a time, `STARTTLS_SPACING` apart), at most
+//! `parallel` in flight and `MAX_HANDSHAKES` in all, each bounded by `HANDSHAKE_TIMEOUT` and all
+//! by the caller's deadline; the first ClientHello that cannot be asked fails the scan. What
+//! goes into a hello is left to `hello` and `suites`, reading the answer to `flight`, and the
+//! public result to `scan` in `mod.rs`.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -302,7 +303,15 @@ async fn exchange(peer: &Peer, version: LegacyVersion, suites: &[u16]) -> Reply 
     if let Some(proto) = peer.route.starttls {
         let name = peer.route.server_name.as_str();
         match timeout_at(limit, starttls::upgrade(&mut tcp, proto, name)).await {
-            Err(_) => return late("upgrading with STARTTLS"),
+            // Silence in the upgrade says nothing about the hello: the scan cannot ask it.
+            Err(_) if limit >= peer.deadline => return late("upgrading with STARTTLS"),
+            Err(_) => {
+                return Reply::Failed(ScanError::Starttls {
+                    addr: peer.to.clone(),
+                    refused: false,
+                    detail: format!("{proto}: no answer within {HANDSHAKE_TIMEOUT:?}"),
+                })
+            }
             Ok(Err(e)) => {
                 return Reply::Failed(ScanError::Starttls {
                     addr: peer.to.clone(),
