@@ -447,6 +447,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn reply_head_of_exactly_max_reply_bytes_is_read_and_one_more_is_too_long() {
+        let head = |len: usize| {
+            let start = b"HTTP/1.1 200 OK\r\nX-Pad: ".to_vec();
+            let pad = len - start.len() - 4;
+            let mut h = start;
+            h.extend(std::iter::repeat_n(b'p', pad));
+            h.extend_from_slice(b"\r\n\r\n");
+            h
+        };
+        let addr = scripted(vec![head(MAX_REPLY)], b"").await;
+        let (got, _) = ask(&http_proxy(addr, ""), addr).await;
+        got.expect("a head of exactly the limit");
+        let addr = scripted(vec![head(MAX_REPLY + 1)], b"").await;
+        let (got, _) = ask(&http_proxy(addr, ""), addr).await;
+        assert!(matches!(got, Err(ProxyError::TooLong)), "{got:?}");
+    }
+
+    #[tokio::test]
     async fn endless_or_garbage_replies_are_bounded_errors() {
         let addr = scripted(vec![vec![b'x'; MAX_REPLY + 10]], b"").await;
         let (got, _) = ask(&http_proxy(addr, ""), addr).await;

@@ -148,6 +148,11 @@ async fn squid_basic_auth_accepts_our_credentials_and_never_shows_them() {
         "{page}"
     );
     assert!(page.contains(&format!("http://probe:***@{p}")), "{page}");
+    let (_, page) = e.get("/target/authed").expect("target page");
+    assert!(
+        page.contains(&format!("<dt>proxy</dt><dd>http://probe:***@{p}</dd>")),
+        "{page}"
+    );
     assert_no_password(&e, &names);
 }
 
