@@ -578,6 +578,7 @@ mod tests {
         let phases = Phases {
             resolve: Some(Duration::from_micros(10)),
             connect: Some(Duration::from_millis(2)),
+            proxy: None,
             starttls: None,
             handshake: Some(Duration::from_millis(7)),
         };

@@ -30,12 +30,13 @@ pub enum FailureReason {
     WeakKey,
     BadSignatureAlgorithm,
     StarttlsRefused,
+    ProxyError,
     Other,
 }
 
 impl FailureReason {
     /// Every reason, in label order; indexes `ALL` match `index()`.
-    pub const ALL: [FailureReason; 20] = [
+    pub const ALL: [FailureReason; 21] = [
         FailureReason::DnsError,
         FailureReason::ConnectionRefused,
         FailureReason::ConnectTimeout,
@@ -55,6 +56,7 @@ impl FailureReason {
         FailureReason::WeakKey,
         FailureReason::BadSignatureAlgorithm,
         FailureReason::StarttlsRefused,
+        FailureReason::ProxyError,
         FailureReason::Other,
     ];
 
@@ -80,6 +82,7 @@ impl FailureReason {
             FailureReason::WeakKey => "weak_key",
             FailureReason::BadSignatureAlgorithm => "bad_signature_algorithm",
             FailureReason::StarttlsRefused => "starttls_refused",
+            FailureReason::ProxyError => "proxy_error",
             FailureReason::Other => "other",
         }
     }

@@ -70,6 +70,7 @@ impl Config {
             starttls: endpoint.starttls,
             http: http.clone(),
             scan_interval: None,
+            proxy: a.proxy.clone(),
             roots: a.roots.clone(),
             client_config: a.client_config.clone(),
             client_cert_not_after: None,
@@ -171,6 +172,7 @@ impl Module {
             client_config: tpl.client_config.clone(),
             client_cert_not_after: tpl.client_cert_not_after,
             output: self.output,
+            proxy: tpl.proxy.clone(),
             files: tpl.files.clone(),
         })
     }
@@ -207,6 +209,7 @@ impl Target {
             starttls: self.starttls,
             http: self.http.clone(),
             scan_interval: self.scan_interval,
+            proxy: self.proxy.clone(),
             roots: self.roots.clone(),
             client_config: self.client_config.clone(),
             client_cert_not_after: self.client_cert_not_after,

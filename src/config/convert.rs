@@ -56,6 +56,8 @@ pub(super) struct Defaults {
     pub(super) ca_file: Option<At<String>>,
     pub(super) scan_interval: Option<Duration>,
     pub(super) scan: bool,
+    /// `global.proxy_url`, when valid.
+    pub(super) proxy: Option<Arc<super::Proxy>>,
 }
 
 /// The field path `targets[i].name`.
@@ -119,6 +121,7 @@ impl Converter {
                 .entry(None)
                 .or_insert_with(|| verifier::client_config(None))
                 .clone(),
+            proxy: defaults.proxy.clone(),
         };
         Config {
             path: path.to_path_buf(),
@@ -151,7 +154,12 @@ impl Converter {
             "global.scan_interval",
             DEFAULT_SCAN_INTERVAL,
         );
+        let proxy = global
+            .proxy_url
+            .as_ref()
+            .and_then(|span| self.proxy_url(span, "global.proxy_url"));
         let defaults = Defaults {
+            proxy,
             interval,
             timeout,
             scan_interval,
@@ -362,6 +370,7 @@ impl Checked {
             starttls: probe.starttls,
             http: probe.http,
             scan_interval: probe.scan_interval,
+            proxy: probe.proxy,
             roots: tls.roots,
             client_config: tls.client_config,
             output: self.output,

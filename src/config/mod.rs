@@ -19,6 +19,7 @@ mod identity;
 mod labels;
 mod modules;
 mod probe_settings;
+mod proxy;
 mod raw;
 pub mod read;
 mod salvage;
@@ -41,6 +42,7 @@ pub(crate) use error::render as render_problems;
 pub use error::{ConfigError, Fallback, FileFault, FileProblem, Problem};
 use identity::parse_address;
 pub use modules::{Module, Output};
+pub use proxy::{Credentials, Proxy, ProxyKind};
 pub(crate) use salvage::parse_as;
 pub use starttls::StartTls;
 pub use target_files::TargetFileCache;
@@ -82,6 +84,7 @@ struct Adhoc {
     timeout: Duration,
     roots: Arc<Roots>,
     client_config: Arc<ClientConfig>,
+    proxy: Option<Arc<Proxy>>,
 }
 
 impl Config {
@@ -169,9 +172,11 @@ pub struct Target {
     pub starttls: Option<StartTls>,
     /// One HTTP GET over the session (`Tls`), or the redirect check's request (`HttpRedirect`).
     pub http: Option<HttpCheck>,
-    /// How often to scan for legacy protocols and weak ciphers; `None`: never (`scan: false`,
-    /// STARTTLS and redirect targets).
+    /// How often to scan for legacy protocols and weak ciphers; `None`: never (`scan: false`
+    /// and redirect targets).
     pub scan_interval: Option<Duration>,
+    /// Connect through this proxy (`proxy_url:`).
+    pub proxy: Option<Arc<Proxy>>,
     pub roots: Arc<Roots>,
     pub client_config: Arc<ClientConfig>,
     /// Expiry of the client certificate presented for mTLS (unix seconds).
@@ -204,7 +209,9 @@ type Settings<'a> = (
 impl Target {
     /// True when `other` was built from the same settings and file contents.
     pub fn same_as(&self, other: &Target) -> bool {
-        self.settings() == other.settings() && self.files == other.files
+        self.settings() == other.settings()
+            && self.proxy == other.proxy
+            && self.files == other.files
     }
 
     /// Every setting the target was built from, except file contents. Exhaustive, so a new
@@ -233,6 +240,9 @@ impl Target {
             files: _,
             // Not how it is probed: only how `/probe` answers.
             output: _,
+            // Compared by `same_as` and appended by `fingerprint` on their own (a target
+            // without a proxy keeps the fingerprint of earlier builds).
+            proxy: _,
         } = self;
         (
             name,
@@ -256,6 +266,13 @@ impl Target {
     /// to the target. Costs one pass over the target's files: callers cache it.
     pub(crate) fn fingerprint(&self) -> String {
         let settings = format!("{:?}", self.settings());
+        // The proxy as shown (credentials redacted: a changed password alone does not make a
+        // saved outcome someone else's), appended only when set so that the fingerprints of
+        // targets without one stay those of earlier builds.
+        let settings = match &self.proxy {
+            Some(p) => format!("{settings} via {p}"),
+            None => settings,
+        };
         let Files {
             ca,
             client_cert,

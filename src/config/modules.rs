@@ -127,6 +127,7 @@ impl Converter {
                 http: None,
                 scan_interval: None,
                 scan: None,
+                proxy_url: None,
                 labels: BTreeMap::new(),
             };
             merge(&m, &mut alone, None);
@@ -255,6 +256,7 @@ fn merge(m: &RawModule, t: &mut RawTarget, relocate: Option<(u64, u64)>) -> Vec<
         http,
         scan_interval,
         scan,
+        proxy_url,
         output: _,
     } = m;
     let RawTarget {
@@ -275,6 +277,7 @@ fn merge(m: &RawModule, t: &mut RawTarget, relocate: Option<(u64, u64)>) -> Vec<
         http: own_http,
         scan_interval: own_scan_interval,
         scan: own_scan,
+        proxy_url: own_proxy_url,
     } = t;
     let mut taken = Vec::new();
     let mut f = Filler {
@@ -293,6 +296,7 @@ fn merge(m: &RawModule, t: &mut RawTarget, relocate: Option<(u64, u64)>) -> Vec<
     f.fill(own_starttls, starttls);
     f.fill(own_scan_interval, scan_interval);
     f.fill(own_scan, scan);
+    f.fill(own_proxy_url, proxy_url);
     if let Some(module_http) = http {
         let RawHttp { path, host } = module_http;
         let own = own_http.get_or_insert_with(RawHttp::default);
@@ -524,7 +528,7 @@ mod tests {
                 "modules:\n  m: {tmeout: 5s}\ntargets:\n  - {address: \"a:443\", module: m}\n  - {address: nope}\n"
             ),
             vec![
-                "t.yml:2:7: modules.m.tmeout: unknown field `tmeout`, expected one of server_name, ca_file, client_cert_file, client_key_file, interval, timeout, ip_protocol, resolve, probe, starttls, http, scan_interval, scan, output".to_string(),
+                "t.yml:2:7: modules.m.tmeout: unknown field `tmeout`, expected one of server_name, ca_file, client_cert_file, client_key_file, interval, timeout, ip_protocol, resolve, probe, starttls, http, scan_interval, scan, proxy_url, output".to_string(),
                 "t.yml:5:15: targets[1].address: \"nope\": expected host:port".to_string(),
             ]
         );

@@ -1,13 +1,15 @@
-//! How a target is probed: the probe kind, address family and resolution, the STARTTLS
-//! upgrade, the HTTP request and the legacy scan's schedule.
+//! How a target is probed: the probe kind, address family and resolution, the proxy, the
+//! STARTTLS upgrade, the HTTP request and the legacy scan's schedule.
 //!
 //! Who the target is, and the TLS material it uses, are `identity`'s and `tls_material`'s.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::convert::{field, Converter, Defaults};
+use super::raw::At;
 use super::raw::RawTarget;
-use super::{HttpCheck, IpProtocol, ProbeKind, StartTls, DEFAULT_SCAN_INTERVAL};
+use super::{HttpCheck, IpProtocol, ProbeKind, Proxy, ProxyKind, StartTls, DEFAULT_SCAN_INTERVAL};
 
 /// A target's probe settings; invalid ones (reported) fall back to the defaults.
 pub(super) struct ProbeSettings {
@@ -17,6 +19,7 @@ pub(super) struct ProbeSettings {
     pub(super) starttls: Option<StartTls>,
     pub(super) http: Option<HttpCheck>,
     pub(super) scan_interval: Option<Duration>,
+    pub(super) proxy: Option<Arc<Proxy>>,
 }
 
 impl Converter {
@@ -52,11 +55,23 @@ impl Converter {
             ),
             None => defaults.scan_interval,
         };
-        // Hand-built ClientHellos go straight to the port: no scan behind STARTTLS or on the
-        // plain-HTTP side.
-        let scans = t.scan.as_ref().map_or(defaults.scan, |s| s.value)
-            && starttls.is_none()
-            && kind == ProbeKind::Tls;
+        let proxy = match &t.proxy_url {
+            Some(span) => self.proxy_url(span, &field(i, "proxy_url")),
+            None => defaults.proxy.clone(),
+        };
+        if let (Some(p), true) = (&proxy, resolve_all) {
+            if p.kind == ProxyKind::Socks5h {
+                if let Some(span) = &t.resolve {
+                    self.problem(
+                        span,
+                        &field(i, "resolve"),
+                        "all does not apply through a socks5h:// proxy (the proxy resolves the name); use socks5:// to resolve here and probe every address",
+                    );
+                }
+            }
+        }
+        // No scan on the plain-HTTP side (behind STARTTLS it upgrades every connection first).
+        let scans = t.scan.as_ref().map_or(defaults.scan, |s| s.value) && kind == ProbeKind::Tls;
         ProbeSettings {
             ip_protocol,
             resolve_all,
@@ -64,6 +79,19 @@ impl Converter {
             starttls,
             http,
             scan_interval: if scans { scan_interval } else { None },
+            proxy,
+        }
+    }
+
+    /// The proxy written at `span` (`field` names it in problems); `None` (reported) when it is
+    /// not a proxy URL we speak. The problem never repeats the value: it may hold a password.
+    pub(super) fn proxy_url(&mut self, span: &At<String>, field: &str) -> Option<Arc<Proxy>> {
+        match Proxy::parse(&span.value) {
+            Ok(p) => Some(Arc::new(p)),
+            Err(m) => {
+                self.problem(span, field, m);
+                None
+            }
         }
     }
 
@@ -171,5 +199,58 @@ impl Converter {
             None => "/".to_string(),
         };
         Some(HttpCheck { host, path })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::{parse, problems_of, ProxyKind};
+
+    #[test]
+    fn global_proxy_is_inherited_and_a_target_proxy_overrides_it() {
+        let yaml = "global: {proxy_url: 'http://u:p%40ss@proxy.test:3128'}\ntargets:\n  - address: a.test:443\n  - address: b.test:443\n    proxy_url: socks5h://127.0.0.1:1080\n";
+        let c = parse(yaml, Path::new("t.yml")).expect("valid");
+        let a = c.targets[0].proxy.as_deref().expect("inherited");
+        assert_eq!(a.kind, ProxyKind::HttpConnect);
+        assert_eq!(
+            a.credentials.as_ref().map(|c| c.password.as_str()),
+            Some("p@ss")
+        );
+        let b = c.targets[1].proxy.as_deref().expect("own");
+        assert_eq!(b.to_string(), "socks5h://127.0.0.1:1080");
+        assert!(
+            !format!("{:?}", c.targets[0]).contains("p@ss"),
+            "Debug of a target shows the password"
+        );
+    }
+
+    #[test]
+    fn a_changed_proxy_changes_the_target() {
+        let load = |p: &str| {
+            let yaml = format!("targets:\n  - address: a.test:443\n    proxy_url: '{p}'\n");
+            parse(&yaml, Path::new("t.yml")).expect("valid")
+        };
+        let a = load("http://u:one@p.test:3128");
+        let b = load("http://u:two@p.test:3128");
+        assert!(
+            !a.targets[0].same_as(&b.targets[0]),
+            "new password, same target?"
+        );
+        assert!(a.targets[0].same_as(&load("http://u:one@p.test:3128").targets[0]));
+    }
+
+    #[test]
+    fn socks5h_with_resolve_all_is_a_problem_and_no_message_shows_a_password() {
+        let yaml = "global: {proxy_url: 'socks5h://127.0.0.1:1080'}\ntargets:\n  - address: a.test:443\n    resolve: all\n  - address: b.test:443\n    proxy_url: 'gopher://u:hunter2@p.test'\n";
+        let got = problems_of(yaml);
+        assert_eq!(
+            got,
+            vec![
+                "t.yml:4:14: targets[0].resolve: all does not apply through a socks5h:// proxy (the proxy resolves the name); use socks5:// to resolve here and probe every address",
+                "t.yml:6:16: targets[1].proxy_url: scheme \"gopher\": expected http://, socks5:// or socks5h://",
+            ]
+        );
     }
 }

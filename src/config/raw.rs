@@ -90,6 +90,8 @@ pub(crate) struct RawGlobal {
     pub(crate) ca_file: Option<At<String>>,
     pub(crate) scan_interval: Option<At<String>>,
     pub(crate) scan: Option<At<bool>>,
+    /// `http://`, `socks5://` or `socks5h://` proxy for every target without its own.
+    pub(crate) proxy_url: Option<At<String>>,
 }
 
 /// One endpoint to probe.
@@ -115,6 +117,8 @@ pub(crate) struct RawTarget {
     pub(crate) scan_interval: Option<At<String>>,
     /// `false` turns the legacy protocol and weak cipher scan off.
     pub(crate) scan: Option<At<bool>>,
+    /// The proxy this target's connections go through (overrides `global.proxy_url`).
+    pub(crate) proxy_url: Option<At<String>>,
     /// Label values carry the position used for errors about their names too.
     #[serde(default)]
     pub(crate) labels: BTreeMap<String, At<String>>,
@@ -139,6 +143,7 @@ pub(crate) struct RawModule {
     pub(crate) http: Option<RawHttp>,
     pub(crate) scan_interval: Option<At<String>>,
     pub(crate) scan: Option<At<bool>>,
+    pub(crate) proxy_url: Option<At<String>>,
     // Not a target setting: the `/probe` output format when `&format=` is absent.
     pub(crate) output: Option<At<String>>,
 }

@@ -201,6 +201,7 @@ impl Shift for RawGlobal {
             ca_file,
             scan_interval,
             scan,
+            proxy_url,
         } = self;
         interval.shift(lines);
         timeout.shift(lines);
@@ -208,6 +209,7 @@ impl Shift for RawGlobal {
         ca_file.shift(lines);
         scan_interval.shift(lines);
         scan.shift(lines);
+        proxy_url.shift(lines);
     }
 }
 
@@ -238,6 +240,7 @@ impl Shift for RawTarget {
             http,
             scan_interval,
             scan,
+            proxy_url,
             labels,
         } = self;
         name.shift(lines);
@@ -256,6 +259,7 @@ impl Shift for RawTarget {
         http.shift(lines);
         scan_interval.shift(lines);
         scan.shift(lines);
+        proxy_url.shift(lines);
         labels.shift(lines);
     }
 }
@@ -276,8 +280,10 @@ impl Shift for RawModule {
             http,
             scan_interval,
             scan,
+            proxy_url,
             output,
         } = self;
+        proxy_url.shift(lines);
         server_name.shift(lines);
         ca_file.shift(lines);
         client_cert_file.shift(lines);
@@ -358,7 +364,7 @@ pub(crate) fn parse_as<T: serde::de::DeserializeOwned>(
 mod tests {
     use super::super::problems_of;
 
-    const EXPECTED_FIELDS: &str = "expected one of name, address, module, server_name, ca_file, client_cert_file, client_key_file, interval, timeout, ip_protocol, resolve, probe, starttls, http, scan_interval, scan, labels";
+    const EXPECTED_FIELDS: &str = "expected one of name, address, module, server_name, ca_file, client_cert_file, client_key_file, interval, timeout, ip_protocol, resolve, probe, starttls, http, scan_interval, scan, proxy_url, labels";
 
     #[test]
     fn unknown_field_names_path_and_line() {

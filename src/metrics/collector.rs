@@ -133,6 +133,7 @@ fn targets(e: &mut Encoder, entries: &[Entry], now: SystemTime) {
         for (phase, d) in [
             ("resolve", p.resolve),
             ("connect", p.connect),
+            ("proxy", p.proxy),
             ("starttls", p.starttls),
             ("handshake", p.handshake),
         ] {

@@ -123,7 +123,7 @@ pub(crate) const PROBE_DURATION: Family = gauge(
 );
 pub(crate) const PROBE_PHASE_DURATION: Family = gauge(
     "tls_probe_phase_duration_seconds",
-    "Duration of each phase (resolve, connect, handshake) of the latest probe, in seconds.",
+    "Duration of each phase (resolve, connect, proxy, starttls, handshake) of the latest probe, in seconds; phases not reached are absent.",
 );
 pub(crate) const PROBE_TIMESTAMP: Family = gauge(
     "tls_probe_timestamp_seconds",

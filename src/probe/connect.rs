@@ -8,6 +8,13 @@
 //! blackholed address does not use up the whole probe. Failures are `ConnectError`s, classified
 //! onto `FailureReason` by `ConnectError::reason` (I/O errors through `probe::classify`).
 //!
+//! Through a proxy (`proxy_url:`), the connect loop opens the connection to the proxy (its name
+//! resolved like a target's) and `proxy::negotiate` asks it for the tunnel; the stream is then
+//! used as a direct one, so every kind (TLS, STARTTLS, HTTP, the legacy scan) goes through it.
+//! The proxy is sent the address resolved here, except for `socks5h` and HTTP CONNECT when the
+//! probe is not pinned to an address (`resolve: all`): those get the name. Any failure to reach
+//! the proxy or to get the tunnel is `proxy_error`, with the proxy named redacted.
+//!
 //! What is spoken over the connection (STARTTLS, TLS, HTTP) and how the timings become an
 //! outcome is the callers' business.
 
@@ -20,7 +27,8 @@ use tokio::net::TcpStream;
 use tokio::time::{timeout, timeout_at, Instant};
 
 use super::classify;
-use crate::config::IpProtocol;
+use super::proxy::{self, Destination, ProxyError};
+use crate::config::{IpProtocol, Proxy};
 use crate::verdict::{Failure, FailureReason};
 
 /// Turns a host name into addresses, in the order to try them: `System` in the probes, a
@@ -77,6 +85,15 @@ pub enum ConnectError {
     Timeout { addr: SocketAddr },
     #[error("connect to {addr}: {source}")]
     Connect { addr: SocketAddr, source: io::Error },
+    /// The proxy (shown redacted) could not be reached.
+    #[error("proxy {proxy} unreachable: {source}")]
+    ProxyUnreachable {
+        proxy: String,
+        source: Box<ConnectError>,
+    },
+    /// The proxy (shown redacted) gave no tunnel.
+    #[error("proxy {proxy}: {source}")]
+    Proxy { proxy: String, source: ProxyError },
 }
 
 impl ConnectError {
@@ -90,6 +107,9 @@ impl ConnectError {
             ConnectError::NoAddress => FailureReason::Other,
             ConnectError::Timeout { .. } => FailureReason::ConnectTimeout,
             ConnectError::Connect { source, .. } => classify(source, false),
+            ConnectError::ProxyUnreachable { .. } | ConnectError::Proxy { .. } => {
+                FailureReason::ProxyError
+            }
         }
     }
 }
@@ -100,7 +120,8 @@ impl From<ConnectError> for Failure {
     }
 }
 
-/// An open TCP connection (`TCP_NODELAY` set) and the address that accepted it.
+/// An open TCP connection (`TCP_NODELAY` set) and the address that accepted it (through a
+/// proxy: the proxy's).
 #[derive(Debug)]
 pub(crate) struct Connected {
     pub(crate) stream: TcpStream,
@@ -112,18 +133,45 @@ pub(crate) struct Connected {
 pub(crate) struct Timings {
     pub(crate) resolve: Option<Duration>,
     pub(crate) connect: Option<Duration>,
+    /// Asking the proxy for the tunnel (`connect` is then the connection to the proxy).
+    pub(crate) proxy: Option<Duration>,
 }
 
 /// Resolves `host` (unless `pinned`: that address, resolved elsewhere in the given time) and
-/// connects to `port` there, all by `deadline`. The timings are there even when it failed.
+/// connects to `port` there, through `via` when set, all by `deadline`. The timings are there
+/// even when it failed.
 pub(crate) async fn dial(
     lookup: &impl Lookup,
     host: &str,
     port: u16,
     pinned: Option<(SocketAddr, Duration)>,
+    via: Option<&Proxy>,
     deadline: Instant,
 ) -> (Timings, Result<Connected, ConnectError>) {
     let mut timings = Timings::default();
+    if let Some(proxy) = via {
+        let to = match pinned {
+            Some((addr, resolved_in)) => {
+                timings.resolve = Some(resolved_in);
+                Destination::Addr(addr)
+            }
+            None if proxy.resolves_names() => Destination::new(host, port),
+            None => {
+                let t = Instant::now();
+                let addrs = resolve(lookup, host, port, deadline).await;
+                timings.resolve = Some(t.elapsed());
+                match addrs.map(|a| a.first().copied()) {
+                    Ok(Some(addr)) => Destination::Addr(addr),
+                    Ok(None) => return (timings, Err(ConnectError::NoAddress)),
+                    Err(e) => return (timings, Err(e)),
+                }
+            }
+        };
+        let (t, connected) = through(lookup, proxy, &to, deadline).await;
+        timings.connect = t.connect;
+        timings.proxy = t.proxy;
+        return (timings, connected);
+    }
     let addrs = match pinned {
         Some((addr, resolved_in)) => {
             timings.resolve = Some(resolved_in);
@@ -196,6 +244,63 @@ pub(crate) async fn connect(
         }
     }
     Err(last)
+}
+
+/// Connects to the first of `addrs` that accepts (see `connect`), or through `via` to the
+/// first of them, by `deadline`.
+pub(crate) async fn connect_via(
+    lookup: &impl Lookup,
+    addrs: &[SocketAddr],
+    via: Option<&Proxy>,
+    deadline: Instant,
+) -> Result<Connected, ConnectError> {
+    match (via, addrs.first()) {
+        (None, _) => connect(addrs, deadline).await,
+        (Some(_), None) => Err(ConnectError::NoAddress),
+        (Some(proxy), Some(addr)) => {
+            through(lookup, proxy, &Destination::Addr(*addr), deadline)
+                .await
+                .1
+        }
+    }
+}
+
+/// Opens a connection to `proxy` (its name resolved with `lookup`) and asks it for a tunnel to
+/// `to`, by `deadline`: `connect` times the first, `proxy` the second.
+pub(crate) async fn through(
+    lookup: &impl Lookup,
+    proxy: &Proxy,
+    to: &Destination,
+    deadline: Instant,
+) -> (Timings, Result<Connected, ConnectError>) {
+    let mut timings = Timings::default();
+    let unreachable = |e: ConnectError| ConnectError::ProxyUnreachable {
+        proxy: proxy.to_string(),
+        source: Box::new(e),
+    };
+    let t = Instant::now();
+    let connected = match resolve(lookup, &proxy.host, proxy.port, deadline).await {
+        Ok(addrs) => connect(&addrs, deadline).await,
+        Err(e) => Err(e),
+    };
+    timings.connect = Some(t.elapsed());
+    let mut connected = match connected {
+        Ok(c) => c,
+        Err(e) => return (timings, Err(unreachable(e))),
+    };
+    let t = Instant::now();
+    let tunnel = proxy::negotiate(&mut connected.stream, proxy, to, deadline).await;
+    timings.proxy = Some(t.elapsed());
+    match tunnel {
+        Ok(()) => (timings, Ok(connected)),
+        Err(source) => (
+            timings,
+            Err(ConnectError::Proxy {
+                proxy: proxy.to_string(),
+                source,
+            }),
+        ),
+    }
 }
 
 /// Drops duplicate addresses and puts the preferred family first, keeping resolver order
@@ -331,12 +436,64 @@ mod tests {
     async fn dial_times_each_phase_it_reaches() {
         let failing =
             |h: String, _: u16| async move { Err(io::Error::new(io::ErrorKind::NotFound, h)) };
-        let (t, got) = dial(&failing, "gone.test", 443, None, soon()).await;
+        let (t, got) = dial(&failing, "gone.test", 443, None, None, soon()).await;
         assert!(got.is_err());
         assert!(t.resolve.is_some() && t.connect.is_none(), "{t:?}");
         let pinned = Some((a("127.0.0.1:1"), Duration::from_millis(7)));
-        let (t, _) = dial(&never, "pinned.test", 1, pinned, soon()).await;
+        let (t, _) = dial(&never, "pinned.test", 1, pinned, None, soon()).await;
         assert_eq!(t.resolve, Some(Duration::from_millis(7)));
         assert!(t.connect.is_some(), "{t:?}");
+    }
+
+    #[tokio::test]
+    async fn unreachable_proxy_is_proxy_error_named_without_its_password() {
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr")
+        };
+        let proxy = Proxy::parse(&format!("http://user:hunter2@{closed}")).expect("proxy");
+        let (t, got) = dial(&never, "example.test", 443, None, Some(&proxy), soon()).await;
+        let e = got.expect_err("refused");
+        assert_eq!(e.reason(), FailureReason::ProxyError, "{e}");
+        let text = e.to_string();
+        assert!(
+            text.starts_with(&format!(
+                "proxy http://user:***@{closed} unreachable: connect to {closed}: "
+            )),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2"), "{text}");
+        // HTTP CONNECT sends the name: nothing was resolved here.
+        assert!(
+            t.resolve.is_none() && t.connect.is_some() && t.proxy.is_none(),
+            "{t:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn socks5_resolves_here_and_times_the_proxy_phase() {
+        // A proxy that accepts the connection and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let hold = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                held.push(s);
+            }
+        });
+        let proxy = Proxy::parse(&format!("socks5://{addr}")).expect("proxy");
+        let local = |_: String, port: u16| async move { Ok(vec![a(&format!("127.0.0.9:{port}"))]) };
+        let until = Instant::now() + Duration::from_millis(200);
+        let (t, got) = dial(&local, "mx.test", 25, None, Some(&proxy), until).await;
+        let e = got.expect_err("silent proxy");
+        assert_eq!(e.reason(), FailureReason::ProxyError);
+        assert_eq!(
+            e.to_string(),
+            format!("proxy socks5://{addr}: the proxy did not answer in time")
+        );
+        assert!(t.resolve.is_some() && t.proxy.is_some(), "{t:?}");
+        hold.abort();
     }
 }

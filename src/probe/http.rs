@@ -176,6 +176,21 @@ pub async fn redirect(
     lookup: impl Lookup,
 ) -> Result<RedirectFacts, HttpError> {
     let port = addrs.first().map_or(80, SocketAddr::port);
+    redirect_via(addrs, port, host, path, None, deadline, lookup).await
+}
+
+/// `redirect` with every connection through `via` (`connect::dial`'s rules for what the proxy
+/// is sent). Empty `addrs` reach the first request's host (`port` there) by name too: through a
+/// proxy that resolves names, nothing is resolved here.
+pub(crate) async fn redirect_via(
+    addrs: &[SocketAddr],
+    port: u16,
+    host: &str,
+    path: &str,
+    via: Option<&crate::config::Proxy>,
+    deadline: Instant,
+    lookup: impl Lookup,
+) -> Result<RedirectFacts, HttpError> {
     let mut url = Url::first(host, path, port)?;
     let origin = url.origin();
     let mut visited = HashSet::from([url.key()]);
@@ -183,14 +198,14 @@ pub async fn redirect(
     let mut first_status = None;
     let mut hops = 0;
     loop {
-        let found;
-        let to = if url.origin() == origin {
-            addrs
+        let tcp = if url.origin() == origin && !addrs.is_empty() {
+            connect::connect_via(&lookup, addrs, via, deadline).await?
         } else {
-            found = connect::resolve(&lookup, &url.host(), url.port, deadline).await?;
-            &found
-        };
-        let tcp = connect::connect(to, deadline).await?.stream;
+            let (_, connected) =
+                connect::dial(&lookup, &url.host(), url.port, None, via, deadline).await;
+            connected?
+        }
+        .stream;
         let text = url.to_string();
         let head = timeout_at(deadline, exchange(tcp, &url.authority, url.target(), &text))
             .await

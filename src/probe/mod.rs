@@ -11,6 +11,7 @@ pub mod dns;
 pub mod http;
 pub mod legacy;
 pub mod outcome;
+pub mod proxy;
 pub mod starttls;
 mod tls;
 
@@ -164,9 +165,15 @@ pub async fn resolve(target: &Target, deadline: Instant) -> Result<Vec<SocketAdd
 async fn redirect(target: &Target, ctx: &ProbeCtx) -> ProbeOutcome {
     let start = Instant::now();
     let mut phases = Phases::default();
-    let addrs = match addresses(target, ctx, &mut phases, start).await {
-        Ok(a) => a,
-        Err(f) => return ProbeOutcome::failed(f, phases, start.elapsed()),
+    let proxy = target.proxy.as_deref();
+    // Through a proxy that resolves names, the first request goes by name too.
+    let by_name = proxy.is_some_and(|p| p.resolves_names()) && ctx.pinned.is_none();
+    let addrs = match by_name {
+        true => Vec::new(),
+        false => match addresses(target, ctx, &mut phases, start).await {
+            Ok(a) => a,
+            Err(f) => return ProbeOutcome::failed(f, phases, start.elapsed()),
+        },
     };
     let default = crate::config::HttpCheck {
         host: target.host.clone(),
@@ -174,10 +181,12 @@ async fn redirect(target: &Target, ctx: &ProbeCtx) -> ProbeOutcome {
     };
     let check = target.http.as_ref().unwrap_or(&default);
     let t = Instant::now();
-    let result = http::redirect(
+    let result = http::redirect_via(
         &addrs,
+        target.port,
         &check.host,
         &check.path,
+        proxy,
         ctx.deadline,
         connect::System(target.ip_protocol),
     )
@@ -210,26 +219,40 @@ async fn redirect(target: &Target, ctx: &ProbeCtx) -> ProbeOutcome {
 }
 
 /// The legacy protocol and weak cipher scan of one address (the first the name resolves to,
-/// or the pinned one). The chain of the highest accepted version below TLS 1.3 is judged like
-/// a probe's: it is what the certificate series show for servers rustls cannot talk to.
+/// or the pinned one; through a proxy that resolves names, the name), each ClientHello through
+/// the target's proxy and after its STARTTLS upgrade. The chain of the highest accepted version
+/// below TLS 1.3 is judged like a probe's: it is what the certificate series show for servers
+/// rustls cannot talk to.
 async fn scan(target: &Target, ctx: &ProbeCtx) -> ProbeOutcome {
     let start = Instant::now();
     let mut phases = Phases::default();
-    let addr = match addresses(target, ctx, &mut phases, start).await {
-        Ok(addrs) => match addrs.first() {
-            Some(a) => *a,
-            None => {
-                let f = Failure::new(FailureReason::DnsError, "no address to scan");
-                return ProbeOutcome::failed(f, phases, start.elapsed());
-            }
-        },
-        Err(f) => return ProbeOutcome::failed(f, phases, start.elapsed()),
+    let by_name = target.proxy.as_ref().is_some_and(|p| p.resolves_names()) && ctx.pinned.is_none();
+    let to = if by_name {
+        proxy::Destination::new(&target.host, target.port)
+    } else {
+        match addresses(target, ctx, &mut phases, start).await {
+            Ok(addrs) => match addrs.first() {
+                Some(a) => proxy::Destination::Addr(*a),
+                None => {
+                    let f = Failure::new(FailureReason::DnsError, "no address to scan");
+                    return ProbeOutcome::failed(f, phases, start.elapsed());
+                }
+            },
+            Err(f) => return ProbeOutcome::failed(f, phases, start.elapsed()),
+        }
     };
     let name = target.server_name.to_str();
-    let result = match legacy::scan(addr, Some(&name), ctx.deadline, SCAN_PARALLEL).await {
+    let route = legacy::Route {
+        proxy: target.proxy.clone(),
+        starttls: target.starttls,
+        server_name: name.to_string(),
+        ip_protocol: target.ip_protocol,
+    };
+    let scanned = legacy::scan_via(to, route, Some(&name), ctx.deadline, SCAN_PARALLEL).await;
+    let result = match scanned {
         Ok(result) => result,
         Err(e) => {
-            let f = Failure::new(FailureReason::Other, e.to_string());
+            let f = Failure::new(e.reason(), e.to_string());
             return ProbeOutcome::failed(f, phases, start.elapsed());
         }
     };

@@ -23,7 +23,12 @@ use crate::verdict::{Failure, FailureReason};
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Phases {
     pub resolve: Option<Duration>,
+    /// TCP connect; through a proxy, the connection to the proxy.
     pub connect: Option<Duration>,
+    /// Asking the proxy for the tunnel (`proxy_url:` targets). Left out of state files when
+    /// absent, so files of targets without a proxy read (and are written) as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<Duration>,
     /// The protocol's STARTTLS dialogue, for `starttls:` targets.
     pub starttls: Option<Duration>,
     pub handshake: Option<Duration>,

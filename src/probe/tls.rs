@@ -41,10 +41,18 @@ pub(super) async fn probe(target: &Target, ctx: &ProbeCtx) -> ProbeOutcome {
 
 async fn run(target: &Target, ctx: &ProbeCtx, out: &mut ProbeOutcome) -> Result<(), Failure> {
     let lookup = connect::System(target.ip_protocol);
-    let (timings, tcp) =
-        connect::dial(&lookup, &target.host, target.port, ctx.pinned, ctx.deadline).await;
+    let (timings, tcp) = connect::dial(
+        &lookup,
+        &target.host,
+        target.port,
+        ctx.pinned,
+        target.proxy.as_deref(),
+        ctx.deadline,
+    )
+    .await;
     out.phases.resolve = timings.resolve;
     out.phases.connect = timings.connect;
+    out.phases.proxy = timings.proxy;
     let connect_time = timings.connect.unwrap_or_default();
     let connected = tcp?;
     tracing::trace!(target = target.name.as_str(), addr = %connected.addr, "connected");

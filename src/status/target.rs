@@ -121,6 +121,10 @@ fn settings(out: &mut String, en: &Entry, now: i64) {
         "the first address that connects"
     };
     fact(out, "addresses", format!("{addresses} ({family})"));
+    if let Some(p) = &t.proxy {
+        // The redacted URL: the password is never shown.
+        fact(out, "proxy", Esc(&p.to_string()));
+    }
     fact(
         out,
         "legacy scan",
@@ -291,6 +295,7 @@ fn phases(o: &ProbeOutcome) -> String {
     let parts: Vec<String> = [
         ("resolve", o.phases.resolve),
         ("connect", o.phases.connect),
+        ("proxy", o.phases.proxy),
         ("STARTTLS", o.phases.starttls),
         ("handshake", o.phases.handshake),
     ]

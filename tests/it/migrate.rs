@@ -109,7 +109,6 @@ fn every_migrated_module_is_accepted_as_target_settings_today() {
 }
 
 #[test]
-#[ignore = "needs modules:"]
 fn migrated_modules_pass_check_config_with_a_target_each() {
     let dir = tempfile::tempdir().expect("tempdir");
     let paths = pem_files(dir.path());

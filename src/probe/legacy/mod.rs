@@ -12,7 +12,10 @@
 //! What a "weak class" is comes from the IANA attributes in `tls-parser`'s suite registry, not
 //! from a hand-kept list. At most `MAX_HANDSHAKES` ClientHellos per scan, at most `parallel` in
 //! flight, everything bounded by the caller's deadline. Scheduling, configuration and metrics
-//! are left to the caller; this module only scans one address.
+//! are left to the caller; this module only scans one address. Every ClientHello goes over a
+//! fresh connection reached the caller's way (`Route`): straight, or through the target's
+//! proxy (`probe::connect`), and after the target's STARTTLS upgrade (`probe::starttls`) when
+//! it has one.
 //!
 //! This file owns the public face: the versions and classes asked about, the result, the
 //! error, and the `scan` entry point. The ClientHello is built in `hello`, the server's flight
@@ -34,6 +37,9 @@ use tls_parser::{
 };
 use tokio::time::Instant;
 
+use crate::config::{IpProtocol, Proxy, StartTls};
+use crate::probe::proxy::Destination;
+use crate::verdict::FailureReason;
 use scan::Peer;
 
 /// ClientHellos one scan sends at most: 5 versions, then 6 classes over up to 4 versions.
@@ -198,32 +204,81 @@ pub enum ScanError {
     /// A TCP connection for a ClientHello was refused or failed.
     #[error("connect to {addr} failed: {cause}")]
     Connect {
-        addr: SocketAddr,
+        addr: Destination,
         cause: Arc<io::Error>,
     },
     /// A TCP connection for a ClientHello did not open within the per-hello timeout.
     #[error("connect to {addr} timed out after {after:?}")]
-    ConnectTimedOut { addr: SocketAddr, after: Duration },
+    ConnectTimedOut { addr: Destination, after: Duration },
     /// The caller's deadline came while a ClientHello was `doing` its step ("connecting",
     /// "sending a ClientHello", "reading").
     #[error("scan of {addr} ran out of time {doing}")]
     OutOfTime {
-        addr: SocketAddr,
+        addr: Destination,
         doing: &'static str,
     },
     /// The caller's deadline came before both phases finished.
     #[error("scan of {addr} did not finish in time")]
-    TimedOut { addr: SocketAddr },
+    TimedOut { addr: Destination },
     /// The scan wanted more than `MAX_HANDSHAKES` ClientHellos. A guard: the two phases need
     /// at most 5 + 6 × 4 = 29.
     #[error("scan of {addr} needed more than {} handshakes", MAX_HANDSHAKES)]
-    TooManyHandshakes { addr: SocketAddr },
+    TooManyHandshakes { addr: Destination },
     /// A `check` ("version", "cipher class") ended without an answer (its task was lost).
     #[error("scan of {addr} is incomplete: a {check} check did not finish")]
     Incomplete {
-        addr: SocketAddr,
+        addr: Destination,
         check: &'static str,
     },
+    /// The route's proxy gave no tunnel for a ClientHello (its sentence, proxy redacted).
+    #[error("{0}")]
+    Proxy(String),
+    /// A name (sent to no proxy) could not be reached; the connect sentence.
+    #[error("{0}")]
+    Unreachable(String),
+    /// The STARTTLS upgrade before a ClientHello failed (`refused`: the server said no in its
+    /// protocol).
+    #[error("STARTTLS before a ClientHello to {addr} failed: {detail}")]
+    Starttls {
+        addr: Destination,
+        refused: bool,
+        detail: String,
+    },
+}
+
+impl ScanError {
+    /// The failure reason of the scan's outcome: `proxy_error` and `starttls_refused` where
+    /// they apply, `other` for the rest.
+    pub fn reason(&self) -> FailureReason {
+        match self {
+            ScanError::Proxy(_) => FailureReason::ProxyError,
+            ScanError::Starttls { refused: true, .. } => FailureReason::StarttlsRefused,
+            _ => FailureReason::Other,
+        }
+    }
+}
+
+/// How a scan reaches its peer: through a proxy or not, with a STARTTLS upgrade or not. The
+/// default is straight to the address, no upgrade.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub proxy: Option<Arc<Proxy>>,
+    pub starttls: Option<StartTls>,
+    /// The name the STARTTLS dialogue uses (XMPP's `to`).
+    pub server_name: String,
+    /// The family tried first for the proxy's name.
+    pub ip_protocol: IpProtocol,
+}
+
+impl Default for Route {
+    fn default() -> Route {
+        Route {
+            proxy: None,
+            starttls: None,
+            server_name: String::new(),
+            ip_protocol: IpProtocol::Any,
+        }
+    }
 }
 
 /// Scans `addr`: first one ClientHello per version, then, for each weak class, ClientHellos
@@ -238,9 +293,34 @@ pub async fn scan(
     deadline: Instant,
     parallel: usize,
 ) -> Result<ScanResult, ScanError> {
+    scan_via(
+        Destination::Addr(addr),
+        Route::default(),
+        server_name,
+        deadline,
+        parallel,
+    )
+    .await
+}
+
+/// `scan` of `to`, every ClientHello over a fresh connection reached by `route` (through its
+/// proxy, after its STARTTLS upgrade).
+pub async fn scan_via(
+    to: Destination,
+    route: Route,
+    server_name: Option<&str>,
+    deadline: Instant,
+    parallel: usize,
+) -> Result<ScanResult, ScanError> {
     let started = Instant::now();
     let sni = server_name.and_then(hello::dns_name);
-    let peer = Arc::new(Peer::new(addr, sni, deadline));
+    // Behind STARTTLS one at a time and spaced (see `scan::STARTTLS_SPACING`).
+    let parallel = if route.starttls.is_some() {
+        1
+    } else {
+        parallel
+    };
+    let peer = Arc::new(Peer::reached(to, route, sni, deadline));
     let found = scan::run(&peer, parallel.max(1)).await?;
     Ok(ScanResult {
         protocols: found.protocols,
@@ -313,41 +393,41 @@ mod tests {
 
     #[test]
     fn scan_errors_are_sentences_naming_the_address() {
-        let addr: SocketAddr = "192.0.2.7:443".parse().expect("addr");
+        let addr = Destination::Addr("192.0.2.7:443".parse().expect("addr"));
         let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
         let cases = [
             (
                 ScanError::Connect {
-                    addr,
+                    addr: addr.clone(),
                     cause: Arc::new(refused),
                 },
                 "connect to 192.0.2.7:443 failed: connection refused",
             ),
             (
                 ScanError::ConnectTimedOut {
-                    addr,
+                    addr: addr.clone(),
                     after: Duration::from_secs(10),
                 },
                 "connect to 192.0.2.7:443 timed out after 10s",
             ),
             (
                 ScanError::OutOfTime {
-                    addr,
+                    addr: addr.clone(),
                     doing: "reading",
                 },
                 "scan of 192.0.2.7:443 ran out of time reading",
             ),
             (
-                ScanError::TimedOut { addr },
+                ScanError::TimedOut { addr: addr.clone() },
                 "scan of 192.0.2.7:443 did not finish in time",
             ),
             (
-                ScanError::TooManyHandshakes { addr },
+                ScanError::TooManyHandshakes { addr: addr.clone() },
                 "scan of 192.0.2.7:443 needed more than 30 handshakes",
             ),
             (
                 ScanError::Incomplete {
-                    addr,
+                    addr: addr.clone(),
                     check: "version",
                 },
                 "scan of 192.0.2.7:443 is incomplete: a version check did not finish",

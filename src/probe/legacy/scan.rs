@@ -1,13 +1,13 @@
 //! The two phases of one scan and their bounds: first one ClientHello per version, then, for
 //! each weak class, ClientHellos offering only that class over the accepted versions below
-//! TLS 1.3. One TCP connection per ClientHello, at most `parallel` in flight and
-//! `MAX_HANDSHAKES` in all, each bounded by `HANDSHAKE_TIMEOUT` and all by the caller's
-//! deadline; the first ClientHello that cannot be asked fails the scan. What goes into a
-//! hello is left to `hello` and `suites`, reading the answer to `flight`, and the public
-//! result to `scan` in `mod.rs`.
+//! TLS 1.3. One TCP connection per ClientHello (straight, or through the route's proxy, and
+//! after the route's STARTTLS upgrade: then one at a time, `STARTTLS_SPACING` apart), at most
+//! `parallel` in flight and `MAX_HANDSHAKES` in all, each bounded by `HANDSHAKE_TIMEOUT` and all
+//! by the caller's deadline; the first ClientHello that cannot be asked fails the scan. What
+//! goes into a hello is left to `hello` and `suites`, reading the answer to `flight`, and the
+//! public result to `scan` in `mod.rs`.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -21,31 +21,69 @@ use tokio::time::{timeout_at, Instant};
 use super::flight::{Flight, Reply};
 use super::hello::{client_hello, random_bytes};
 use super::suites::{class_offer, offer};
-use super::{LegacyVersion, ScanError, WeakClass, MAX_HANDSHAKES};
+use super::{LegacyVersion, Route, ScanError, WeakClass, MAX_HANDSHAKES};
+use crate::probe::connect;
+use crate::probe::proxy::Destination;
+use crate::probe::starttls::{self, UpgradeError};
 
 /// How long one ClientHello may wait for its TCP connection, and then for the answer.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Behind STARTTLS, ClientHellos go one at a time, each connection opened at least this long
+/// after the previous one: mail servers count connections whose session process has not
+/// exited yet (exim4 refuses the 21st with 421, and its processes linger ~0.4 s after we hang
+/// up), so a burst of 30 would be refused half way.
+pub(super) const STARTTLS_SPACING: Duration = Duration::from_millis(100);
 
-/// Where and until when one scan talks, how many ClientHellos it sent, and the first reason
-/// it could not ask one (after which no more are attempted: a down host costs one round).
+/// Where, how and until when one scan talks, how many ClientHellos it sent, and the first
+/// reason it could not ask one (after which no more are attempted: a down host costs one round).
 pub(super) struct Peer {
-    addr: SocketAddr,
+    to: Destination,
+    route: Route,
     sni: Option<String>,
     deadline: Instant,
     sent: AtomicU32,
     broken: OnceLock<ScanError>,
+    /// When the next connection may open (`STARTTLS_SPACING`, STARTTLS routes only).
+    next_open: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Peer {
     /// A peer at `addr`, greeted with `sni` (a DNS name), until `deadline`; nothing sent yet.
-    pub(super) fn new(addr: SocketAddr, sni: Option<String>, deadline: Instant) -> Peer {
+    #[cfg(test)]
+    pub(super) fn new(addr: std::net::SocketAddr, sni: Option<String>, deadline: Instant) -> Peer {
+        Peer::reached(Destination::Addr(addr), Route::default(), sni, deadline)
+    }
+
+    /// A peer at `to`, reached by `route`, greeted with `sni`, until `deadline`.
+    pub(super) fn reached(
+        to: Destination,
+        route: Route,
+        sni: Option<String>,
+        deadline: Instant,
+    ) -> Peer {
         Peer {
-            addr,
+            to,
+            route,
             sni,
             deadline,
             sent: AtomicU32::new(0),
             broken: OnceLock::new(),
+            next_open: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Waits until this peer's next connection may open, and books the slot after it.
+    async fn pace(&self) {
+        if self.route.starttls.is_none() {
+            return;
+        }
+        let at = {
+            let mut next = self.next_open.lock().unwrap_or_else(|p| p.into_inner());
+            let at = next.map_or_else(Instant::now, |t| t.max(Instant::now()));
+            *next = Some(at + STARTTLS_SPACING);
+            at
+        };
+        tokio::time::sleep_until(at).await;
     }
 
     /// ClientHellos sent so far, or attempted when the connection failed.
@@ -77,7 +115,9 @@ pub(super) async fn run(peer: &Arc<Peer>, parallel: usize) -> Result<Found, Scan
     };
     match timeout_at(peer.deadline, phases).await {
         Ok(found) => found,
-        Err(_) => Err(ScanError::TimedOut { addr: peer.addr }),
+        Err(_) => Err(ScanError::TimedOut {
+            addr: peer.to.clone(),
+        }),
     }
 }
 
@@ -109,7 +149,7 @@ async fn versions(
     }
     if protocols.len() != LegacyVersion::ALL.len() {
         return Err(ScanError::Incomplete {
-            addr: peer.addr,
+            addr: peer.to.clone(),
             check: "version",
         });
     }
@@ -144,7 +184,7 @@ async fn weak_classes(
     }
     if weak.len() != WeakClass::ALL.len() {
         return Err(ScanError::Incomplete {
-            addr: peer.addr,
+            addr: peer.to.clone(),
             check: "cipher class",
         });
     }
@@ -213,7 +253,7 @@ async fn ask(peer: &Peer, version: LegacyVersion, suites: &[u16]) -> Reply {
     }
     if let Reply::Refused(why) = &reply {
         tracing::debug!(
-            address = %peer.addr,
+            address = %peer.to,
             version = version.as_label(),
             suites = suites.len(),
             "scan: hello not accepted: {why}"
@@ -230,36 +270,58 @@ async fn exchange(peer: &Peer, version: LegacyVersion, suites: &[u16]) -> Reply 
             (n < MAX_HANDSHAKES).then_some(n + 1)
         });
     if reserved.is_err() {
-        return Reply::Failed(ScanError::TooManyHandshakes { addr: peer.addr });
+        return Reply::Failed(ScanError::TooManyHandshakes {
+            addr: peer.to.clone(),
+        });
     }
     let limit = peer.deadline.min(Instant::now() + HANDSHAKE_TIMEOUT);
     let late = |doing: &'static str| {
         if limit >= peer.deadline {
             Reply::Failed(ScanError::OutOfTime {
-                addr: peer.addr,
+                addr: peer.to.clone(),
                 doing,
             })
         } else {
             Reply::Refused(format!("no answer within {HANDSHAKE_TIMEOUT:?}"))
         }
     };
-    let mut tcp = match timeout_at(limit, TcpStream::connect(peer.addr)).await {
+    if timeout_at(limit, peer.pace()).await.is_err() {
+        return late("waiting to connect");
+    }
+    let mut tcp = match timeout_at(limit, open(peer, limit)).await {
         Err(_) if limit >= peer.deadline => return late("connecting"),
         Err(_) => {
             return Reply::Failed(ScanError::ConnectTimedOut {
-                addr: peer.addr,
+                addr: peer.to.clone(),
                 after: HANDSHAKE_TIMEOUT,
             })
         }
-        Ok(Err(e)) => {
-            return Reply::Failed(ScanError::Connect {
-                addr: peer.addr,
-                cause: Arc::new(e),
-            })
-        }
+        Ok(Err(e)) => return Reply::Failed(e),
         Ok(Ok(tcp)) => tcp,
     };
     let _ = tcp.set_nodelay(true);
+    if let Some(proto) = peer.route.starttls {
+        let name = peer.route.server_name.as_str();
+        match timeout_at(limit, starttls::upgrade(&mut tcp, proto, name)).await {
+            // Silence in the upgrade says nothing about the hello: the scan cannot ask it.
+            Err(_) if limit >= peer.deadline => return late("upgrading with STARTTLS"),
+            Err(_) => {
+                return Reply::Failed(ScanError::Starttls {
+                    addr: peer.to.clone(),
+                    refused: false,
+                    detail: format!("{proto}: no answer within {HANDSHAKE_TIMEOUT:?}"),
+                })
+            }
+            Ok(Err(e)) => {
+                return Reply::Failed(ScanError::Starttls {
+                    addr: peer.to.clone(),
+                    refused: matches!(e, UpgradeError::Refused(_)),
+                    detail: format!("{proto}: {e}"),
+                })
+            }
+            Ok(Ok(())) => {}
+        }
+    }
     let hello = client_hello(version, suites, peer.sni.as_deref(), &random_bytes());
     match timeout_at(limit, tcp.write_all(&hello)).await {
         Err(_) => return late("sending a ClientHello"),
@@ -279,6 +341,32 @@ async fn exchange(peer: &Peer, version: LegacyVersion, suites: &[u16]) -> Reply 
         if let Some(reply) = buf.get(..n).and_then(|bytes| flight.feed(bytes)) {
             // Dropping the connection closes it: we never go past the server's first flight.
             return reply;
+        }
+    }
+}
+
+/// A fresh connection to the peer: straight to its address, or through the route's proxy
+/// (`connect`'s rules: the proxy is asked for `to` as it is).
+async fn open(peer: &Peer, limit: Instant) -> Result<TcpStream, ScanError> {
+    let lookup = connect::System(peer.route.ip_protocol);
+    match (&peer.route.proxy, &peer.to) {
+        (None, Destination::Addr(addr)) => {
+            TcpStream::connect(addr)
+                .await
+                .map_err(|e| ScanError::Connect {
+                    addr: peer.to.clone(),
+                    cause: Arc::new(e),
+                })
+        }
+        (None, Destination::Name { host, port }) => {
+            let (_, got) = connect::dial(&lookup, host, *port, None, None, limit).await;
+            got.map(|c| c.stream)
+                .map_err(|e| ScanError::Unreachable(e.to_string()))
+        }
+        (Some(proxy), to) => {
+            let (_, got) = connect::through(&lookup, proxy, to, limit).await;
+            got.map(|c| c.stream)
+                .map_err(|e| ScanError::Proxy(e.to_string()))
         }
     }
 }

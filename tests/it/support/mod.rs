@@ -5,6 +5,7 @@ pub mod exporter;
 pub mod hostile;
 pub mod pki;
 pub mod prom;
+pub mod proxies;
 pub mod servers;
 pub mod starttls_servers;
 
