@@ -29,13 +29,15 @@ pub enum FailureReason {
     HostnameMismatch,
     WeakKey,
     BadSignatureAlgorithm,
+    /// A certificate of the verified path is revoked (OCSP responder or CRL, `revocation:`).
+    Revoked,
     StarttlsRefused,
     Other,
 }
 
 impl FailureReason {
     /// Every reason, in label order; indexes `ALL` match `index()`.
-    pub const ALL: [FailureReason; 20] = [
+    pub const ALL: [FailureReason; 21] = [
         FailureReason::DnsError,
         FailureReason::ConnectionRefused,
         FailureReason::ConnectTimeout,
@@ -54,6 +56,7 @@ impl FailureReason {
         FailureReason::HostnameMismatch,
         FailureReason::WeakKey,
         FailureReason::BadSignatureAlgorithm,
+        FailureReason::Revoked,
         FailureReason::StarttlsRefused,
         FailureReason::Other,
     ];
@@ -79,6 +82,7 @@ impl FailureReason {
             FailureReason::HostnameMismatch => "hostname_mismatch",
             FailureReason::WeakKey => "weak_key",
             FailureReason::BadSignatureAlgorithm => "bad_signature_algorithm",
+            FailureReason::Revoked => "revoked",
             FailureReason::StarttlsRefused => "starttls_refused",
             FailureReason::Other => "other",
         }
@@ -100,6 +104,7 @@ impl FailureReason {
                 | FailureReason::HostnameMismatch
                 | FailureReason::WeakKey
                 | FailureReason::BadSignatureAlgorithm
+                | FailureReason::Revoked
         )
     }
 }

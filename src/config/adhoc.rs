@@ -13,6 +13,7 @@ use rustls_pki_types::ServerName;
 
 use super::endpoint::Endpoint;
 use super::{Config, HttpCheck, IpProtocol, ProbeKind, Spec, Target};
+use crate::revocation::Settings as RevocationSettings;
 
 impl Config {
     /// The configured target that probes `endpoint` as a URL says: same host, port, STARTTLS
@@ -79,6 +80,7 @@ impl Config {
             starttls: endpoint.starttls,
             http: http.clone(),
             scan_interval: None,
+            revocation: RevocationSettings::default(),
             roots: a.roots.clone(),
             client_config: a.client_config.clone(),
             client_cert_not_after: None,
@@ -95,6 +97,7 @@ impl Config {
                 starttls: endpoint.starttls,
                 http,
                 scan_interval: None,
+                revocation: RevocationSettings::default(),
                 ca: None,
                 client_cert: None,
                 client_key: None,
@@ -122,6 +125,7 @@ impl Target {
             starttls: self.starttls,
             http: self.http.clone(),
             scan_interval: self.scan_interval,
+            revocation: self.revocation,
             roots: self.roots.clone(),
             client_config: self.client_config.clone(),
             client_cert_not_after: self.client_cert_not_after,

@@ -23,6 +23,7 @@ use super::{
     duration, format_duration, Adhoc, Config, Problem, Spec, Target, TargetFileCache,
     DEFAULT_CONCURRENCY, DEFAULT_INTERVAL, DEFAULT_SCAN_INTERVAL, DEFAULT_TIMEOUT,
 };
+use crate::revocation::Settings as RevocationSettings;
 use crate::tls::verifier::{self, Roots};
 
 /// Target names taken so far: the position of the target that took each, and its line.
@@ -49,6 +50,7 @@ pub(super) struct Defaults {
     pub(super) ca_file: Option<At<String>>,
     pub(super) scan_interval: Option<Duration>,
     pub(super) scan: bool,
+    pub(super) revocation: RevocationSettings,
 }
 
 /// The field path `targets[i].name`.
@@ -138,10 +140,12 @@ impl Converter {
             "global.scan_interval",
             DEFAULT_SCAN_INTERVAL,
         );
+        let revocation = self.global_revocation(&global);
         let defaults = Defaults {
             interval,
             timeout,
             scan_interval,
+            revocation,
             scan: global.scan.as_ref().is_none_or(|s| s.value),
             // Absolute, so targets of target files (whose paths are relative to their own
             // file) inherit the same file.
@@ -337,6 +341,7 @@ impl Checked {
             starttls: probe.starttls,
             http: probe.http.clone(),
             scan_interval: probe.scan_interval,
+            revocation: probe.revocation,
             ca: tls.ca,
             client_cert: tls.client_cert,
             client_key: tls.client_key,
@@ -357,6 +362,7 @@ impl Checked {
             starttls: probe.starttls,
             http: probe.http,
             scan_interval: probe.scan_interval,
+            revocation: probe.revocation,
             roots: tls.roots,
             client_config: tls.client_config,
             spec,

@@ -40,6 +40,7 @@ pub(crate) use salvage::parse_as;
 pub use starttls::StartTls;
 pub use target_files::TargetFileCache;
 
+use crate::revocation::Settings as RevocationSettings;
 use crate::tls::verifier::Roots;
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
@@ -148,6 +149,8 @@ pub struct Target {
     /// How often to scan for legacy protocols and weak ciphers; `None`: never (`scan: false`,
     /// STARTTLS and redirect targets).
     pub scan_interval: Option<Duration>,
+    /// Revocation checks beyond the staple (`revocation:`, `revocation_max_crl_size`).
+    pub revocation: RevocationSettings,
     pub roots: Arc<Roots>,
     pub client_config: Arc<ClientConfig>,
     /// Expiry of the client certificate presented for mTLS (unix seconds).
@@ -182,11 +185,12 @@ impl Target {
             starttls,
             http,
             scan_interval,
+            revocation,
             ca,
             client_cert,
             client_key,
         } = &self.spec;
-        let settings = format!(
+        let mut settings = format!(
             "{:?}",
             (
                 name,
@@ -203,6 +207,11 @@ impl Target {
                 scan_interval
             )
         );
+        // Appended only when on, so targets without revocation checks keep the fingerprints
+        // of builds before it (their saved outcomes stay theirs across the upgrade).
+        if *revocation != RevocationSettings::default() {
+            settings.push_str(&format!("{revocation:?}"));
+        }
         let mut digest = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
         // Files as raw bytes (a CA bundle is not worth formatting); every part tagged and
         // length-prefixed, so two different specs never feed the same bytes.
@@ -239,6 +248,7 @@ struct Spec {
     starttls: Option<StartTls>,
     http: Option<HttpCheck>,
     scan_interval: Option<Duration>,
+    revocation: RevocationSettings,
     ca: Option<Vec<u8>>,
     client_cert: Option<Vec<u8>>,
     client_key: Option<Vec<u8>>,

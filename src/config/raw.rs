@@ -80,6 +80,10 @@ pub(crate) struct RawGlobal {
     pub(crate) ca_file: Option<At<String>>,
     pub(crate) scan_interval: Option<At<String>>,
     pub(crate) scan: Option<At<bool>>,
+    /// `off` (default), `ocsp`, `crl` or `all`: what targets without their own ask.
+    pub(crate) revocation: Option<At<String>>,
+    /// Bytes of one CRL download at most (the cache is shared, so the bound is too).
+    pub(crate) revocation_max_crl_size: Option<At<u64>>,
 }
 
 /// One endpoint to probe.
@@ -103,6 +107,8 @@ pub(crate) struct RawTarget {
     pub(crate) scan_interval: Option<At<String>>,
     /// `false` turns the legacy protocol and weak cipher scan off.
     pub(crate) scan: Option<At<bool>>,
+    /// `off`, `ocsp`, `crl` or `all` (see `revocation::Mode`).
+    pub(crate) revocation: Option<At<String>>,
     /// Label values carry the position used for errors about their names too.
     #[serde(default)]
     pub(crate) labels: BTreeMap<String, At<String>>,

@@ -178,6 +178,8 @@ impl Shift for RawGlobal {
             ca_file,
             scan_interval,
             scan,
+            revocation,
+            revocation_max_crl_size,
         } = self;
         interval.shift(lines);
         timeout.shift(lines);
@@ -185,6 +187,8 @@ impl Shift for RawGlobal {
         ca_file.shift(lines);
         scan_interval.shift(lines);
         scan.shift(lines);
+        revocation.shift(lines);
+        revocation_max_crl_size.shift(lines);
     }
 }
 
@@ -214,6 +218,7 @@ impl Shift for RawTarget {
             http,
             scan_interval,
             scan,
+            revocation,
             labels,
         } = self;
         name.shift(lines);
@@ -231,6 +236,7 @@ impl Shift for RawTarget {
         http.shift(lines);
         scan_interval.shift(lines);
         scan.shift(lines);
+        revocation.shift(lines);
         labels.shift(lines);
     }
 }
