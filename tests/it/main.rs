@@ -27,6 +27,7 @@ mod probe_formats;
 mod prometheus;
 mod properties;
 mod reuse;
+mod revocation;
 mod scale;
 mod scheduling;
 mod starttls;
