@@ -107,7 +107,7 @@ const fn counter(name: &'static str, help: &'static str) -> Family {
 
 pub(crate) const PROBE_SUCCESS: Family = gauge(
     "tls_probe_success",
-    "1 if the latest probe completed a handshake, the chain is valid for the server name and the server accepted us; else 0.",
+    "1 if the latest probe completed a handshake, the chain is valid for the server name and the server accepted us (and, with revocation: on, no certificate of the path is known to be revoked); else 0.",
 );
 pub(crate) const HANDSHAKE_SUCCESS: Family = gauge(
     "tls_handshake_success",

@@ -226,7 +226,7 @@ pub(crate) fn subjects(
                     .map(|(_, c)| c.clone()),
             );
             let issuer = Issuer::find(&candidates, anchors)?;
-            subject(depth, der.as_ref(), issuer)
+            subject(depth, der.as_ref(), issuer, anchors)
         })
         .collect()
 }
@@ -291,9 +291,22 @@ pub(crate) fn unix_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// The subject for `der`, with the URLs its extensions name.
-fn subject(depth: usize, der: &[u8], issuer: Issuer) -> Option<Subject> {
+/// The subject for `der`, with the URLs its extensions name; `None` for a trust anchor (an
+/// intermediate named in `ca_file` ends the path: nothing above or at it is checked).
+fn subject(
+    depth: usize,
+    der: &[u8],
+    issuer: Issuer,
+    anchors: &[TrustAnchor<'_>],
+) -> Option<Subject> {
     let (_, cert) = X509Certificate::from_der(der).ok()?;
+    let is_anchor = anchors
+        .iter()
+        .map(Issuer::from_anchor)
+        .any(|a| a.name() == cert.subject().as_raw() && a.spki() == cert.public_key().raw);
+    if is_anchor {
+        return None;
+    }
     let mut ocsp = Vec::new();
     let mut crl = Vec::new();
     for ext in cert.extensions() {

@@ -457,6 +457,36 @@ async fn all_checks_every_certificate_below_the_anchor() {
     ]);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_stops_at_an_intermediate_trusted_as_anchor() {
+    let files = Files::start().await;
+    let root = Ca::root("Revocation Test Root");
+    let inter = root.intermediate(
+        &Spec::leaf("Revocation Test Intermediate")
+            .sans(&[])
+            .serial(2)
+            .crl(&files.url("/root.crl")),
+    );
+    let leaf = inter.leaf(&leaf_spec(SERIAL, None, Some(&files.url("/inter.crl"))));
+    let t = now();
+    files.put("/inter.crl", inter.crl(&[], t - 60, t + 86_400));
+    files.put("/root.crl", root.crl(&[2], t - 60, t + 86_400));
+    let p = Pki { root, inter, leaf };
+    let server = serve(&p, &p.leaf).await;
+    // The intermediate is the trust anchor: the path ends there, its revocation is not asked.
+    let e = exporter(
+        Exporter::dir(),
+        &p.inter,
+        &[("t", server.addr.port())],
+        ", revocation: all",
+    );
+    assert_eq!(wait_status(&e, "t", 0, "crl").0, "good");
+    let m = e.wait_probes("t", 4);
+    m.assert_lines(&["tls_probe_success{target=\"t\"} 1".to_string()]);
+    m.assert_absent(&["tls_revocation_status_info{target=\"t\",depth=\"1\"".to_string()]);
+    assert_eq!(files.hits("/root.crl"), 0);
+}
+
 /// One target whose leaf's CRL is `crl` (as served), with `global` YAML added.
 async fn crl_case(
     crl: impl FnOnce(&Pki) -> Vec<u8>,
