@@ -147,12 +147,18 @@ impl Cache {
             Ok(_slot) => ask(&key, &subject, max_crl_size).await,
             Err(_) => return,
         };
-        tracing::debug!(
-            url = key.url.as_str(),
-            method = key.method.as_label(),
-            ok = answer.result.is_ok(),
-            "revocation source fetched"
-        );
+        match &answer.result {
+            Ok(_) => tracing::debug!(
+                url = key.url.as_str(),
+                method = key.method.as_label(),
+                "revocation answer fetched"
+            ),
+            // A sentence already naming the URL; retried after MIN_REFETCH.
+            Err(why) => tracing::info!(
+                method = key.method.as_label(),
+                "revocation check failed: {why}"
+            ),
+        }
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let entry = entries.map.entry(key).or_default();
         entry.answer = Some(Arc::new(answer));
