@@ -5,7 +5,7 @@
 //! facts per target, and `server` serves `/metrics` (rendered by `metrics` alone, answered by
 //! `scrape`) and the status pages (rendered by `status`) from them, on the bounded `listener`
 //! (TLS and basic auth from `web_config`). Layers, lowest first, each importing only those below
-//! it: `verdict` → `tls` → `config` → `probe` → `state` → `metrics` → `status` →
+//! it: `verdict` → `tls` → `revocation` → `config` → `probe` → `state` → `metrics` → `status` →
 //! `server`/`scheduler`/`reload` (checked by `scripts/check-layers`); `storage` (the state
 //! across restarts) sits beside `metrics`, above `state`. `fuzzing`, hidden, sits above them all:
 //! it hands the parsers of outside bytes to the fuzz targets (`fuzz/`) and the property tests.
@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod migrate;
 pub mod probe;
 pub mod reload;
+pub mod revocation;
 pub mod scheduler;
 pub mod scrape;
 pub mod server;

@@ -29,6 +29,8 @@ pub enum FailureReason {
     HostnameMismatch,
     WeakKey,
     BadSignatureAlgorithm,
+    /// A certificate of the verified path is revoked (OCSP responder or CRL, `revocation:`).
+    Revoked,
     StarttlsRefused,
     ProxyError,
     Other,
@@ -36,7 +38,7 @@ pub enum FailureReason {
 
 impl FailureReason {
     /// Every reason, in label order; indexes `ALL` match `index()`.
-    pub const ALL: [FailureReason; 21] = [
+    pub const ALL: [FailureReason; 22] = [
         FailureReason::DnsError,
         FailureReason::ConnectionRefused,
         FailureReason::ConnectTimeout,
@@ -55,6 +57,7 @@ impl FailureReason {
         FailureReason::HostnameMismatch,
         FailureReason::WeakKey,
         FailureReason::BadSignatureAlgorithm,
+        FailureReason::Revoked,
         FailureReason::StarttlsRefused,
         FailureReason::ProxyError,
         FailureReason::Other,
@@ -81,6 +84,7 @@ impl FailureReason {
             FailureReason::HostnameMismatch => "hostname_mismatch",
             FailureReason::WeakKey => "weak_key",
             FailureReason::BadSignatureAlgorithm => "bad_signature_algorithm",
+            FailureReason::Revoked => "revoked",
             FailureReason::StarttlsRefused => "starttls_refused",
             FailureReason::ProxyError => "proxy_error",
             FailureReason::Other => "other",
@@ -103,6 +107,7 @@ impl FailureReason {
                 | FailureReason::HostnameMismatch
                 | FailureReason::WeakKey
                 | FailureReason::BadSignatureAlgorithm
+                | FailureReason::Revoked
         )
     }
 }

@@ -14,6 +14,7 @@ use rustls_pki_types::ServerName;
 
 use super::endpoint::Endpoint;
 use super::{Config, Files, HttpCheck, IpProtocol, Module, ProbeKind, Target};
+use crate::revocation::Settings as RevocationSettings;
 
 impl Config {
     /// The configured target that probes `endpoint` as a URL says: same host, port, STARTTLS
@@ -70,6 +71,7 @@ impl Config {
             starttls: endpoint.starttls,
             http: http.clone(),
             scan_interval: None,
+            revocation: RevocationSettings::default(),
             proxy: a.proxy.clone(),
             roots: a.roots.clone(),
             client_config: a.client_config.clone(),
@@ -173,6 +175,7 @@ impl Module {
             client_cert_not_after: tpl.client_cert_not_after,
             output: self.output,
             proxy: tpl.proxy.clone(),
+            revocation: tpl.revocation,
             files: tpl.files.clone(),
         })
     }
@@ -210,6 +213,7 @@ impl Target {
             http: self.http.clone(),
             scan_interval: self.scan_interval,
             proxy: self.proxy.clone(),
+            revocation: self.revocation,
             roots: self.roots.clone(),
             client_config: self.client_config.clone(),
             client_cert_not_after: self.client_cert_not_after,

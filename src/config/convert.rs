@@ -26,6 +26,7 @@ use super::{
     duration, format_duration, Adhoc, Config, Files, Output, Problem, Target, TargetFileCache,
     DEFAULT_CONCURRENCY, DEFAULT_INTERVAL, DEFAULT_SCAN_INTERVAL, DEFAULT_TIMEOUT,
 };
+use crate::revocation::Settings as RevocationSettings;
 use crate::tls::verifier::{self, Roots};
 
 /// Target names taken so far: the position of the target that took each, and its line.
@@ -58,6 +59,7 @@ pub(super) struct Defaults {
     pub(super) scan: bool,
     /// `global.proxy_url`, when valid.
     pub(super) proxy: Option<Arc<super::Proxy>>,
+    pub(super) revocation: RevocationSettings,
 }
 
 /// The field path `targets[i].name`.
@@ -158,11 +160,13 @@ impl Converter {
             .proxy_url
             .as_ref()
             .and_then(|span| self.proxy_url(span, "global.proxy_url"));
+        let revocation = self.global_revocation(&global);
         let defaults = Defaults {
             proxy,
             interval,
             timeout,
             scan_interval,
+            revocation,
             scan: global.scan.as_ref().is_none_or(|s| s.value),
             // Absolute, so targets of target files (whose paths are relative to their own
             // file) inherit the same file.
@@ -371,6 +375,7 @@ impl Checked {
             http: probe.http,
             scan_interval: probe.scan_interval,
             proxy: probe.proxy,
+            revocation: probe.revocation,
             roots: tls.roots,
             client_config: tls.client_config,
             output: self.output,

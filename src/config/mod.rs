@@ -47,6 +47,7 @@ pub(crate) use salvage::parse_as;
 pub use starttls::StartTls;
 pub use target_files::TargetFileCache;
 
+use crate::revocation::Settings as RevocationSettings;
 use crate::tls::verifier::Roots;
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
@@ -177,6 +178,8 @@ pub struct Target {
     pub scan_interval: Option<Duration>,
     /// Connect through this proxy (`proxy_url:`).
     pub proxy: Option<Arc<Proxy>>,
+    /// Revocation checks beyond the staple (`revocation:`, `revocation_max_crl_size`).
+    pub revocation: RevocationSettings,
     pub roots: Arc<Roots>,
     pub client_config: Arc<ClientConfig>,
     /// Expiry of the client certificate presented for mTLS (unix seconds).
@@ -243,6 +246,7 @@ impl Target {
             // Compared by `same_as` and appended by `fingerprint` on their own (a target
             // without a proxy keeps the fingerprint of earlier builds).
             proxy: _,
+            revocation: _,
         } = self;
         (
             name,
@@ -272,6 +276,13 @@ impl Target {
         let settings = match &self.proxy {
             Some(p) => format!("{settings} via {p}"),
             None => settings,
+        };
+        // Appended only when on, so targets without revocation checks keep the fingerprints
+        // of builds before it (their saved outcomes stay theirs across the upgrade).
+        let settings = if self.revocation == RevocationSettings::default() {
+            settings
+        } else {
+            format!("{settings}{:?}", self.revocation)
         };
         let Files {
             ca,

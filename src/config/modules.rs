@@ -128,6 +128,7 @@ impl Converter {
                 scan_interval: None,
                 scan: None,
                 proxy_url: None,
+                revocation: None,
                 labels: BTreeMap::new(),
             };
             merge(&m, &mut alone, None);
@@ -257,6 +258,7 @@ fn merge(m: &RawModule, t: &mut RawTarget, relocate: Option<(u64, u64)>) -> Vec<
         scan_interval,
         scan,
         proxy_url,
+        revocation,
         output: _,
     } = m;
     let RawTarget {
@@ -278,6 +280,7 @@ fn merge(m: &RawModule, t: &mut RawTarget, relocate: Option<(u64, u64)>) -> Vec<
         scan_interval: own_scan_interval,
         scan: own_scan,
         proxy_url: own_proxy_url,
+        revocation: own_revocation,
     } = t;
     let mut taken = Vec::new();
     let mut f = Filler {
@@ -297,6 +300,7 @@ fn merge(m: &RawModule, t: &mut RawTarget, relocate: Option<(u64, u64)>) -> Vec<
     f.fill(own_scan_interval, scan_interval);
     f.fill(own_scan, scan);
     f.fill(own_proxy_url, proxy_url);
+    f.fill(own_revocation, revocation);
     if let Some(module_http) = http {
         let RawHttp { path, host } = module_http;
         let own = own_http.get_or_insert_with(RawHttp::default);
@@ -528,7 +532,7 @@ mod tests {
                 "modules:\n  m: {tmeout: 5s}\ntargets:\n  - {address: \"a:443\", module: m}\n  - {address: nope}\n"
             ),
             vec![
-                "t.yml:2:7: modules.m.tmeout: unknown field `tmeout`, expected one of server_name, ca_file, client_cert_file, client_key_file, interval, timeout, ip_protocol, resolve, probe, starttls, http, scan_interval, scan, proxy_url, output".to_string(),
+                "t.yml:2:7: modules.m.tmeout: unknown field `tmeout`, expected one of server_name, ca_file, client_cert_file, client_key_file, interval, timeout, ip_protocol, resolve, probe, starttls, http, scan_interval, scan, proxy_url, revocation, output".to_string(),
                 "t.yml:5:15: targets[1].address: \"nope\": expected host:port".to_string(),
             ]
         );

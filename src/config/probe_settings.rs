@@ -1,5 +1,5 @@
 //! How a target is probed: the probe kind, address family and resolution, the proxy, the
-//! STARTTLS upgrade, the HTTP request and the legacy scan's schedule.
+//! STARTTLS upgrade, the HTTP request, the legacy scan's schedule and the revocation checks.
 //!
 //! Who the target is, and the TLS material it uses, are `identity`'s and `tls_material`'s.
 
@@ -7,9 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::convert::{field, Converter, Defaults};
-use super::raw::At;
-use super::raw::RawTarget;
+use super::raw::{At, RawGlobal, RawTarget};
 use super::{HttpCheck, IpProtocol, ProbeKind, Proxy, ProxyKind, StartTls, DEFAULT_SCAN_INTERVAL};
+use crate::revocation::{Mode, Settings as RevocationSettings};
+
+/// The smallest `revocation_max_crl_size` accepted: no CRL is smaller.
+const MIN_CRL_SIZE: u64 = 1024;
 
 /// A target's probe settings; invalid ones (reported) fall back to the defaults.
 pub(super) struct ProbeSettings {
@@ -20,6 +23,7 @@ pub(super) struct ProbeSettings {
     pub(super) http: Option<HttpCheck>,
     pub(super) scan_interval: Option<Duration>,
     pub(super) proxy: Option<Arc<Proxy>>,
+    pub(super) revocation: RevocationSettings,
 }
 
 impl Converter {
@@ -80,6 +84,13 @@ impl Converter {
             http,
             scan_interval: if scans { scan_interval } else { None },
             proxy,
+            revocation: RevocationSettings {
+                mode: match &t.revocation {
+                    Some(span) => self.revocation_mode(span, &field(i, "revocation")),
+                    None => defaults.revocation.mode,
+                },
+                ..defaults.revocation
+            },
         }
     }
 
@@ -93,6 +104,37 @@ impl Converter {
                 None
             }
         }
+    }
+
+    /// `global.revocation` and `global.revocation_max_crl_size`.
+    pub(super) fn global_revocation(&mut self, global: &RawGlobal) -> RevocationSettings {
+        let mut settings = RevocationSettings::default();
+        if let Some(span) = &global.revocation {
+            settings.mode = self.revocation_mode(span, "global.revocation");
+        }
+        match &global.revocation_max_crl_size {
+            Some(size) if size.value < MIN_CRL_SIZE => self.problem(
+                size,
+                "global.revocation_max_crl_size",
+                format!("must be at least {MIN_CRL_SIZE} bytes"),
+            ),
+            Some(size) => settings.max_crl_size = size.value,
+            None => {}
+        }
+        settings
+    }
+
+    /// `off`, `ocsp`, `crl` or `all`.
+    fn revocation_mode(&mut self, span: &At<String>, name: &str) -> Mode {
+        let found = Mode::ALL.into_iter().find(|m| m.as_str() == span.value);
+        found.unwrap_or_else(|| {
+            self.problem(
+                span,
+                name,
+                format!("{:?}: expected off, ocsp, crl or all", span.value),
+            );
+            Mode::Off
+        })
     }
 
     /// Which address family is tried first, and whether every address is probed.

@@ -92,6 +92,10 @@ pub(crate) struct RawGlobal {
     pub(crate) scan: Option<At<bool>>,
     /// `http://`, `socks5://` or `socks5h://` proxy for every target without its own.
     pub(crate) proxy_url: Option<At<String>>,
+    /// `off` (default), `ocsp`, `crl` or `all`: what targets without their own ask.
+    pub(crate) revocation: Option<At<String>>,
+    /// Bytes of one CRL download at most (the cache is shared, so the bound is too).
+    pub(crate) revocation_max_crl_size: Option<At<u64>>,
 }
 
 /// One endpoint to probe.
@@ -119,6 +123,8 @@ pub(crate) struct RawTarget {
     pub(crate) scan: Option<At<bool>>,
     /// The proxy this target's connections go through (overrides `global.proxy_url`).
     pub(crate) proxy_url: Option<At<String>>,
+    /// `off`, `ocsp`, `crl` or `all` (see `revocation::Mode`).
+    pub(crate) revocation: Option<At<String>>,
     /// Label values carry the position used for errors about their names too.
     #[serde(default)]
     pub(crate) labels: BTreeMap<String, At<String>>,
@@ -144,6 +150,7 @@ pub(crate) struct RawModule {
     pub(crate) scan_interval: Option<At<String>>,
     pub(crate) scan: Option<At<bool>>,
     pub(crate) proxy_url: Option<At<String>>,
+    pub(crate) revocation: Option<At<String>>,
     // Not a target setting: the `/probe` output format when `&format=` is absent.
     pub(crate) output: Option<At<String>>,
 }

@@ -202,6 +202,8 @@ impl Shift for RawGlobal {
             scan_interval,
             scan,
             proxy_url,
+            revocation,
+            revocation_max_crl_size,
         } = self;
         interval.shift(lines);
         timeout.shift(lines);
@@ -210,6 +212,8 @@ impl Shift for RawGlobal {
         scan_interval.shift(lines);
         scan.shift(lines);
         proxy_url.shift(lines);
+        revocation.shift(lines);
+        revocation_max_crl_size.shift(lines);
     }
 }
 
@@ -241,6 +245,7 @@ impl Shift for RawTarget {
             scan_interval,
             scan,
             proxy_url,
+            revocation,
             labels,
         } = self;
         name.shift(lines);
@@ -260,6 +265,7 @@ impl Shift for RawTarget {
         scan_interval.shift(lines);
         scan.shift(lines);
         proxy_url.shift(lines);
+        revocation.shift(lines);
         labels.shift(lines);
     }
 }
@@ -281,9 +287,11 @@ impl Shift for RawModule {
             scan_interval,
             scan,
             proxy_url,
+            revocation,
             output,
         } = self;
         proxy_url.shift(lines);
+        revocation.shift(lines);
         server_name.shift(lines);
         ca_file.shift(lines);
         client_cert_file.shift(lines);
@@ -364,7 +372,7 @@ pub(crate) fn parse_as<T: serde::de::DeserializeOwned>(
 mod tests {
     use super::super::problems_of;
 
-    const EXPECTED_FIELDS: &str = "expected one of name, address, module, server_name, ca_file, client_cert_file, client_key_file, interval, timeout, ip_protocol, resolve, probe, starttls, http, scan_interval, scan, proxy_url, labels";
+    const EXPECTED_FIELDS: &str = "expected one of name, address, module, server_name, ca_file, client_cert_file, client_key_file, interval, timeout, ip_protocol, resolve, probe, starttls, http, scan_interval, scan, proxy_url, revocation, labels";
 
     #[test]
     fn unknown_field_names_path_and_line() {

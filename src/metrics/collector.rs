@@ -12,6 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::*;
 use crate::config::ProbeKind;
 use crate::probe::outcome::ProbeOutcome;
+use crate::revocation::{Fact, Status};
 use crate::state::{Entry, State};
 use crate::tls::chain::Chain;
 use crate::tls::ocsp::CertStatus;
@@ -195,6 +196,7 @@ fn targets(e: &mut Encoder, entries: &[Entry], now: SystemTime) {
     });
     chains(e, &rows, now_s);
     ocsp(e, &rows);
+    revocation(e, &rows);
     http(e, &rows);
     scans(e, &labeled);
 }
@@ -427,6 +429,36 @@ fn ocsp(e: &mut Encoder, rows: &[Row]) {
     }
 }
 
+/// The revocation facts of each row, by depth and method (`revocation:` targets).
+fn revocation(e: &mut Encoder, rows: &[Row]) {
+    let mut depth_buf = itoa_cache();
+    let facts: Vec<_> = rows
+        .iter()
+        .flat_map(|r| r.outcome.revocation.iter().map(move |f| (r, f)))
+        .collect();
+    let mut write = |e: &mut Encoder, family: &Family, value: &dyn Fn(&Fact) -> Option<f64>| {
+        e.family(family);
+        for (r, f) in &facts {
+            let Some(v) = value(f) else { continue };
+            let depth = depth_label(&mut depth_buf, f.depth);
+            let mut extra = vec![("depth", depth), ("method", f.method.as_label())];
+            if family.name == REVOCATION_STATUS_INFO.name {
+                extra.push(("status", f.status.as_label()));
+            }
+            e.sample(family, &r.labels, &extra, v);
+        }
+    };
+    write(e, &REVOCATION_STATUS_INFO, &|_| Some(1.0));
+    write(e, &REVOCATION_CHECKED, &|f| Some(f.checked_at as f64));
+    write(e, &REVOCATION_NEXT_UPDATE, &|f| {
+        f.next_update.map(|t| t as f64)
+    });
+    write(e, &REVOCATION_REVOKED, &|f| match f.status {
+        Status::Revoked { at } => Some(at as f64),
+        _ => None,
+    });
+}
+
 fn http(e: &mut Encoder, rows: &[Row]) {
     per_row(e, &HTTP_STATUS_CODE, rows, |r| {
         match (&r.outcome.http, &r.outcome.redirect) {
@@ -532,6 +564,56 @@ mod tests {
 
     fn lines(text: &str) -> Vec<&str> {
         text.lines().filter(|l| !l.starts_with('#')).collect()
+    }
+
+    #[test]
+    fn revocation_facts_render_per_depth_and_method() {
+        use crate::revocation::Method;
+        let t = target("{name: api, address: \"127.0.0.1:1\", revocation: all}");
+        let state = State::default();
+        state.set_targets(std::slice::from_ref(&t));
+        let mut o = healthy(90_000);
+        let fact = |depth, method, status, next_update| Fact {
+            depth,
+            method,
+            url: "http://ca.example/".to_string(),
+            status,
+            checked_at: 4_000,
+            next_update,
+        };
+        o.failure = Some(Failure::new(FailureReason::Revoked, "revoked"));
+        o.revocation = vec![
+            fact(0, Method::Ocsp, Status::Revoked { at: 3_000 }, Some(7_000)),
+            fact(0, Method::Crl, Status::Error("down".to_string()), None),
+            fact(1, Method::Crl, Status::Good, Some(8_000)),
+        ];
+        let outcome = Arc::new(o);
+        state.record(&t, Check::Probe, vec![AddressOutcome { ip: None, outcome }]);
+        let text = render_targets(&state, UNIX_EPOCH + Duration::from_secs(5_000));
+        let got = lines(&text);
+        let l = "target=\"api\"";
+        let want = [
+            format!("tls_probe_success{{{l}}} 0"),
+            format!("tls_probe_failure_info{{{l},reason=\"revoked\"}} 1"),
+            format!("tls_revocation_status_info{{{l},depth=\"0\",method=\"ocsp\",status=\"revoked\"}} 1"),
+            format!("tls_revocation_status_info{{{l},depth=\"0\",method=\"crl\",status=\"error\"}} 1"),
+            format!("tls_revocation_status_info{{{l},depth=\"1\",method=\"crl\",status=\"good\"}} 1"),
+            format!("tls_revocation_checked_timestamp_seconds{{{l},depth=\"0\",method=\"ocsp\"}} 4000"),
+            format!("tls_revocation_checked_timestamp_seconds{{{l},depth=\"1\",method=\"crl\"}} 4000"),
+            format!("tls_revocation_next_update_timestamp_seconds{{{l},depth=\"0\",method=\"ocsp\"}} 7000"),
+            format!("tls_revocation_next_update_timestamp_seconds{{{l},depth=\"1\",method=\"crl\"}} 8000"),
+            format!("tls_revocation_revoked_timestamp_seconds{{{l},depth=\"0\",method=\"ocsp\"}} 3000"),
+        ];
+        for w in &want {
+            assert!(got.contains(&w.as_str()), "missing {w} in\n{text}");
+        }
+        let absent = [
+            "tls_revocation_next_update_timestamp_seconds{target=\"api\",depth=\"0\",method=\"crl\"}",
+            "tls_revocation_revoked_timestamp_seconds{target=\"api\",depth=\"1\"",
+        ];
+        for a in absent {
+            assert!(!text.contains(a), "unexpected {a} in\n{text}");
+        }
     }
 
     #[test]

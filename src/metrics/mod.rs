@@ -107,7 +107,7 @@ const fn counter(name: &'static str, help: &'static str) -> Family {
 
 pub(crate) const PROBE_SUCCESS: Family = gauge(
     "tls_probe_success",
-    "1 if the latest probe completed a handshake, the chain is valid for the server name and the server accepted us; else 0.",
+    "1 if the latest probe completed a handshake, the chain is valid for the server name and the server accepted us (and, with revocation: on, no certificate of the path is known to be revoked); else 0.",
 );
 pub(crate) const HANDSHAKE_SUCCESS: Family = gauge(
     "tls_handshake_success",
@@ -204,6 +204,22 @@ pub(crate) const OCSP_NEXT_UPDATE: Family = gauge(
 pub(crate) const OCSP_REVOCATION: Family = gauge(
     "tls_ocsp_revocation_timestamp_seconds",
     "Revocation time in the verified stapled OCSP response, when the status is revoked.",
+);
+pub(crate) const REVOCATION_STATUS_INFO: Family = gauge(
+    "tls_revocation_status_info",
+    "Revocation status of a certificate of the verified path by the OCSP responder or CRL it names (value 1), as known at the latest probe: good, revoked, unknown or error (no trustworthy answer).",
+);
+pub(crate) const REVOCATION_CHECKED: Family = gauge(
+    "tls_revocation_checked_timestamp_seconds",
+    "When the revocation answer the latest probe reports was fetched (answers are shared by every target and kept until their nextUpdate).",
+);
+pub(crate) const REVOCATION_NEXT_UPDATE: Family = gauge(
+    "tls_revocation_next_update_timestamp_seconds",
+    "nextUpdate of the revocation answer the latest probe reports, when it has one.",
+);
+pub(crate) const REVOCATION_REVOKED: Family = gauge(
+    "tls_revocation_revoked_timestamp_seconds",
+    "Revocation time of a certificate of the verified path, when its OCSP responder or CRL says revoked.",
 );
 pub(crate) const HTTP_STATUS_CODE: Family = gauge(
     "tls_http_status_code",

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::probe::http::{HttpFacts, RedirectFacts};
 use crate::probe::legacy::ScanResult;
+use crate::revocation::Fact;
 use crate::tls::chain::Chain;
 use crate::tls::ocsp::{OcspError, Stapled};
 use crate::verdict::{Failure, FailureReason};
@@ -66,6 +67,12 @@ pub struct ProbeOutcome {
     pub ocsp: Option<Result<Stapled, OcspError>>,
     /// The server answered rustls's OCSP request at all (certificates received).
     pub ocsp_checked: bool,
+    /// The latest known revocation state of the verified path's certificates (`revocation:`
+    /// targets), one fact per certificate and method: what the shared cache knew when this
+    /// probe ran (see `revocation`). Empty when off, before the first answer, or without a
+    /// verified path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revocation: Vec<Fact>,
     /// The HTTP GET over the session (`http:` targets): its facts, or why it failed.
     pub http: Option<Result<HttpFacts, String>>,
     /// The plain-HTTP redirect check (`probe: http_redirect` targets).
@@ -88,6 +95,7 @@ impl ProbeOutcome {
             client_auth_requested: false,
             ocsp: None,
             ocsp_checked: false,
+            revocation: Vec::new(),
             http: None,
             redirect: None,
             scan: None,

@@ -3,6 +3,8 @@
 //! Each phase is bounded by the probe's deadline and classified on failure. The handshake runs
 //! with the recording verifier (see `tls::verifier`), so a broken chain still yields protocol,
 //! cipher and every certificate; the verdict on the chain is computed after the handshake.
+//! With `revocation:` on, the latest known revocation state of the verified path is read from
+//! `revocation`'s shared cache (never waited for), and a revoked certificate fails the probe.
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
@@ -21,6 +23,7 @@ use super::outcome::{Negotiated, Phases, ProbeOutcome};
 use super::starttls::{self, UpgradeError};
 use super::{classify, connect, http, ProbeCtx};
 use crate::config::Target;
+use crate::revocation;
 use crate::tls::verifier::{self, Recorder};
 use crate::tls::{cache, describe, names, ocsp};
 use crate::verdict::{Failure, FailureReason};
@@ -108,6 +111,12 @@ async fn run(target: &Target, ctx: &ProbeCtx, out: &mut ProbeOutcome) -> Result<
             now,
         )));
         out.ocsp_checked = true;
+        if let Some(chain) = out.chain.as_deref() {
+            // Answers the shared cache has now; due fetches start beside this probe.
+            let anchors = target.roots.anchors();
+            let subjects = revocation::subjects(&rec.chain, chain, anchors, target.revocation.mode);
+            out.revocation = revocation::latest(&subjects, &target.revocation);
+        }
         if !rec.ocsp.is_empty() {
             let secs = now.as_secs() as i64;
             out.ocsp = Some(ocsp::check_chain(
@@ -167,12 +176,15 @@ async fn run(target: &Target, ctx: &ProbeCtx, out: &mut ProbeOutcome) -> Result<
             format!("the server's handshake signature did not verify: {sig}"),
         ));
     }
-    match out.chain {
-        None => Err(Failure::new(
+    if out.chain.is_none() {
+        return Err(Failure::new(
             FailureReason::Other,
             "server sent no certificate",
-        )),
-        Some(_) => Ok(()),
+        ));
+    }
+    match revocation::revoked_failure(&out.revocation, now.as_secs() as i64) {
+        Some(revoked) => Err(revoked),
+        None => Ok(()),
     }
 }
 

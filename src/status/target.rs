@@ -13,6 +13,7 @@ use super::expiry::{Expiry, Urgency};
 use super::html::{self, Esc, Scripts};
 use crate::config::{IpProtocol, ProbeKind};
 use crate::probe::outcome::{AddressOutcome, ProbeOutcome};
+use crate::revocation::{Fact, Status};
 use crate::state::{Entry, Probed};
 use crate::tls::chain::Chain;
 use crate::tls::ocsp::CertStatus;
@@ -234,6 +235,9 @@ fn latest(out: &mut String, p: &Probed, now: i64) {
     if o.ocsp_checked || o.ocsp.is_some() {
         fact(out, "OCSP staple", ocsp(o, now));
     }
+    for f in &o.revocation {
+        fact(out, "revocation", revocation(f, now));
+    }
     match &o.http {
         Some(Ok(h)) => {
             fact(out, "HTTP status", h.status);
@@ -306,6 +310,29 @@ fn phases(o: &ProbeOutcome) -> String {
         let _ = write!(s, " ({})", parts.join(", "));
     }
     s
+}
+
+/// One revocation fact as a sentence: "Leaf certificate (depth 0): good according to the CRL
+/// at http://…, checked 2026-… (5 minutes ago), next update …".
+fn revocation(f: &Fact, now: i64) -> String {
+    let which = if f.depth == 0 {
+        "leaf certificate".to_string()
+    } else {
+        format!("certificate at depth {}", f.depth)
+    };
+    let said = match &f.status {
+        Status::Revoked { .. } => format!("<b class=\"failing\">{}</b>", Esc(&f.to_string())),
+        _ => Esc(&f.to_string()).to_string(),
+    };
+    let next = f.next_update.map_or(String::new(), |n| {
+        format!(", next update {} ({})", Rfc3339(n), dates::left(n, now))
+    });
+    format!(
+        "{which} by {}: {said}; checked {} ({}){next}",
+        f.method.as_label().to_uppercase(),
+        Rfc3339(f.checked_at),
+        dates::ago(f.checked_at, now)
+    )
 }
 
 fn ocsp(o: &ProbeOutcome, now: i64) -> String {
@@ -606,6 +633,39 @@ mod tests {
             "<dt>verified path expires</dt><dd><span class=\"crit\">2023-11-15T22:13:20Z (1 day)</span></dd>",
             "TLS 1.3, TLS13_AES_128_GCM_SHA256, X25519",
             "team=&lt;core&gt;",
+        ] {
+            assert!(p.contains(want), "missing {want:?} in:\n{p}");
+        }
+    }
+
+    #[test]
+    fn revocation_facts_are_shown_as_sentences() {
+        use crate::revocation::{Fact, Method, Status};
+        let (state, t) = fixtures::state(ONE);
+        let mut o = fixtures::healthy("api.example", NOW - DAY, NOW + 60 * DAY);
+        o.revocation = vec![
+            Fact {
+                depth: 0,
+                method: Method::Ocsp,
+                url: "http://ocsp.example/?a=<b>".to_string(),
+                status: Status::Revoked { at: NOW - DAY },
+                checked_at: NOW - 300,
+                next_update: Some(NOW + DAY),
+            },
+            Fact {
+                depth: 1,
+                method: Method::Crl,
+                url: "http://crl.example/ca.crl".to_string(),
+                status: Status::Error("http://crl.example/ca.crl answered HTTP 404".to_string()),
+                checked_at: NOW - 60,
+                next_update: None,
+            },
+        ];
+        fixtures::record(&state, &t[0], o);
+        let p = page(&state, "api<1>");
+        for want in [
+            "<dt>revocation</dt><dd>leaf certificate by OCSP: <b class=\"failing\">revoked since 2023-11-13T22:13:20Z according to the OCSP responder at http://ocsp.example/?a=&lt;b&gt;</b>; checked 2023-11-14T22:08:20Z (5 minutes ago), next update 2023-11-15T22:13:20Z (1 day)</dd>",
+            "<dt>revocation</dt><dd>certificate at depth 1 by CRL: not checked: http://crl.example/ca.crl answered HTTP 404; checked 2023-11-14T22:12:20Z (1 minute ago)</dd>",
         ] {
             assert!(p.contains(want), "missing {want:?} in:\n{p}");
         }

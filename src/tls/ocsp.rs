@@ -130,6 +130,16 @@ impl Issuer {
         })
     }
 
+    /// The DER `Name` of the issuer (with its SEQUENCE header).
+    pub(crate) fn name(&self) -> &[u8] {
+        &self.name
+    }
+
+    /// The DER `SubjectPublicKeyInfo` of the issuer (with its SEQUENCE header).
+    pub(crate) fn spki(&self) -> &[u8] {
+        &self.spki
+    }
+
     /// The issuer described by a trust anchor, whose fields are stored without their outer
     /// SEQUENCE header (webpki's convention).
     pub fn from_anchor(anchor: &TrustAnchor<'_>) -> Issuer {
@@ -164,6 +174,54 @@ impl Issuer {
         });
         candidates.into_iter().nth(signer.unwrap_or(0))
     }
+}
+
+/// A nonce-free DER `OCSPRequest` (RFC 6960 §4.1) for `leaf` (DER) issued by `issuer`: one
+/// request whose CertID hashes with SHA-1, as RFC 5019 profiles it and every responder answers
+/// (the hash only names the issuer; no signature relies on it). Sent by `revocation` to the
+/// responder in the leaf's AIA; its answer goes through `check` like a stapled one.
+pub fn request(leaf: &[u8], issuer: &Issuer) -> Result<Vec<u8>, OcspError> {
+    let (_, leaf) = X509Certificate::from_der(leaf)
+        .map_err(|e| OcspError::Malformed(format!("certificate: {e}")))?;
+    let (_, spki) = SubjectPublicKeyInfo::from_der(&issuer.spki)
+        .map_err(|e| OcspError::Unverifiable(format!("issuer public key: {e}")))?;
+    let sha1 = &digest::SHA1_FOR_LEGACY_USE_ONLY;
+    let name_hash = digest::digest(sha1, leaf.issuer().as_raw());
+    let key_hash = digest::digest(sha1, spki.subject_public_key.data.as_ref());
+    // AlgorithmIdentifier { id-sha1, NULL }.
+    let mut cert_id = vec![
+        0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00,
+    ];
+    cert_id.extend(der_tlv(0x04, name_hash.as_ref()));
+    cert_id.extend(der_tlv(0x04, key_hash.as_ref()));
+    cert_id.extend(der_tlv(0x02, leaf.raw_serial()));
+    let request = der_sequence(&der_sequence(&cert_id));
+    let request_list = der_sequence(&request);
+    let tbs_request = der_sequence(&request_list);
+    Ok(der_sequence(&tbs_request))
+}
+
+/// Verifies a DER `SIGNED{}` structure (`SEQUENCE { tbs, signatureAlgorithm, signature }`:
+/// a certificate, a CRL) with the key of `issuer`, by the algorithms chain validation accepts.
+/// The reason it does not verify, in words.
+pub(crate) fn verify_signed(der: &[u8], issuer: &Issuer) -> Result<(), String> {
+    let mut outer = Reader::new(der);
+    let mut signed = outer.sequence("signed data").map_err(|e| e.to_string())?;
+    outer.end("signed data").map_err(|e| e.to_string())?;
+    let (_, tbs) = signed.next("tbs").map_err(|e| e.to_string())?;
+    let alg = signed
+        .algorithm("signatureAlgorithm")
+        .map_err(|e| e.to_string())?;
+    let signature = match signed
+        .universal(Tag::BitString, "signature")
+        .map_err(|e| e.to_string())?
+    {
+        [0, signature @ ..] => signature,
+        _ => return Err("signature BIT STRING has unused bits".to_string()),
+    };
+    let (_, spki) = SubjectPublicKeyInfo::from_der(&issuer.spki)
+        .map_err(|e| format!("issuer public key: {e}"))?;
+    verify_signature(&alg, &spki, tbs, signature)
 }
 
 /// `check` with the issuer found by `Issuer::find`: what the verifier callback has at hand
@@ -481,9 +539,14 @@ fn malformed(detail: impl Into<String>) -> OcspError {
 
 /// Wraps the content octets of a SEQUENCE in its DER header.
 fn der_sequence(content: &[u8]) -> Vec<u8> {
+    der_tlv(0x30, content)
+}
+
+/// Wraps content octets in a DER header with the one-byte `tag`.
+fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     let len = content.len();
     let mut out = Vec::with_capacity(len + 10);
-    out.push(0x30);
+    out.push(tag);
     if len < 0x80 {
         out.push(len as u8);
     } else {
@@ -861,6 +924,50 @@ mod tests {
         let leaf = lab.leaf(&ca, "1234");
         let resp = lab.respond(&valid("1234"), &ca, &ca, &leaf, None, &["-ndays", "1"]);
         (lab, ca, leaf, resp)
+    }
+
+    #[test]
+    fn built_request_is_answered_by_openssl_for_the_leaf() {
+        let lab = Lab::new();
+        let ca = lab.ca("ca", "ec:P-256");
+        let leaf = lab.leaf(&ca, "1234");
+        let req = request(&leaf.der, &issuer(&ca)).expect("request builds");
+        std::fs::write(lab.path("req.der"), &req).expect("write request");
+        std::fs::write(lab.path("index.txt"), revoked("1234")).expect("write index");
+        openssl(
+            Command::new("openssl")
+                .arg("ocsp")
+                .arg("-index")
+                .arg(lab.path("index.txt"))
+                .arg("-rsigner")
+                .arg(lab.path("ca.pem"))
+                .arg("-rkey")
+                .arg(lab.path("ca.key"))
+                .arg("-CA")
+                .arg(lab.path("ca.pem"))
+                .arg("-reqin")
+                .arg(lab.path("req.der"))
+                .arg("-respout")
+                .arg(lab.path("resp.der"))
+                .args(["-ndays", "1"]),
+        );
+        let resp = std::fs::read(lab.path("resp.der")).expect("read response");
+        let answered = check(&resp, &leaf.der, &issuer(&ca), now()).expect("verifies");
+        assert_eq!(answered.status, CertStatus::Revoked { at: REVOKED_AT });
+    }
+
+    #[test]
+    fn signed_structure_verifies_with_its_issuer_only() {
+        let lab = Lab::new();
+        let ca = lab.ca("ca", "ec:P-256");
+        let other = lab.ca("other", "ec:P-256");
+        let leaf = lab.leaf(&ca, "1234");
+        assert_eq!(verify_signed(&leaf.der, &issuer(&ca)), Ok(()));
+        assert_eq!(
+            verify_signed(&leaf.der, &issuer(&other)),
+            Err("bad signature".to_string())
+        );
+        assert!(verify_signed(b"\x30\x00", &issuer(&ca)).is_err());
     }
 
     #[test]

@@ -30,6 +30,7 @@ mod prometheus;
 mod properties;
 mod proxy;
 mod reuse;
+mod revocation;
 mod scale;
 mod scheduling;
 mod service_discovery;

@@ -46,6 +46,10 @@ pub struct Spec {
     pub not_before: i64,
     pub not_after: i64,
     pub serial: u64,
+    /// OCSP responder URL for the AIA extension.
+    pub ocsp_url: Option<String>,
+    /// URL for the CRL Distribution Points extension.
+    pub crl_url: Option<String>,
 }
 
 impl Spec {
@@ -58,6 +62,8 @@ impl Spec {
             not_before: now - 86_400,
             not_after: now + 90 * 86_400,
             serial: 0x1000 + (now as u64 % 1000),
+            ocsp_url: None,
+            crl_url: None,
         }
     }
 
@@ -77,6 +83,18 @@ impl Spec {
         self
     }
 
+    /// Names an OCSP responder (AIA) for the certificate.
+    pub fn ocsp(mut self, url: &str) -> Spec {
+        self.ocsp_url = Some(url.to_string());
+        self
+    }
+
+    /// Names a CRL distribution point for the certificate.
+    pub fn crl(mut self, url: &str) -> Spec {
+        self.crl_url = Some(url.to_string());
+        self
+    }
+
     fn params(&self, ca: bool) -> CertificateParams {
         let mut p = CertificateParams::new(self.sans.clone()).expect("valid SANs");
         p.distinguished_name
@@ -84,6 +102,14 @@ impl Spec {
         p.not_before = OffsetDateTime::from_unix_timestamp(self.not_before).expect("valid time");
         p.not_after = OffsetDateTime::from_unix_timestamp(self.not_after).expect("valid time");
         p.serial_number = Some(SerialNumber::from_slice(&self.serial.to_be_bytes()));
+        if let Some(url) = &self.crl_url {
+            p.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+                uris: vec![url.clone()],
+            }];
+        }
+        if let Some(url) = &self.ocsp_url {
+            p.custom_extensions.push(aia_ocsp(url));
+        }
         if ca {
             p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
             p.key_usages = vec![
@@ -99,6 +125,22 @@ impl Spec {
         }
         p
     }
+}
+
+/// The Authority Information Access extension naming one OCSP responder.
+fn aia_ocsp(url: &str) -> rcgen::CustomExtension {
+    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        assert!(content.len() < 128, "short test URLs only");
+        let mut v = vec![tag, content.len() as u8];
+        v.extend_from_slice(content);
+        v
+    }
+    // AccessDescription { id-ad-ocsp, [6] uniformResourceIdentifier }.
+    let oid = [0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01];
+    let mut desc = oid.to_vec();
+    desc.extend(tlv(0x86, url.as_bytes()));
+    let aia = tlv(0x30, &tlv(0x30, &desc));
+    rcgen::CustomExtension::from_oid_content(&[1, 3, 6, 1, 5, 5, 7, 1, 1], aia)
 }
 
 fn finish(spec: &Spec, cert: rcgen::Certificate, key: &KeyPair) -> Cert {
@@ -153,6 +195,32 @@ impl Ca {
             .signed_by(&key, &self.issuer)
             .expect("sign");
         finish(spec, cert, &key)
+    }
+
+    /// A DER CRL of this CA revoking `serials` (revoked an hour before `this_update`).
+    pub fn crl(&self, serials: &[u64], this_update: i64, next_update: i64) -> Vec<u8> {
+        let t = |u: i64| OffsetDateTime::from_unix_timestamp(u).expect("valid time");
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: t(this_update),
+            next_update: t(next_update),
+            crl_number: SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: serials
+                .iter()
+                .map(|s| rcgen::RevokedCertParams {
+                    serial_number: SerialNumber::from_slice(&s.to_be_bytes()),
+                    revocation_time: t(this_update - 3600),
+                    reason_code: None,
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        params
+            .signed_by(&self.issuer)
+            .expect("sign CRL")
+            .der()
+            .to_vec()
     }
 
     /// A leaf with a key and signature digest rcgen cannot make (e.g. `rsa:1024`, `-sha1`),
