@@ -82,6 +82,7 @@ impl Config {
             roots: a.roots.clone(),
             client_config: a.client_config.clone(),
             client_cert_not_after: None,
+            expect_cert_file: None,
             spec: Spec {
                 name: name.to_string(),
                 address,
@@ -98,6 +99,7 @@ impl Config {
                 ca: None,
                 client_cert: None,
                 client_key: None,
+                expect_cert_file: None,
             },
         })
     }
@@ -125,6 +127,7 @@ impl Target {
             roots: self.roots.clone(),
             client_config: self.client_config.clone(),
             client_cert_not_after: self.client_cert_not_after,
+            expect_cert_file: self.expect_cert_file.clone(),
             spec: self.spec.clone(),
         }
     }

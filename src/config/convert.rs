@@ -97,6 +97,7 @@ impl Converter {
                 targets.push(Arc::new(target));
             }
         }
+        let cert_files = self.cert_files(raw.files, &defaults);
         let files = self.target_files(&raw.target_files, &defaults, &mut names, cache);
         targets.extend(files.targets);
         let adhoc = Adhoc {
@@ -117,6 +118,7 @@ impl Converter {
             target_file_problems: files.problems,
             target_files: files.files,
             target_file_patterns: files.patterns,
+            cert_files,
         }
     }
 
@@ -205,6 +207,7 @@ impl Converter {
         let labels = self.labels(i, &t.labels);
         let probe = self.probe_settings(i, &t, defaults, identity.address.as_ref());
         let tls = self.tls_material(i, &t, defaults);
+        let expect_cert_file = self.expect_cert_file(i, &t);
         if self.problems.len() > before {
             return None;
         }
@@ -224,6 +227,7 @@ impl Converter {
             labels,
             probe,
             tls: tls?,
+            expect_cert_file,
         };
         Some(checked.into_target())
     }
@@ -316,6 +320,7 @@ struct Checked {
     labels: Vec<(String, String)>,
     probe: ProbeSettings,
     tls: TlsMaterial,
+    expect_cert_file: Option<PathBuf>,
 }
 
 impl Checked {
@@ -340,9 +345,11 @@ impl Checked {
             ca: tls.ca,
             client_cert: tls.client_cert,
             client_key: tls.client_key,
+            expect_cert_file: self.expect_cert_file.clone(),
         };
         Target {
             client_cert_not_after: tls.client_cert_not_after,
+            expect_cert_file: self.expect_cert_file,
             name: self.name,
             address: self.address,
             host: self.host,

@@ -10,6 +10,7 @@
 //! config.
 
 mod adhoc;
+mod cert_files;
 mod convert;
 mod duration;
 pub mod endpoint;
@@ -31,6 +32,7 @@ use std::time::Duration;
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 
+pub use cert_files::{CertFileEntry, CertFormat};
 pub(crate) use duration::format as format_duration;
 pub use duration::parse as parse_duration;
 pub(crate) use error::render as render_problems;
@@ -64,6 +66,8 @@ pub struct Config {
     pub target_files: Vec<PathBuf>,
     /// The `target_files` glob patterns, resolved against the config file's directory.
     pub target_file_patterns: Vec<String>,
+    /// The `files:` entries: certificate files at rest, read by `files`.
+    pub cert_files: Vec<Arc<CertFileEntry>>,
 }
 
 /// What an ad-hoc probe (`/probe` of an unconfigured endpoint) inherits: the global settings.
@@ -152,6 +156,8 @@ pub struct Target {
     pub client_config: Arc<ClientConfig>,
     /// Expiry of the client certificate presented for mTLS (unix seconds).
     pub client_cert_not_after: Option<i64>,
+    /// The certificate file holding the leaf this target should serve (`expect_cert_file`).
+    pub expect_cert_file: Option<PathBuf>,
     /// Everything the target was built from, file contents included: equal specs mean an
     /// unchanged target across a reload.
     spec: Spec,
@@ -185,6 +191,7 @@ impl Target {
             ca,
             client_cert,
             client_key,
+            expect_cert_file,
         } = &self.spec;
         let settings = format!(
             "{:?}",
@@ -221,6 +228,13 @@ impl Target {
                 }
             }
         }
+        // Only when set, so targets without it keep the digest of earlier builds.
+        if let Some(path) = expect_cert_file {
+            let path = path.to_string_lossy();
+            digest.update(&[2]);
+            digest.update(&(path.len() as u64).to_be_bytes());
+            digest.update(path.as_bytes());
+        }
         crate::tls::cert::hex(digest.finish().as_ref())
     }
 }
@@ -242,6 +256,7 @@ struct Spec {
     ca: Option<Vec<u8>>,
     client_cert: Option<Vec<u8>>,
     client_key: Option<Vec<u8>>,
+    expect_cert_file: Option<PathBuf>,
 }
 
 /// Reads and validates the config file at `path` (and its target files, with no history).

@@ -41,6 +41,9 @@ pub(crate) struct RawConfig {
     /// Glob patterns of target files (relative to the config file).
     #[serde(default)]
     pub(crate) target_files: Vec<At<String>>,
+    /// Certificate files at rest to watch (`files:`).
+    #[serde(default)]
+    pub(crate) files: Vec<RawCertFile>,
     /// Positions of targets that did not parse (filled when salvaging a broken file).
     #[serde(skip)]
     pub(crate) skipped: Vec<usize>,
@@ -68,6 +71,21 @@ pub(crate) struct LooseConfig {
     pub(crate) global: Option<At<serde::de::IgnoredAny>>,
     pub(crate) targets: Option<Vec<At<serde::de::IgnoredAny>>>,
     pub(crate) target_files: Option<Vec<At<String>>>,
+    pub(crate) files: Option<At<serde::de::IgnoredAny>>,
+}
+
+/// One `files:` entry: a glob of certificate files at rest, how to read them, their labels.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCertFile {
+    pub(crate) path: At<String>,
+    /// `pem` (default), `der`, `pkcs12` or `kubeconfig`.
+    pub(crate) format: Option<At<String>>,
+    pub(crate) password_file: Option<At<String>>,
+    /// How often the files are re-read (default: `global.interval`).
+    pub(crate) interval: Option<At<String>>,
+    #[serde(default)]
+    pub(crate) labels: BTreeMap<String, At<String>>,
 }
 
 /// Defaults for every target; every field optional.
@@ -103,6 +121,9 @@ pub(crate) struct RawTarget {
     pub(crate) scan_interval: Option<At<String>>,
     /// `false` turns the legacy protocol and weak cipher scan off.
     pub(crate) scan: Option<At<bool>>,
+    /// A certificate file holding the leaf this target should serve ("renewed but never
+    /// deployed").
+    pub(crate) expect_cert_file: Option<At<String>>,
     /// Label values carry the position used for errors about their names too.
     #[serde(default)]
     pub(crate) labels: BTreeMap<String, At<String>>,

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::de::IgnoredAny;
 
-use super::raw::{self, At, RawConfig, RawGlobal, RawHttp, RawTarget};
+use super::raw::{self, At, RawCertFile, RawConfig, RawGlobal, RawHttp, RawTarget};
 use super::Problem;
 
 /// Parses the file into raw structs. When it does not fit the schema, each section (`global`,
@@ -49,6 +49,12 @@ pub(super) fn deserialize(text: &str) -> (RawConfig, Vec<Problem>) {
     if let Some(g) = &loose.global {
         match parse_section::<RawGlobal>(text, &lines, g, "global") {
             Ok(global) => raw.global = global,
+            Err(p) => problems.push(p),
+        }
+    }
+    if let Some(f) = &loose.files {
+        match parse_section::<Vec<RawCertFile>>(text, &lines, f, "files") {
+            Ok(files) => raw.files = files,
             Err(p) => problems.push(p),
         }
     }
@@ -214,6 +220,7 @@ impl Shift for RawTarget {
             http,
             scan_interval,
             scan,
+            expect_cert_file,
             labels,
         } = self;
         name.shift(lines);
@@ -231,7 +238,31 @@ impl Shift for RawTarget {
         http.shift(lines);
         scan_interval.shift(lines);
         scan.shift(lines);
+        expect_cert_file.shift(lines);
         labels.shift(lines);
+    }
+}
+
+impl Shift for RawCertFile {
+    fn shift(&mut self, lines: u64) {
+        let RawCertFile {
+            path,
+            format,
+            password_file,
+            interval,
+            labels,
+        } = self;
+        path.shift(lines);
+        format.shift(lines);
+        password_file.shift(lines);
+        interval.shift(lines);
+        labels.shift(lines);
+    }
+}
+
+impl<T: Shift> Shift for Vec<T> {
+    fn shift(&mut self, lines: u64) {
+        self.iter_mut().for_each(|v| v.shift(lines));
     }
 }
 
@@ -283,7 +314,7 @@ pub(crate) fn parse_as<T: serde::de::DeserializeOwned>(
 mod tests {
     use super::super::problems_of;
 
-    const EXPECTED_FIELDS: &str = "expected one of name, address, server_name, ca_file, client_cert_file, client_key_file, interval, timeout, ip_protocol, resolve, probe, starttls, http, scan_interval, scan, labels";
+    const EXPECTED_FIELDS: &str = "expected one of name, address, server_name, ca_file, client_cert_file, client_key_file, interval, timeout, ip_protocol, resolve, probe, starttls, http, scan_interval, scan, expect_cert_file, labels";
 
     #[test]
     fn unknown_field_names_path_and_line() {
