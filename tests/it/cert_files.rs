@@ -113,6 +113,16 @@ fn file_series_carry_the_certificates_and_follow_the_files_on_disk() {
         ))
         .expect("days to expiry");
     assert!((days - 89.0).abs() < 1.01, "{days}");
+    let (status, page) = e.get("/").expect("status page");
+    assert_eq!(status, 200);
+    assert!(page.contains("<h2>Certificate files</h2>"), "{page}");
+    assert!(
+        page.contains(&format!(
+            "{} holds 2 certificates; the first to expire, CN web.example, expires <time",
+            d.join("certs/web.pem").display()
+        )),
+        "{page}"
+    );
 
     // Renewed on disk: the new certificate shows within a few re-read intervals.
     let renewed =
