@@ -1182,6 +1182,8 @@ fn targets_for(expr: &str) -> &'static [&'static str] {
         &[HSTS, REDIRECT]
     } else if has("tls_client_cert_") {
         &[MTLS]
+    } else if has("tls_cert_matches_expected") || has("tls_cert_expected_") {
+        &[HEALTHY]
     } else if has("tls_scan_") || has("tls_protocol_accepted") || has("tls_weak_cipher_accepted") {
         &SCANNED
     } else if has("failure") {
