@@ -308,6 +308,42 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_glob_reads_at_most_the_bound_of_files_in_path_order() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for i in 0..=MAX_FILES_PER_GLOB {
+            std::fs::write(dir.path().join(format!("{i:05}.pem")), "").expect("write");
+        }
+        let found = matches(&entry(&dir.path().join("*.pem"), CertFormat::Pem));
+        assert_eq!(found.len(), MAX_FILES_PER_GLOB);
+        assert!(
+            found.last().is_some_and(|p| p.ends_with("09999.pem")),
+            "{:?}",
+            found.last()
+        );
+    }
+
+    #[test]
+    fn a_missing_password_file_is_said_so_and_its_first_line_is_the_password() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let p = dir.path().join("a.p12");
+        std::fs::write(&p, b"whatever").expect("write");
+        let mut e = (*entry(&p, CertFormat::Pkcs12)).clone();
+        e.password_file = Some(dir.path().join("missing.pass"));
+        let err = read_file(&p, &Arc::new(e.clone()))
+            .read
+            .expect_err("no password");
+        assert!(
+            err.to_string().starts_with(&format!(
+                "cannot read the password of {}: cannot read ",
+                dir.path().join("missing.pass").display()
+            )),
+            "{err}"
+        );
+        std::fs::write(dir.path().join("missing.pass"), "s3cret\nignored\n").expect("write");
+        assert_eq!(password(&e).expect("password"), "s3cret");
+    }
+
+    #[test]
     fn a_glob_matches_files_in_path_order_without_directories() {
         let dir = tempfile::tempdir().expect("temp dir");
         for name in ["b.pem", "a.pem"] {

@@ -249,3 +249,44 @@ async fn a_renewed_file_the_server_does_not_serve_yet_stops_matching() {
     ]);
     drop(server);
 }
+
+#[test]
+fn a_reload_reads_new_file_entries_at_once() {
+    let dir = Exporter::dir();
+    let d = dir.path().canonicalize().expect("canonical temp dir");
+    let ca = Ca::root("Reload Root");
+    write(&d, "ca.pem", &ca.cert.pem);
+    let e = Exporter::start_with(
+        dir,
+        "targets: []\n",
+        &["--web.enable-lifecycle", "--config.watch-interval=0s"],
+    );
+    let p = format!("path=\"{}\"", d.join("ca.pem").display());
+    e.scrape()
+        .assert_absent(&[format!("tls_file_read_success{{{p}")]);
+    // An hour's interval: only the reload can explain a read now.
+    write(
+        &d,
+        "config.yml",
+        "files:\n  - {path: ca.pem, interval: 1h}\ntargets: []\n",
+    );
+    let (status, body) = e.post("/-/reload").expect("reload");
+    assert_eq!(status, 200, "{body}");
+    let m = e.wait_for("the new entry's file", |m| {
+        m.value(&format!("tls_file_read_success{{{p}}}")).is_some()
+    });
+    m.assert_lines(&[
+        format!("tls_file_read_success{{{p}}} 1"),
+        format!(
+            "tls_file_cert_not_after_timestamp_seconds{{{p},index=\"0\"}} {}",
+            ca.cert.not_after
+        ),
+    ]);
+    // Removed from the config: its series go with the next reload.
+    write(&d, "config.yml", "targets: []\n");
+    let (status, body) = e.post("/-/reload").expect("reload");
+    assert_eq!(status, 200, "{body}");
+    e.wait_for("the removed entry's series to vanish", |m| {
+        !m.0.contains(&format!("{{{p}"))
+    });
+}
