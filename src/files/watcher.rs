@@ -6,7 +6,7 @@
 //! glob that stops matching it, loses its series at the next round. A file whose read fails
 //! is logged once per new reason, and once when it recovers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -102,6 +102,8 @@ impl Drop for Watcher {
 
 async fn run(mut rx: watch::Receiver<Arc<Plan>>, sink: impl Fn(Arc<FileSet>) + Send + Sync) {
     let mut reported: HashMap<PathBuf, String> = HashMap::new();
+    // Patterns that matched no file at their latest read (warned once until they match).
+    let mut unmatched: HashSet<String> = HashSet::new();
     loop {
         let plan = rx.borrow_and_update().clone();
         let mut round = Round::new(&plan);
@@ -115,6 +117,7 @@ async fn run(mut rx: watch::Receiver<Arc<Plan>>, sink: impl Fn(Arc<FileSet>) + S
             let Ok(read) = read else {
                 return;
             };
+            note_unmatched(&plan, &read, &mut unmatched);
             round.merge(read);
             let set = round.set();
             log_changes(&set, &mut reported);
@@ -261,6 +264,25 @@ impl Due {
                     Some((i, read_file(path, entry)))
                 })
                 .collect(),
+        }
+    }
+}
+
+/// Warns once when a `files:` pattern that matched files (or was new) matches none: a typo in
+/// the path, or the files are gone (their series are gone too).
+fn note_unmatched(plan: &Plan, read: &Read, unmatched: &mut HashSet<String>) {
+    for (i, files) in &read.entries {
+        let Some(entry) = plan.entries.get(*i) else {
+            continue;
+        };
+        if !files.is_empty() {
+            unmatched.remove(&entry.pattern);
+        } else if unmatched.insert(entry.pattern.clone()) {
+            tracing::warn!(
+                pattern = %entry.pattern,
+                "the certificate file pattern {} matches no file, so it has no series",
+                entry.pattern
+            );
         }
     }
 }
