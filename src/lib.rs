@@ -5,12 +5,13 @@
 //! facts per target, and `server` serves `/metrics` (rendered by `metrics` alone, answered by
 //! `scrape`) and the status pages (rendered by `status`) from them, on the bounded `listener`
 //! (TLS and basic auth from `web_config`). Layers, lowest first, each importing only those below
-//! it: `verdict` → `tls` → `revocation` → `config` → `probe` → `state` → `metrics` → `status` →
+//! it: `verdict` → `tls` → `revocation` → `config` → `files`/`probe` → `state` → `metrics` → `status` →
 //! `server`/`scheduler`/`reload` (checked by `scripts/check-layers`); `storage` (the state
 //! across restarts) sits beside `metrics`, above `state`. `fuzzing`, hidden, sits above them all:
 //! it hands the parsers of outside bytes to the fuzz targets (`fuzz/`) and the property tests.
 
 pub mod config;
+pub mod files;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod listener;

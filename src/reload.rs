@@ -1,7 +1,8 @@
 //! Config reloads (SIGHUP, `POST /-/reload`, and a watcher of the config and target files):
 //! load, validate, apply; a bad file keeps the last good config running and flips
 //! `tls_exporter_config_last_reload_successful` to 0. A bad target file only costs that file:
-//! its last good content is kept.
+//! its last good content is kept. Each applied config also goes to the certificate-file
+//! watcher (`files::watcher`), which re-reads every file at once.
 //!
 //! A reload stuck on a file never blocks shutdown or later reloads: shutdown abandons it (its
 //! loader thread ends on its own, reads being bounded by `config::read`), and a later reload
@@ -16,6 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Mutex;
 
 use crate::config::{self, Config, ConfigError, Target, TargetFileCache};
+use crate::files::watcher::{Owns, Plan, Watcher};
 use crate::scheduler::Scheduler;
 use crate::shard::Shard;
 use crate::state::State;
@@ -85,6 +87,8 @@ pub struct Reloader {
     stop: tokio::sync::watch::Sender<bool>,
     /// Held from load to the recorded verdict: one reload at a time.
     loading: Mutex<()>,
+    /// Re-reads the certificate files (`files:`, `expect_cert_file`) of the config in force.
+    files: Watcher,
 }
 
 impl Reloader {
@@ -100,6 +104,10 @@ impl Reloader {
         let _running = scheduler.apply(&mine(&initial, shard), initial.concurrency);
         mark_success(&state);
         note_target_file_problems(&state, &initial);
+        let files = Watcher::start(file_plan(&initial, shard), {
+            let state = state.clone();
+            move |set| state.set_files(set)
+        });
         state.stats.ready.store(true, Ordering::Relaxed);
         Reloader {
             path,
@@ -112,6 +120,7 @@ impl Reloader {
             stopping: AtomicBool::new(false),
             stop: tokio::sync::watch::Sender::new(false),
             loading: Mutex::new(()),
+            files,
         }
     }
 
@@ -155,6 +164,7 @@ impl Reloader {
                 let running = scheduler.apply(&mine(&config, self.shard), config.concurrency);
                 let mut config = config;
                 share_running(&mut config, &running);
+                self.files.apply(file_plan(&config, self.shard));
                 let targets = config.targets.len();
                 let previous = std::mem::replace(
                     &mut *self.current.write().unwrap_or_else(|p| p.into_inner()),
@@ -199,6 +209,7 @@ impl Reloader {
     pub async fn shutdown(&self, deadline: tokio::time::Instant) {
         self.stopping.store(true, Ordering::Relaxed);
         self.stop.send_replace(true);
+        self.files.stop();
         let mut scheduler = self.scheduler.lock().await;
         scheduler.stop();
         scheduler.drain(deadline).await;
@@ -294,6 +305,14 @@ fn mine(config: &Config, shard: Option<Shard>) -> Vec<Arc<Target>> {
             .cloned()
             .collect(),
     }
+}
+
+/// The certificate files this process reads for `config`: with a shard, the `files:` matches
+/// it owns (by path) and the expected files of its own targets.
+fn file_plan(config: &Config, shard: Option<Shard>) -> Plan {
+    let owns: Option<Owns> =
+        shard.map(|s| Arc::new(move |p: &Path| s.owns(&p.to_string_lossy())) as Owns);
+    Plan::of(config, &mine(config, shard), owns)
 }
 
 fn mark_success(state: &State) {

@@ -1,4 +1,5 @@
-//! The latest outcome per target plus exporter self-state: plain facts that `/metrics`, `/probe`
+//! The latest outcome per target, the latest read of every certificate file (`files`), plus
+//! exporter self-state: plain facts that `/metrics`, `/probe`
 //! and the status page render (none of them holds label text or HTML here).
 //!
 //! Writers are the scheduler (one report per finished check), the reloader (target set) and,
@@ -13,6 +14,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::Target;
+use crate::files::FileSet;
 use crate::probe::legacy::LegacyVersion;
 use crate::probe::outcome::{AddressOutcome, ProbeOutcome};
 use crate::probe::Check;
@@ -261,10 +263,22 @@ pub struct State {
     entries: RwLock<BTreeMap<String, Entry>>,
     /// Bumped on every change of `entries`, so `storage` saves only when something changed.
     changes: AtomicU64,
+    /// The latest read of every certificate file (`files`), replaced whole by the watcher.
+    files: RwLock<Arc<FileSet>>,
     pub stats: Stats,
 }
 
 impl State {
+    /// Replaces the certificate files' latest reads (files no longer matched are gone).
+    pub fn set_files(&self, files: Arc<FileSet>) {
+        *self.files.write().unwrap_or_else(|p| p.into_inner()) = files;
+    }
+
+    /// The certificate files' latest reads.
+    pub fn files(&self) -> Arc<FileSet> {
+        self.files.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// Replaces the target set. Targets that keep their name keep their latest outcome until
     /// their next probe (no gap in their series), and their counters while their labels stay
     /// the same; removed targets disappear with all their series.

@@ -561,6 +561,7 @@ mod tests {
             issuer: "CN=Test \"Root\"\n".to_string(),
             serial: "01:02".to_string(),
             fingerprint_sha256: "ab".repeat(32),
+            spki_sha256: String::new(),
             dns_names: format!("{cn},127.0.0.1"),
             emails: Vec::new(),
             key: "RSA 2048".to_string(),

@@ -76,6 +76,7 @@ impl Config {
             roots: a.roots.clone(),
             client_config: a.client_config.clone(),
             client_cert_not_after: None,
+            expect_cert_file: None,
             output: None,
             files: Files {
                 ca: None,
@@ -176,6 +177,7 @@ impl Module {
             output: self.output,
             proxy: tpl.proxy.clone(),
             revocation: tpl.revocation,
+            expect_cert_file: None,
             files: tpl.files.clone(),
         })
     }
@@ -217,6 +219,7 @@ impl Target {
             roots: self.roots.clone(),
             client_config: self.client_config.clone(),
             client_cert_not_after: self.client_cert_not_after,
+            expect_cert_file: self.expect_cert_file.clone(),
             output: self.output,
             files: self.files.clone(),
         }

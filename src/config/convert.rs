@@ -112,6 +112,7 @@ impl Converter {
                 targets.push(Arc::new(target));
             }
         }
+        let cert_files = self.cert_files(raw.files, &defaults);
         let files = self.target_files(&raw.target_files, &defaults, &mut names, cache);
         targets.extend(files.targets);
         let adhoc = Adhoc {
@@ -135,6 +136,7 @@ impl Converter {
             target_file_patterns: files.patterns,
             modules,
             adhoc_rules,
+            cert_files,
         }
     }
 
@@ -232,6 +234,7 @@ impl Converter {
         let probe = self.probe_settings(i, &t, defaults, identity.address.as_ref());
         let tls = self.tls_material(i, &t, defaults);
         self.tag_module_problems(before, from_module.as_ref());
+        let expect_cert_file = self.expect_cert_file(i, &t);
         if self.problems.len() > before {
             return None;
         }
@@ -252,6 +255,7 @@ impl Converter {
             probe,
             tls: tls?,
             output: self.module_output(from_module.as_ref()),
+            expect_cert_file,
         };
         Some(checked.into_target())
     }
@@ -345,6 +349,7 @@ struct Checked {
     probe: ProbeSettings,
     tls: TlsMaterial,
     output: Option<Output>,
+    expect_cert_file: Option<PathBuf>,
 }
 
 impl Checked {
@@ -360,6 +365,7 @@ impl Checked {
         };
         Target {
             client_cert_not_after: tls.client_cert_not_after,
+            expect_cert_file: self.expect_cert_file,
             name: self.name,
             address: self.address,
             host: self.host,

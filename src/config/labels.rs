@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use super::raw::At;
 
-use super::convert::{field, Converter};
+use super::convert::Converter;
 
 /// Longest label name a target may set, in bytes.
 pub(super) const MAX_LABEL_NAME_BYTES: usize = 128;
@@ -57,6 +57,18 @@ impl Converter {
         i: usize,
         raw: &BTreeMap<String, At<String>>,
     ) -> Vec<(String, String)> {
+        self.labels_of(&format!("targets[{i}]"), raw, &[])
+    }
+
+    /// The valid labels written under `owner` (`targets[3]`, `files[0]`), sorted by name;
+    /// names in `reserved` are refused as well as the exporter's own.
+    pub(super) fn labels_of(
+        &mut self,
+        owner: &str,
+        raw: &BTreeMap<String, At<String>>,
+        reserved: &[&str],
+    ) -> Vec<(String, String)> {
+        let field = |name: &str| format!("{owner}.{name}");
         let mut out = Vec::with_capacity(raw.len());
         for (name, value) in raw {
             if name.len() > MAX_LABEL_NAME_BYTES {
@@ -65,13 +77,14 @@ impl Converter {
                     "label name {quoted:?}… is {} bytes long; at most {MAX_LABEL_NAME_BYTES} bytes are allowed",
                     name.len()
                 );
-                self.problem(value, &field(i, "labels"), msg);
+                self.problem(value, &field("labels"), msg);
                 continue;
             }
-            let field = field(i, &format!("labels.{name}"));
+            let field = field(&format!("labels.{name}"));
             if !valid_label_name(name) {
                 self.problem(value, &field, format!("{name:?} is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)"));
-            } else if RESERVED_LABELS.contains(&name.as_str()) {
+            } else if RESERVED_LABELS.contains(&name.as_str()) || reserved.contains(&name.as_str())
+            {
                 self.problem(
                     value,
                     &field,
@@ -92,11 +105,16 @@ impl Converter {
             let mut written: Vec<&At<String>> = raw.values().collect();
             written.sort_by_key(|v| (v.line, v.column));
             if let Some(first_extra) = written.get(MAX_LABELS) {
+                let per = if owner.starts_with("files") {
+                    "file entry"
+                } else {
+                    "target"
+                };
                 let msg = format!(
-                    "{} labels; at most {MAX_LABELS} are allowed per target",
+                    "{} labels; at most {MAX_LABELS} are allowed per {per}",
                     raw.len()
                 );
-                self.problem(first_extra, &field(i, "labels"), msg);
+                self.problem(first_extra, &field("labels"), msg);
             }
         }
         out

@@ -11,6 +11,7 @@
 
 mod adhoc;
 mod adhoc_rules;
+mod cert_files;
 mod convert;
 mod duration;
 pub mod endpoint;
@@ -36,6 +37,7 @@ use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 
 pub use adhoc_rules::AdhocRules;
+pub use cert_files::{CertFileEntry, CertFormat};
 pub(crate) use duration::format as format_duration;
 pub use duration::parse as parse_duration;
 pub(crate) use error::render as render_problems;
@@ -76,6 +78,8 @@ pub struct Config {
     modules: BTreeMap<String, Arc<Module>>,
     /// `adhoc_probes:`, when the config has it.
     adhoc_rules: Option<AdhocRules>,
+    /// The `files:` entries: certificate files at rest, read by `files`.
+    pub cert_files: Vec<Arc<CertFileEntry>>,
 }
 
 /// What an ad-hoc probe (`/probe` of an unconfigured endpoint) inherits: the global settings.
@@ -184,6 +188,8 @@ pub struct Target {
     pub client_config: Arc<ClientConfig>,
     /// Expiry of the client certificate presented for mTLS (unix seconds).
     pub client_cert_not_after: Option<i64>,
+    /// The certificate file holding the leaf this target should serve (`expect_cert_file`).
+    pub expect_cert_file: Option<PathBuf>,
     /// The `/probe` format of its module's `output:`, when `&format=` names none. Not
     /// compared by `same_as`: it does not change how the target is probed.
     pub output: Option<Output>,
@@ -214,6 +220,8 @@ impl Target {
     pub fn same_as(&self, other: &Target) -> bool {
         self.settings() == other.settings()
             && self.proxy == other.proxy
+            && self.revocation == other.revocation
+            && self.expect_cert_file == other.expect_cert_file
             && self.files == other.files
     }
 
@@ -247,6 +255,8 @@ impl Target {
             // without a proxy keeps the fingerprint of earlier builds).
             proxy: _,
             revocation: _,
+            // Compared by `same_as` and digested by `fingerprint` only when set.
+            expect_cert_file: _,
         } = self;
         (
             name,
@@ -306,6 +316,13 @@ impl Target {
                     digest.update(bytes);
                 }
             }
+        }
+        // Only when set, so targets without it keep the digest of earlier builds.
+        if let Some(path) = &self.expect_cert_file {
+            let path = path.to_string_lossy();
+            digest.update(&[2]);
+            digest.update(&(path.len() as u64).to_be_bytes());
+            digest.update(path.as_bytes());
         }
         crate::tls::cert::hex(digest.finish().as_ref())
     }

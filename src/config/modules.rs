@@ -129,6 +129,7 @@ impl Converter {
                 scan: None,
                 proxy_url: None,
                 revocation: None,
+                expect_cert_file: None,
                 labels: BTreeMap::new(),
             };
             merge(&m, &mut alone, None);
@@ -281,6 +282,8 @@ fn merge(m: &RawModule, t: &mut RawTarget, relocate: Option<(u64, u64)>) -> Vec<
         scan: own_scan,
         proxy_url: own_proxy_url,
         revocation: own_revocation,
+        // The certificate this one target should serve: not a profile's.
+        expect_cert_file: _,
     } = t;
     let mut taken = Vec::new();
     let mut f = Filler {
@@ -444,7 +447,8 @@ mod tests {
     #[test]
     fn module_fields_are_the_target_fields() {
         // The lists serde names for an unknown field: a module has every target field but the
-        // identity ones, and `output`.
+        // identity ones (`expect_cert_file` is one: each target serves its own certificate),
+        // and `output`.
         let listed = |yaml: &str| -> Vec<String> {
             let problems = problems_of(yaml);
             let line = problems.first().cloned().unwrap_or_default();
@@ -452,7 +456,9 @@ mod tests {
             list.split(", ").map(str::to_string).collect()
         };
         let mut target = listed("targets:\n  - {address: \"a:443\", nope: 1}\n");
-        target.retain(|f| !["name", "address", "module", "labels"].contains(&f.as_str()));
+        target.retain(|f| {
+            !["name", "address", "module", "labels", "expect_cert_file"].contains(&f.as_str())
+        });
         target.push("output".to_string());
         let module = listed("modules:\n  m: {nope: 1}\n");
         assert_eq!(module, target);

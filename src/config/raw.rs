@@ -46,6 +46,9 @@ pub(crate) struct RawConfig {
     pub(crate) modules: BTreeMap<String, RawModule>,
     /// What ad-hoc `/probe` targets (not in the config) may be, when they are enabled.
     pub(crate) adhoc_probes: Option<RawAdhocRules>,
+    /// Certificate files at rest to watch (`files:`).
+    #[serde(default)]
+    pub(crate) files: Vec<RawCertFile>,
     /// Positions of targets that did not parse (filled when salvaging a broken file).
     #[serde(skip)]
     pub(crate) skipped: Vec<usize>,
@@ -78,6 +81,21 @@ pub(crate) struct LooseConfig {
     pub(crate) target_files: Option<Vec<At<String>>>,
     pub(crate) modules: Option<BTreeMap<String, At<serde::de::IgnoredAny>>>,
     pub(crate) adhoc_probes: Option<At<serde::de::IgnoredAny>>,
+    pub(crate) files: Option<At<serde::de::IgnoredAny>>,
+}
+
+/// One `files:` entry: a glob of certificate files at rest, how to read them, their labels.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCertFile {
+    pub(crate) path: At<String>,
+    /// `pem` (default), `der`, `pkcs12` or `kubeconfig`.
+    pub(crate) format: Option<At<String>>,
+    pub(crate) password_file: Option<At<String>>,
+    /// How often the files are re-read (default: `global.interval`).
+    pub(crate) interval: Option<At<String>>,
+    #[serde(default)]
+    pub(crate) labels: BTreeMap<String, At<String>>,
 }
 
 /// Defaults for every target; every field optional.
@@ -125,6 +143,9 @@ pub(crate) struct RawTarget {
     pub(crate) proxy_url: Option<At<String>>,
     /// `off`, `ocsp`, `crl` or `all` (see `revocation::Mode`).
     pub(crate) revocation: Option<At<String>>,
+    /// A certificate file holding the leaf this target should serve ("renewed but never
+    /// deployed").
+    pub(crate) expect_cert_file: Option<At<String>>,
     /// Label values carry the position used for errors about their names too.
     #[serde(default)]
     pub(crate) labels: BTreeMap<String, At<String>>,

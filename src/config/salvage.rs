@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 
 use serde::de::IgnoredAny;
 
-use super::raw::{self, At, RawAdhocRules, RawConfig, RawGlobal, RawHttp, RawModule, RawTarget};
+use super::raw::{
+    self, At, RawAdhocRules, RawCertFile, RawConfig, RawGlobal, RawHttp, RawModule, RawTarget,
+};
 use super::Problem;
 
 /// Parses the file into raw structs. When it does not fit the schema, each section (`global`,
@@ -66,6 +68,12 @@ pub(super) fn deserialize(text: &str) -> (RawConfig, Vec<Problem>) {
     if let Some(a) = &loose.adhoc_probes {
         match parse_section::<RawAdhocRules>(text, &lines, a, "adhoc_probes") {
             Ok(rules) => raw.adhoc_probes = Some(rules),
+            Err(p) => problems.push(p),
+        }
+    }
+    if let Some(f) = &loose.files {
+        match parse_section::<Vec<RawCertFile>>(text, &lines, f, "files") {
+            Ok(files) => raw.files = files,
             Err(p) => problems.push(p),
         }
     }
@@ -246,6 +254,7 @@ impl Shift for RawTarget {
             scan,
             proxy_url,
             revocation,
+            expect_cert_file,
             labels,
         } = self;
         name.shift(lines);
@@ -266,6 +275,7 @@ impl Shift for RawTarget {
         scan.shift(lines);
         proxy_url.shift(lines);
         revocation.shift(lines);
+        expect_cert_file.shift(lines);
         labels.shift(lines);
     }
 }
@@ -324,6 +334,23 @@ impl Shift for RawAdhocRules {
     }
 }
 
+impl Shift for RawCertFile {
+    fn shift(&mut self, lines: u64) {
+        let RawCertFile {
+            path,
+            format,
+            password_file,
+            interval,
+            labels,
+        } = self;
+        path.shift(lines);
+        format.shift(lines);
+        password_file.shift(lines);
+        interval.shift(lines);
+        labels.shift(lines);
+    }
+}
+
 /// serde-saphyr parse with the field path (under `prefix`) of the first structural error.
 pub(crate) fn parse_as<T: serde::de::DeserializeOwned>(
     text: &str,
@@ -372,7 +399,7 @@ pub(crate) fn parse_as<T: serde::de::DeserializeOwned>(
 mod tests {
     use super::super::problems_of;
 
-    const EXPECTED_FIELDS: &str = "expected one of name, address, module, server_name, ca_file, client_cert_file, client_key_file, interval, timeout, ip_protocol, resolve, probe, starttls, http, scan_interval, scan, proxy_url, revocation, labels";
+    const EXPECTED_FIELDS: &str = "expected one of name, address, module, server_name, ca_file, client_cert_file, client_key_file, interval, timeout, ip_protocol, resolve, probe, starttls, http, scan_interval, scan, proxy_url, revocation, expect_cert_file, labels";
 
     #[test]
     fn unknown_field_names_path_and_line() {

@@ -23,6 +23,7 @@ pub fn render(state: &State, now: SystemTime) -> String {
     let entries = state.snapshot();
     let mut e = Encoder::with_capacity(1024 + entries.len() * 2048);
     targets(&mut e, &entries, now);
+    cert_files::render(&mut e, &state.files(), &entries, now);
     exporter::render(&mut e, state, entries.len());
     e.out
 }
@@ -32,6 +33,7 @@ pub fn render_to(state: &State, now: SystemTime, sink: Box<dyn FnMut(String) + S
     let entries = state.snapshot();
     let mut e = Encoder::streaming(sink);
     targets(&mut e, &entries, now);
+    cert_files::render(&mut e, &state.files(), &entries, now);
     exporter::render(&mut e, state, entries.len());
     e.flush();
 }
@@ -67,7 +69,7 @@ impl Row<'_> {
 }
 
 /// `target="name",label="value"` with text-format escaping.
-fn label_set(en: &Entry) -> String {
+pub(super) fn label_set(en: &Entry) -> String {
     let t = &en.target;
     let mut s = String::with_capacity(16 + t.name.len());
     let _ = write!(s, "target=\"{}\"", escape_label(&t.name));
@@ -77,7 +79,7 @@ fn label_set(en: &Entry) -> String {
     s
 }
 
-fn with_ip<'a>(labels: &'a str, ip: Option<std::net::IpAddr>) -> Cow<'a, str> {
+pub(super) fn with_ip<'a>(labels: &'a str, ip: Option<std::net::IpAddr>) -> Cow<'a, str> {
     match ip {
         None => Cow::Borrowed(labels),
         Some(ip) => Cow::Owned(format!("{labels},ip=\"{ip}\"")),
@@ -279,7 +281,7 @@ fn scans(e: &mut Encoder, labeled: &[Labeled]) {
     }
 }
 
-fn bool_value(b: bool) -> f64 {
+pub(super) fn bool_value(b: bool) -> f64 {
     if b {
         1.0
     } else {
@@ -490,11 +492,11 @@ fn http(e: &mut Encoder, rows: &[Row]) {
 }
 
 /// Depth labels without allocating per sample.
-fn itoa_cache() -> Vec<String> {
+pub(super) fn itoa_cache() -> Vec<String> {
     (0..16).map(|d| d.to_string()).collect()
 }
 
-fn depth_label(cache: &mut Vec<String>, depth: usize) -> &str {
+pub(super) fn depth_label(cache: &mut Vec<String>, depth: usize) -> &str {
     while cache.len() <= depth {
         cache.push(cache.len().to_string());
     }
@@ -529,6 +531,7 @@ mod tests {
             issuer: "CN=Test \"Root\"".to_string(),
             serial: "01".to_string(),
             fingerprint_sha256: "ab".to_string(),
+            spki_sha256: String::new(),
             dns_names: cn.to_string(),
             emails: Vec::new(),
             key: "ECDSA P-256".to_string(),

@@ -6,9 +6,10 @@
 //! only encodes OpenMetrics, whose `_total`/`info` conventions `promtool check metrics` rejects.)
 //! The blackbox_exporter and ssl_exporter formats keep their families (their names, labels and
 //! meanings) in `blackbox.rs` and `ssl_exporter.rs`; `go_x509.rs` renders certificate facts the
-//! way those Go programs do.
+//! way those Go programs do. Certificates at rest (`files:`) are rendered by `cert_files.rs`.
 
 mod blackbox;
+mod cert_files;
 mod collector;
 mod exporter;
 mod go_x509;
@@ -288,6 +289,46 @@ pub(crate) const CHAIN_EXPIRY: Family = gauge(
 pub(crate) const CERT_INFO: Family = gauge(
     "tls_cert_info",
     "Descriptive facts of each certificate sent in the latest probe (value 1).",
+);
+pub(crate) const FILE_READ_SUCCESS: Family = gauge(
+    "tls_file_read_success",
+    "1 if the latest read of the certificate file found and parsed every certificate in it; 0 if it is unreadable, malformed or the password is wrong (the log says why).",
+);
+pub(crate) const FILE_READ_TIMESTAMP: Family = gauge(
+    "tls_file_read_timestamp_seconds",
+    "Unix time of the latest read of the certificate file.",
+);
+pub(crate) const FILE_CERTIFICATES: Family = gauge(
+    "tls_file_certificates",
+    "Number of certificates in the certificate file at its latest read.",
+);
+pub(crate) const FILE_CERT_NOT_AFTER: Family = gauge(
+    "tls_file_cert_not_after_timestamp_seconds",
+    "Unix time after which each certificate of the file expires (index: position in the file, from 0).",
+);
+pub(crate) const FILE_CERT_NOT_BEFORE: Family = gauge(
+    "tls_file_cert_not_before_timestamp_seconds",
+    "Unix time before which each certificate of the file is not valid.",
+);
+pub(crate) const FILE_CERT_DAYS_TO_EXPIRY: Family = gauge(
+    "tls_file_cert_days_to_expiry",
+    "Days until each certificate of the file expires, computed at scrape time; negative once expired.",
+);
+pub(crate) const FILE_CERT_INFO: Family = gauge(
+    "tls_file_cert_info",
+    "Descriptive facts of each certificate of the file (value 1).",
+);
+pub(crate) const CERT_MATCHES_EXPECTED: Family = gauge(
+    "tls_cert_matches_expected",
+    "1 if the leaf sent in the latest probe is the leaf of the target's expect_cert_file (same public key and serial); else 0. Absent when either is unknown.",
+);
+pub(crate) const CERT_EXPECTED_NOT_BEFORE: Family = gauge(
+    "tls_cert_expected_not_before_timestamp_seconds",
+    "not-before of the leaf in the target's expect_cert_file, from its latest read.",
+);
+pub(crate) const CERT_EXPECTED_FILE_READ_SUCCESS: Family = gauge(
+    "tls_cert_expected_file_read_success",
+    "1 if the latest read of the target's expect_cert_file found its leaf; else 0 (the log says why).",
 );
 pub(crate) const BUILD_INFO: Family = gauge(
     "tls_exporter_build_info",

@@ -40,6 +40,7 @@ pub(crate) fn facts(cn: &str, not_after: i64) -> CertFacts {
         issuer: "CN=Test Root".to_string(),
         serial: "1a:2b".to_string(),
         fingerprint_sha256: "ab".to_string(),
+        spki_sha256: String::new(),
         dns_names: "api.example".to_string(),
         emails: Vec::new(),
         key: "ECDSA P-256".to_string(),

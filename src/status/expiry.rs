@@ -131,6 +131,7 @@ mod tests {
             issuer: String::new(),
             serial: String::new(),
             fingerprint_sha256: String::new(),
+            spki_sha256: String::new(),
             dns_names: String::new(),
             emails: Vec::new(),
             key: String::new(),

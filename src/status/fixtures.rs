@@ -34,6 +34,7 @@ pub(super) fn cert(cn: &str, not_before: i64, not_after: i64) -> CertFacts {
         issuer: "CN=Test \"Root\"".to_string(),
         serial: "10:00".to_string(),
         fingerprint_sha256: "ab".repeat(32),
+        spki_sha256: String::new(),
         dns_names: format!("{cn},127.0.0.1"),
         emails: Vec::new(),
         key: "ECDSA P-256".to_string(),

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use super::dates::{self, Rfc3339};
 use super::expiry::{Expiry, Urgency};
 use super::html::{self, Esc, Scripts, Url};
+use crate::files::FileSet;
 use crate::state::{Entry, Probed};
 use crate::verdict::FailureReason;
 
@@ -47,7 +48,7 @@ pub(crate) struct FleetQuery {
 }
 
 /// The page for the `entries` of a snapshot, at `now` (unix seconds).
-pub(crate) fn render(entries: &[Entry], q: &FleetQuery, now: i64) -> String {
+pub(crate) fn render(entries: &[Entry], files: &FileSet, q: &FleetQuery, now: i64) -> String {
     let mut rows: Vec<Row<'_>> = Vec::with_capacity(entries.len());
     for en in entries {
         Row::push_all(&mut rows, en, now);
@@ -130,9 +131,11 @@ pub(crate) fn render(entries: &[Entry], q: &FleetQuery, now: i64) -> String {
     }
     let _ = writeln!(
         out,
-        "Updated <time datetime=\"{t}\">{t}</time>; refreshes every {REFRESH_SECS} s.</p></div>",
+        "Updated <time datetime=\"{t}\">{t}</time>; refreshes every {REFRESH_SECS} s.</p>",
         t = Rfc3339(now)
     );
+    super::cert_files::render(&mut out, files, now);
+    out.push_str("</div>");
     html::close(&mut out, scripts);
     out
 }
@@ -708,7 +711,7 @@ mod tests {
     }
 
     fn page(state: &State, q: &FleetQuery) -> String {
-        render(&state.snapshot(), q, NOW)
+        render(&state.snapshot(), &state.files(), q, NOW)
     }
 
     /// The targets of the table's rows, in order.

@@ -4,8 +4,9 @@
 //! Both read the facts a state snapshot holds (outcomes, chains, scans, history), never metric
 //! label text, and escape every string that comes from a certificate, a server or the config.
 //! `fleet` and `target` build the pages, `html` escapes and frames them, `dates` writes times,
-//! `expiry` decides how urgent an expiry is. The routes are `server`'s.
+//! `expiry` decides how urgent an expiry is, `cert_files` lists the watched certificate files. The routes are `server`'s.
 
+mod cert_files;
 mod dates;
 mod expiry;
 mod fleet;
@@ -23,7 +24,7 @@ use crate::state::State;
 
 /// The fleet page at `now`.
 pub(crate) fn fleet_page(state: &State, q: &FleetQuery, now: SystemTime) -> String {
-    fleet::render(&state.snapshot(), q, dates::unix(now))
+    fleet::render(&state.snapshot(), &state.files(), q, dates::unix(now))
 }
 
 /// The page of the target named `name` at `now`, or `Err` with a page saying there is none.

@@ -26,6 +26,10 @@ pub struct CertFacts {
     /// Lower-case hex, colon separated, as `openssl x509 -serial` groups it.
     pub serial: String,
     pub fingerprint_sha256: String,
+    /// SHA-256 of the SubjectPublicKeyInfo, lower-case hex: the key, whatever certificate
+    /// carries it (to tell whether a served leaf is the one in a file, `files`).
+    #[serde(default)]
+    pub spki_sha256: String,
     /// Comma-joined DNS and IP SANs.
     pub dns_names: String,
     /// E-mail (rfc822Name) SANs, in certificate order.
@@ -63,6 +67,7 @@ impl CertFacts {
             &mut self.issuer,
             &mut self.serial,
             &mut self.fingerprint_sha256,
+            &mut self.spki_sha256,
             &mut self.dns_names,
             &mut self.key,
             &mut self.signature_algorithm,
@@ -93,6 +98,11 @@ pub fn parse(der: &[u8]) -> Result<CertFacts, MalformedCert> {
         issuer: cert.issuer().to_string(),
         serial: cert.raw_serial_as_string(),
         fingerprint_sha256: hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der).as_ref()),
+        spki_sha256: hex(aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            cert.public_key().raw,
+        )
+        .as_ref()),
         dns_names: san_names(&cert),
         emails: san_emails(&cert),
         key,

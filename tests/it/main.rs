@@ -11,6 +11,7 @@
 mod support;
 
 mod addresses;
+mod cert_files;
 mod chain;
 mod config_fixtures;
 mod deep;

@@ -111,7 +111,7 @@ const ALERTING: [&str; 7] = [
 
 /// What the fleet dashboard's count panels must show for this fleet (their `or vector(0)`
 /// would hide a broken query from a mere "has data" check).
-const FLEET_COUNTS: [(&str, f64); 25] = [
+const FLEET_COUNTS: [(&str, f64); 30] = [
     ("Targets", 14.0),
     ("Healthy", 9.0),
     ("Failing", 5.0),
@@ -137,6 +137,11 @@ const FLEET_COUNTS: [(&str, f64); 25] = [
     ("Exporters down", 0.0),
     ("Configured targets", 14.0),
     ("Invalid target files", 0.0),
+    ("Unreadable certificate files", 0.0),
+    ("File certificates past renewal", 0.0),
+    ("Renewed, not deployed", 0.0),
+    ("Endpoints serving the expected certificate", 1.0),
+    ("Certificate files watched", 2.0),
 ];
 
 /// Ports nothing listens on: below the ephemeral range that `:0` binds (of this and every
@@ -594,7 +599,7 @@ impl Fleet {
         let dir = Exporter::dir();
         write(dir.path(), "ca.pem", &root.cert.pem);
         let mut yaml =
-            "global: {interval: 1s, timeout: 800ms, ca_file: ca.pem, scan_interval: 5s}\ntargets:\n"
+            "global: {interval: 1s, timeout: 800ms, ca_file: ca.pem, scan_interval: 5s}\nfiles:\n  - {path: ca.pem, labels: {team: e2e}}\n  - {path: healthy.pem, labels: {team: e2e}}\ntargets:\n"
                 .to_string();
         let mut running = Vec::new();
         let mut target = |name: &str, address: &str, extra: &str| {
@@ -643,7 +648,14 @@ impl Fleet {
         for (name, spec) in leaves {
             let leaf = root.leaf(&spec);
             let server = servers::rustls(Opts::new(vec![leaf.der.clone()], leaf.key_der())).await;
-            target(name, &server.addr.to_string(), localhost);
+            if name == HEALTHY {
+                // The certificate at rest it should serve, and does (certificates at rest).
+                write(dir.path(), "healthy.pem", &leaf.pem);
+                let extra = format!("{localhost}    expect_cert_file: healthy.pem\n");
+                target(name, &server.addr.to_string(), &extra);
+            } else {
+                target(name, &server.addr.to_string(), localhost);
+            }
             running.push(server);
         }
         target(CLOSED, &format!("127.0.0.1:{}", CLOSED_PORTS[0]), localhost);
@@ -1170,6 +1182,8 @@ fn targets_for(expr: &str) -> &'static [&'static str] {
         &[HSTS, REDIRECT]
     } else if has("tls_client_cert_") {
         &[MTLS]
+    } else if has("tls_cert_matches_expected") || has("tls_cert_expected_") {
+        &[HEALTHY]
     } else if has("tls_scan_") || has("tls_protocol_accepted") || has("tls_weak_cipher_accepted") {
         &SCANNED
     } else if has("failure") {
