@@ -82,6 +82,8 @@ impl Config {
             roots: a.roots.clone(),
             client_config: a.client_config.clone(),
             client_cert_not_after: None,
+            ct_logs: a.ct_logs.as_ref().map(|(l, _)| l.clone()),
+            aia_fetch: a.aia_fetch,
             spec: Spec {
                 name: name.to_string(),
                 address,
@@ -98,6 +100,8 @@ impl Config {
                 ca: None,
                 client_cert: None,
                 client_key: None,
+                ct_logs: a.ct_logs.as_ref().map(|(_, d)| *d),
+                aia_fetch: a.aia_fetch,
             },
         })
     }
@@ -125,6 +129,8 @@ impl Target {
             roots: self.roots.clone(),
             client_config: self.client_config.clone(),
             client_cert_not_after: self.client_cert_not_after,
+            ct_logs: self.ct_logs.clone(),
+            aia_fetch: self.aia_fetch,
             spec: self.spec.clone(),
         }
     }

@@ -23,6 +23,7 @@ use super::{
     duration, format_duration, Adhoc, Config, Problem, Spec, Target, TargetFileCache,
     DEFAULT_CONCURRENCY, DEFAULT_INTERVAL, DEFAULT_SCAN_INTERVAL, DEFAULT_TIMEOUT,
 };
+use crate::tls::ct::LogList;
 use crate::tls::verifier::{self, Roots};
 
 /// Target names taken so far: the position of the target that took each, and its line.
@@ -49,6 +50,9 @@ pub(super) struct Defaults {
     pub(super) ca_file: Option<At<String>>,
     pub(super) scan_interval: Option<Duration>,
     pub(super) scan: bool,
+    /// The global log list and the digest of its file.
+    pub(super) ct_logs: Option<(Arc<LogList>, [u8; 32])>,
+    pub(super) aia_fetch: bool,
 }
 
 /// The field path `targets[i].name`.
@@ -108,6 +112,8 @@ impl Converter {
                 .entry(None)
                 .or_insert_with(|| verifier::client_config(None))
                 .clone(),
+            ct_logs: defaults.ct_logs.clone(),
+            aia_fetch: defaults.aia_fetch,
         };
         Config {
             path: path.to_path_buf(),
@@ -138,10 +144,16 @@ impl Converter {
             "global.scan_interval",
             DEFAULT_SCAN_INTERVAL,
         );
+        let ct_logs = global
+            .ct_log_list_file
+            .as_ref()
+            .and_then(|span| self.ct_log_list(span));
         let defaults = Defaults {
             interval,
             timeout,
             scan_interval,
+            ct_logs,
+            aia_fetch: global.aia_fetch.as_ref().is_some_and(|a| a.value),
             scan: global.scan.as_ref().is_none_or(|s| s.value),
             // Absolute, so targets of target files (whose paths are relative to their own
             // file) inherit the same file.
@@ -224,6 +236,8 @@ impl Converter {
             labels,
             probe,
             tls: tls?,
+            ct_logs: defaults.ct_logs.clone(),
+            aia_fetch: t.aia_fetch.as_ref().map_or(defaults.aia_fetch, |a| a.value),
         };
         Some(checked.into_target())
     }
@@ -316,6 +330,8 @@ struct Checked {
     labels: Vec<(String, String)>,
     probe: ProbeSettings,
     tls: TlsMaterial,
+    ct_logs: Option<(Arc<LogList>, [u8; 32])>,
+    aia_fetch: bool,
 }
 
 impl Checked {
@@ -340,6 +356,8 @@ impl Checked {
             ca: tls.ca,
             client_cert: tls.client_cert,
             client_key: tls.client_key,
+            ct_logs: self.ct_logs.as_ref().map(|(_, d)| *d),
+            aia_fetch: self.aia_fetch,
         };
         Target {
             client_cert_not_after: tls.client_cert_not_after,
@@ -359,6 +377,8 @@ impl Checked {
             scan_interval: probe.scan_interval,
             roots: tls.roots,
             client_config: tls.client_config,
+            ct_logs: self.ct_logs.map(|(l, _)| l),
+            aia_fetch: self.aia_fetch,
             spec,
         }
     }

@@ -11,6 +11,7 @@
 
 mod adhoc;
 mod convert;
+mod ct_logs;
 mod duration;
 pub mod endpoint;
 mod error;
@@ -40,6 +41,7 @@ pub(crate) use salvage::parse_as;
 pub use starttls::StartTls;
 pub use target_files::TargetFileCache;
 
+use crate::tls::ct::LogList;
 use crate::tls::verifier::Roots;
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
@@ -73,6 +75,8 @@ struct Adhoc {
     timeout: Duration,
     roots: Arc<Roots>,
     client_config: Arc<ClientConfig>,
+    ct_logs: Option<(Arc<LogList>, [u8; 32])>,
+    aia_fetch: bool,
 }
 
 impl Config {
@@ -152,6 +156,11 @@ pub struct Target {
     pub client_config: Arc<ClientConfig>,
     /// Expiry of the client certificate presented for mTLS (unix seconds).
     pub client_cert_not_after: Option<i64>,
+    /// The global `ct_log_list_file`, to verify SCTs against (`None`: SCTs are only counted).
+    pub ct_logs: Option<Arc<LogList>>,
+    /// When the chain is incomplete, fetch the missing issuer from the AIA caIssuers URL
+    /// (`tls_chain_valid_with_aia`).
+    pub aia_fetch: bool,
     /// Everything the target was built from, file contents included: equal specs mean an
     /// unchanged target across a reload.
     spec: Spec,
@@ -185,6 +194,8 @@ impl Target {
             ca,
             client_cert,
             client_key,
+            ct_logs,
+            aia_fetch,
         } = &self.spec;
         let settings = format!(
             "{:?}",
@@ -221,6 +232,15 @@ impl Target {
                 }
             }
         }
+        // Added after the parts above, and only when set, so that targets without them keep
+        // the fingerprints earlier builds gave them.
+        if let Some(d) = ct_logs {
+            digest.update(b"ct_log_list");
+            digest.update(d);
+        }
+        if *aia_fetch {
+            digest.update(b"aia_fetch");
+        }
         crate::tls::cert::hex(digest.finish().as_ref())
     }
 }
@@ -242,6 +262,9 @@ struct Spec {
     ca: Option<Vec<u8>>,
     client_cert: Option<Vec<u8>>,
     client_key: Option<Vec<u8>>,
+    /// SHA-256 of the log list file's content.
+    ct_logs: Option<[u8; 32]>,
+    aia_fetch: bool,
 }
 
 /// Reads and validates the config file at `path` (and its target files, with no history).

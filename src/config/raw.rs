@@ -80,6 +80,10 @@ pub(crate) struct RawGlobal {
     pub(crate) ca_file: Option<At<String>>,
     pub(crate) scan_interval: Option<At<String>>,
     pub(crate) scan: Option<At<bool>>,
+    /// A Certificate Transparency log list (`log_list.json` v3) to verify SCTs against.
+    pub(crate) ct_log_list_file: Option<At<String>>,
+    /// Fetch a missing issuer from the AIA caIssuers URL (every target's default).
+    pub(crate) aia_fetch: Option<At<bool>>,
 }
 
 /// One endpoint to probe.
@@ -106,4 +110,6 @@ pub(crate) struct RawTarget {
     /// Label values carry the position used for errors about their names too.
     #[serde(default)]
     pub(crate) labels: BTreeMap<String, At<String>>,
+    /// `true` fetches a missing issuer from the AIA caIssuers URL (`tls_chain_valid_with_aia`).
+    pub(crate) aia_fetch: Option<At<bool>>,
 }

@@ -178,7 +178,11 @@ impl Shift for RawGlobal {
             ca_file,
             scan_interval,
             scan,
+            ct_log_list_file,
+            aia_fetch,
         } = self;
+        ct_log_list_file.shift(lines);
+        aia_fetch.shift(lines);
         interval.shift(lines);
         timeout.shift(lines);
         concurrency.shift(lines);
@@ -214,8 +218,10 @@ impl Shift for RawTarget {
             http,
             scan_interval,
             scan,
+            aia_fetch,
             labels,
         } = self;
+        aia_fetch.shift(lines);
         name.shift(lines);
         address.shift(lines);
         server_name.shift(lines);
@@ -283,7 +289,7 @@ pub(crate) fn parse_as<T: serde::de::DeserializeOwned>(
 mod tests {
     use super::super::problems_of;
 
-    const EXPECTED_FIELDS: &str = "expected one of name, address, server_name, ca_file, client_cert_file, client_key_file, interval, timeout, ip_protocol, resolve, probe, starttls, http, scan_interval, scan, labels";
+    const EXPECTED_FIELDS: &str = "expected one of name, address, server_name, ca_file, client_cert_file, client_key_file, interval, timeout, ip_protocol, resolve, probe, starttls, http, scan_interval, scan, labels, aia_fetch";
 
     #[test]
     fn unknown_field_names_path_and_line() {

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::probe::http::{HttpFacts, RedirectFacts};
 use crate::probe::legacy::ScanResult;
 use crate::tls::chain::Chain;
+use crate::tls::ct::CtFacts;
 use crate::tls::ocsp::{OcspError, Stapled};
 use crate::verdict::{Failure, FailureReason};
 
@@ -61,6 +62,10 @@ pub struct ProbeOutcome {
     pub ocsp: Option<Result<Stapled, OcspError>>,
     /// The server answered rustls's OCSP request at all (certificates received).
     pub ocsp_checked: bool,
+    /// The Certificate Transparency timestamps the leaf came with (TLS probes that received
+    /// certificates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ct: Option<CtFacts>,
     /// The HTTP GET over the session (`http:` targets): its facts, or why it failed.
     pub http: Option<Result<HttpFacts, String>>,
     /// The plain-HTTP redirect check (`probe: http_redirect` targets).
@@ -83,6 +88,7 @@ impl ProbeOutcome {
             client_auth_requested: false,
             ocsp: None,
             ocsp_checked: false,
+            ct: None,
             http: None,
             redirect: None,
             scan: None,

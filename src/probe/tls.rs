@@ -22,7 +22,7 @@ use super::starttls::{self, UpgradeError};
 use super::{classify, connect, http, ProbeCtx};
 use crate::config::Target;
 use crate::tls::verifier::{self, Recorder};
-use crate::tls::{cache, describe, names, ocsp};
+use crate::tls::{cache, ct, describe, names, ocsp};
 use crate::verdict::{Failure, FailureReason};
 
 /// How long we wait, after a TLS 1.3 handshake in which the server asked for a client
@@ -109,6 +109,19 @@ async fn run(target: &Target, ctx: &ProbeCtx, out: &mut ProbeOutcome) -> Result<
                 secs,
             ));
         }
+        // SCTs of a stapled response count only when the response verified.
+        let stapled = match (&out.ocsp, rec.chain.first()) {
+            (Some(Ok(_)), Some(leaf)) => ocsp::stapled_scts(&rec.ocsp, leaf.as_ref()),
+            _ => None,
+        };
+        // rustls 0.23 cannot request the TLS signed_certificate_timestamp extension: no `tls`.
+        out.ct = Some(ct::assess(
+            &rec.chain,
+            stapled.as_deref(),
+            None,
+            target.roots.anchors(),
+            target.ct_logs.as_deref(),
+        ));
     }
     let mut stream = handshake?;
     out.handshake_ok = true;

@@ -42,7 +42,7 @@ const OID_SCT_X509: &[u8] = &[0x2b, 0x06, 0x01, 0x04, 0x01, 0xd6, 0x79, 0x02, 0x
 const MAX_EXTENSIONS: usize = 64;
 
 /// Where an SCT was delivered: the `source` label of `tls_cert_scts`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum SctSource {
     /// Embedded in the certificate by the CA.
     X509,
@@ -67,7 +67,7 @@ impl SctSource {
 }
 
 /// What we could tell about one SCT: the `status` label of `tls_cert_sct_info`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum SctStatus {
     /// Signed by the log it names, a log of the configured list.
     Verified,
