@@ -321,6 +321,9 @@ fn chains(e: &mut Encoder, rows: &[Row], now_s: f64) {
             bool_value(c.problem.is_none()),
         );
     }
+    per_row(e, &CHAIN_VALID_WITH_AIA, rows, |r| {
+        r.outcome.aia.as_ref().map(|a| bool_value(a.valid))
+    });
     e.family(&CHAIN_CERTIFICATES);
     for (r, c) in &with {
         e.sample(&CHAIN_CERTIFICATES, &r.labels, &[], c.sent as f64);

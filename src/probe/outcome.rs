@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use crate::probe::aia::AiaFacts;
 use crate::probe::http::{HttpFacts, RedirectFacts};
 use crate::probe::legacy::ScanResult;
 use crate::tls::chain::Chain;
@@ -66,6 +67,10 @@ pub struct ProbeOutcome {
     /// certificates).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ct: Option<CtFacts>,
+    /// The chain completed from AIA caIssuers URLs (`aia_fetch` targets that received
+    /// certificates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aia: Option<AiaFacts>,
     /// The HTTP GET over the session (`http:` targets): its facts, or why it failed.
     pub http: Option<Result<HttpFacts, String>>,
     /// The plain-HTTP redirect check (`probe: http_redirect` targets).
@@ -89,6 +94,7 @@ impl ProbeOutcome {
             ocsp: None,
             ocsp_checked: false,
             ct: None,
+            aia: None,
             http: None,
             redirect: None,
             scan: None,

@@ -5,6 +5,7 @@
 //!
 //! Depends only on `verdict`: nothing here knows about targets, probes, state or exposition.
 
+pub mod aia;
 pub mod cache;
 pub mod cert;
 pub mod chain;
