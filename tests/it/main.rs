@@ -13,6 +13,7 @@ mod support;
 mod addresses;
 mod chain;
 mod config_fixtures;
+mod ctaia;
 mod deep;
 mod details;
 mod endpoints;

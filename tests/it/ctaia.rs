@@ -1,0 +1,311 @@
+//! Certificate Transparency and AIA chasing against real servers on loopback: a leaf carrying
+//! SCTs signed by test logs (one listed, one not, one tampered) with a log list file, and
+//! leaves whose intermediate the server leaves out, fetched from an HTTP server at their AIA
+//! caIssuers URL (served, unreachable, oversize).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use rcgen::{
+    BasicConstraints, CertificateParams, CustomExtension, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SerialNumber, SigningKey,
+};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::support::exporter::{write, Exporter};
+use crate::support::servers::{self, Opts};
+
+/// A CA that signs with rcgen: its certificate, and the issuer handle.
+struct Ca {
+    der: CertificateDer<'static>,
+    pem: String,
+    spki: Vec<u8>,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+fn ca_params(cn: &str) -> CertificateParams {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    p
+}
+
+fn root(cn: &str) -> Ca {
+    let key = KeyPair::generate().unwrap();
+    let params = ca_params(cn);
+    let cert = params.self_signed(&key).unwrap();
+    Ca {
+        der: cert.der().clone(),
+        pem: cert.pem(),
+        spki: key.subject_public_key_info(),
+        issuer: Issuer::new(params, key),
+    }
+}
+
+fn intermediate(by: &Ca, cn: &str) -> Ca {
+    let key = KeyPair::generate().unwrap();
+    let params = ca_params(cn);
+    let cert = params.signed_by(&key, &by.issuer).unwrap();
+    Ca {
+        der: cert.der().clone(),
+        pem: cert.pem(),
+        spki: key.subject_public_key_info(),
+        issuer: Issuer::new(params, key),
+    }
+}
+
+fn leaf_params(serial: u8) -> CertificateParams {
+    let mut p = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    p.distinguished_name.push(DnType::CommonName, "localhost");
+    p.serial_number = Some(SerialNumber::from_slice(&[0x51, serial]));
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    p
+}
+
+fn der_element(tag: u8, contents: &[u8]) -> Vec<u8> {
+    let len = contents.len();
+    let mut out = vec![tag];
+    if len < 0x80 {
+        out.push(len as u8);
+    } else if len < 0x100 {
+        out.extend([0x81, len as u8]);
+    } else {
+        out.extend([0x82, (len >> 8) as u8, len as u8]);
+    }
+    out.extend(contents);
+    out
+}
+
+/// A test CT log.
+struct Log {
+    key: KeyPair,
+    id: [u8; 32],
+}
+
+impl Log {
+    fn new() -> Log {
+        let key = KeyPair::generate().unwrap();
+        let id =
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &key.subject_public_key_info())
+                .as_ref()
+                .try_into()
+                .unwrap();
+        Log { key, id }
+    }
+
+    /// An SCT over a precertificate entry (RFC 6962 §3.2), ECDSA P-256 SHA-256.
+    fn precert_sct(&self, timestamp: u64, entry: &[u8]) -> Vec<u8> {
+        let mut signed = vec![0, 0];
+        signed.extend(timestamp.to_be_bytes());
+        signed.extend([0, 1]);
+        signed.extend(entry);
+        signed.extend([0, 0]);
+        let sig = self.key.sign(&signed).unwrap();
+        let mut sct = vec![0];
+        sct.extend(self.id);
+        sct.extend(timestamp.to_be_bytes());
+        sct.extend([0, 0, 4, 3]);
+        sct.extend((sig.len() as u16).to_be_bytes());
+        sct.extend(sig);
+        sct
+    }
+
+    fn json(&self, operator: &str, description: &str) -> serde_json::Value {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        serde_json::json!({"name": operator, "email": ["ct@example.test"], "logs": [{
+            "description": description,
+            "log_id": b64.encode(self.id),
+            "key": b64.encode(self.key.subject_public_key_info()),
+            "url": "https://ct.example.test/", "mmd": 86400,
+            "state": {"usable": {"timestamp": "2024-01-01T00:00:00Z"}},
+        }]})
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_scts_are_counted_and_verified_against_the_log_list() {
+    let root = root("CT Test Root");
+    let (listed, other, unlisted) = (Log::new(), Log::new(), Log::new());
+    let leaf_key = KeyPair::generate().unwrap();
+    let mut params = leaf_params(1);
+    // The CA's precertificate: the same TBS without the SCT extension (RFC 6962 §3.1).
+    let precert = params.signed_by(&leaf_key, &root.issuer).unwrap();
+    let (_, parsed) = x509_parser::parse_x509_certificate(precert.der()).unwrap();
+    let tbs = parsed.tbs_certificate.as_ref();
+    let mut entry = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &root.spki)
+        .as_ref()
+        .to_vec();
+    entry.extend(&(tbs.len() as u32).to_be_bytes()[1..]);
+    entry.extend(tbs);
+    let ts = 1_760_000_000_000;
+    let mut tampered = other.precert_sct(ts, &entry);
+    let last = tampered.len() - 1;
+    tampered[last] ^= 0x01;
+    let mut body = Vec::new();
+    for sct in [
+        listed.precert_sct(ts, &entry),
+        unlisted.precert_sct(ts, &entry),
+        tampered,
+    ] {
+        body.extend((sct.len() as u16).to_be_bytes());
+        body.extend(sct);
+    }
+    let mut list = (body.len() as u16).to_be_bytes().to_vec();
+    list.extend(body);
+    params
+        .custom_extensions
+        .push(CustomExtension::from_oid_content(
+            &[1, 3, 6, 1, 4, 1, 11129, 2, 4, 2],
+            der_element(0x04, &list),
+        ));
+    let leaf = params.signed_by(&leaf_key, &root.issuer).unwrap();
+    let server = servers::rustls(Opts::new(
+        vec![leaf.der().clone()],
+        PrivateKeyDer::from(rustls_pki_types::PrivatePkcs8KeyDer::from(
+            leaf_key.serialize_der(),
+        )),
+    ))
+    .await;
+
+    let dir = Exporter::dir();
+    write(dir.path(), "ca.pem", &root.pem);
+    let log_list = serde_json::json!({
+        "version": "45.1", "log_list_timestamp": "2026-12-01T00:00:00Z",
+        "operators": [listed.json("Test Operator", "Test Log 2026"), other.json("Other Operator", "Other Log")],
+    });
+    write(dir.path(), "log_list.json", &log_list.to_string());
+    let yaml = format!(
+        "global: {{interval: 2s, timeout: 1500ms, ct_log_list_file: log_list.json}}\ntargets:\n  - name: t\n    address: 127.0.0.1:{}\n    server_name: localhost\n    ca_file: ca.pem\n",
+        server.addr.port()
+    );
+    let exporter = Exporter::start(dir, &yaml);
+    let m = exporter.wait_probes("t", 1);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let (l, o, u) = (
+        b64.encode(listed.id),
+        b64.encode(other.id),
+        b64.encode(unlisted.id),
+    );
+    m.assert_lines(&[
+        "tls_probe_success{target=\"t\"} 1".to_string(),
+        "tls_cert_scts{target=\"t\",depth=\"0\",source=\"x509\"} 3".to_string(),
+        "tls_cert_scts_verified{target=\"t\",depth=\"0\"} 1".to_string(),
+        format!("tls_cert_sct_info{{target=\"t\",depth=\"0\",source=\"x509\",log_id=\"{l}\",operator=\"Test Operator\",log=\"Test Log 2026\",status=\"verified\"}} 1"),
+        format!("tls_cert_sct_info{{target=\"t\",depth=\"0\",source=\"x509\",log_id=\"{u}\",operator=\"\",log=\"\",status=\"unknown_log\"}} 1"),
+        format!("tls_cert_sct_info{{target=\"t\",depth=\"0\",source=\"x509\",log_id=\"{o}\",operator=\"Other Operator\",log=\"Other Log\",status=\"invalid\"}} 1"),
+    ]);
+    // No staple, and rustls cannot ask for the TLS extension: neither source has a series.
+    m.assert_absent(&[
+        "tls_cert_scts{target=\"t\",depth=\"0\",source=\"ocsp\"}".to_string(),
+        "tls_cert_scts{target=\"t\",depth=\"0\",source=\"tls\"}".to_string(),
+    ]);
+}
+
+/// An HTTP server on loopback answering every request with `body` (200), counting requests.
+async fn http_server(body: Vec<u8>) -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 2048];
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read(&mut buf))
+                    .await;
+                let head = format!(
+                    "HTTP/1.0 200 OK\r\nContent-Type: application/pkix-cert\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                let _ = tcp.write_all(head.as_bytes()).await;
+                let _ = tcp.write_all(&body).await;
+                let _ = tcp.shutdown().await;
+            });
+        }
+    });
+    (port, hits)
+}
+
+/// A leaf signed by `inter` whose AIA caIssuers URL is `url`, served alone (no intermediate).
+async fn leaf_only_server(inter: &Ca, serial: u8, url: &str) -> servers::Server {
+    let key = KeyPair::generate().unwrap();
+    let mut params = leaf_params(serial);
+    let method = der_element(0x06, &[0x2b, 6, 1, 5, 5, 7, 48, 2]);
+    let location = der_element(0x86, url.as_bytes());
+    let desc = der_element(0x30, &[method, location].concat());
+    params
+        .custom_extensions
+        .push(CustomExtension::from_oid_content(
+            &[1, 3, 6, 1, 5, 5, 7, 1, 1],
+            der_element(0x30, &desc),
+        ));
+    let leaf = params.signed_by(&key, &inter.issuer).unwrap();
+    servers::rustls(Opts::new(
+        vec![leaf.der().clone()],
+        PrivateKeyDer::from(rustls_pki_types::PrivatePkcs8KeyDer::from(
+            key.serialize_der(),
+        )),
+    ))
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_intermediate_is_fetched_from_aia_and_only_the_aia_verdict_changes() {
+    let root = root("AIA Test Root");
+    let inter = intermediate(&root, "AIA Test Intermediate");
+    let (served, hits) = http_server(inter.der.to_vec()).await;
+    let (oversize, _) = http_server(vec![0x30; 70 << 10]).await;
+    let closed = crate::support::exporter::free_port();
+    let ok = leaf_only_server(&inter, 1, &format!("http://127.0.0.1:{served}/inter.der")).await;
+    let gone = leaf_only_server(&inter, 2, &format!("http://127.0.0.1:{closed}/inter.der")).await;
+    let big = leaf_only_server(&inter, 3, &format!("http://127.0.0.1:{oversize}/inter.der")).await;
+    let off = leaf_only_server(&inter, 4, &format!("http://127.0.0.1:{served}/inter.der")).await;
+
+    let dir = Exporter::dir();
+    write(dir.path(), "ca.pem", &root.pem);
+    let target = |name: &str, port: u16, aia: bool| {
+        format!("  - name: {name}\n    address: 127.0.0.1:{port}\n    server_name: localhost\n    ca_file: ca.pem\n    aia_fetch: {aia}\n")
+    };
+    let yaml = format!(
+        "global: {{interval: 2s, timeout: 1500ms}}\ntargets:\n{}{}{}{}",
+        target("served", ok.addr.port(), true),
+        target("unreachable", gone.addr.port(), true),
+        target("oversize", big.addr.port(), true),
+        target("off", off.addr.port(), false),
+    );
+    let exporter = Exporter::start(dir, &yaml);
+    let m = exporter.wait_for("two probes of every target", |e| {
+        ["served", "unreachable", "oversize", "off"]
+            .iter()
+            .all(|t| {
+                e.value(&format!("tls_probes_total{{target=\"{t}\"}}"))
+                    .is_some_and(|v| v >= 2.0)
+            })
+    });
+    let mut want = Vec::new();
+    for (t, with_aia) in [("served", 1), ("unreachable", 0), ("oversize", 0)] {
+        want.extend([
+            format!("tls_probe_success{{target=\"{t}\"}} 0"),
+            format!("tls_probe_failure_info{{target=\"{t}\",reason=\"unknown_issuer\"}} 1"),
+            format!("tls_chain_valid{{target=\"{t}\"}} 0"),
+            format!("tls_chain_incomplete{{target=\"{t}\"}} 1"),
+            format!("tls_chain_valid_with_aia{{target=\"{t}\"}} {with_aia}"),
+        ]);
+    }
+    m.assert_lines(&want);
+    m.assert_absent(&["tls_chain_valid_with_aia{target=\"off\"}".to_string()]);
+    // Two probes of "served" and one URL: the second used the cache.
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "{}", exporter.log());
+    let log = exporter.log();
+    assert!(log.contains("the answer is larger than 64 KiB"), "{log}");
+    assert!(
+        log.contains(&format!("connect to 127.0.0.1:{closed}")),
+        "{log}"
+    );
+}
