@@ -715,6 +715,41 @@ fn oid_name(oid: &Oid<'_>) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_sct_list_extension_of_a_single_response_is_found_among_others() {
+        use crate::tls::der::{encode, OCTET_STRING, OID, SEQUENCE};
+        let sct_oid = [0x2b, 6, 1, 4, 1, 0xd6, 0x79, 2, 4, 5];
+        let nonce_oid = [0x2b, 6, 1, 5, 5, 7, 48, 1, 2];
+        let list = encode(OCTET_STRING, &[0, 0]);
+        let exts = [
+            encode(
+                SEQUENCE,
+                &[encode(OID, &nonce_oid), encode(OCTET_STRING, b"n")].concat(),
+            ),
+            encode(
+                SEQUENCE,
+                &[
+                    encode(OID, &sct_oid),
+                    encode(0x01, &[0]),
+                    encode(OCTET_STRING, &list),
+                ]
+                .concat(),
+            ),
+        ]
+        .concat();
+        assert_eq!(sct_extension(Reader::new(&exts)), Ok(Some(&list[..])));
+        let without = encode(
+            SEQUENCE,
+            &[encode(OID, &nonce_oid), encode(OCTET_STRING, b"n")].concat(),
+        );
+        assert_eq!(sct_extension(Reader::new(&without)), Ok(None));
+        let broken = encode(
+            SEQUENCE,
+            &[encode(OID, &sct_oid), encode(0x02, &[1])].concat(),
+        );
+        assert!(sct_extension(Reader::new(&broken)).is_err());
+    }
     use std::path::PathBuf;
     use std::process::Command;
 
