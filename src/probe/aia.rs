@@ -251,12 +251,55 @@ fn head(head: &[u8]) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    /// An HTTP server on loopback answering one request with `answer`, without a
+    /// Content-Length (the body ends with the connection).
+    async fn serve(answer: Vec<u8>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            if let Ok((mut tcp, _)) = listener.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = tcp.read(&mut buf).await;
+                let _ = tcp.write_all(&answer).await;
+            }
+        });
+        format!("http://127.0.0.1:{port}/ca.der")
+    }
+
+    #[tokio::test]
+    async fn a_body_of_exactly_the_bound_is_read_and_one_byte_more_is_refused() {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut answer = b"HTTP/1.0 200 OK\r\n\r\n".to_vec();
+        answer.extend(vec![7u8; MAX_BODY]);
+        let url = serve(answer.clone()).await;
+        assert_eq!(get(&url, deadline).await.map(|b| b.len()), Ok(MAX_BODY));
+        answer.push(7);
+        let url = serve(answer).await;
+        assert_eq!(
+            get(&url, deadline).await,
+            Err("the answer is larger than 64 KiB".to_string())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_answers_is_cut_at_the_deadline() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/ca.der", listener.local_addr().unwrap());
+        let started = Instant::now();
+        let got = fetch_cached(&url, started + Duration::from_millis(300)).await;
+        assert_eq!(got, Err("timed out at the probe's deadline".to_string()));
+        assert!(started.elapsed() < Duration::from_secs(2));
+        drop(listener);
+    }
+
     #[test]
     fn an_answer_other_than_200_or_over_the_bound_is_refused_in_words() {
         assert_eq!(
             head(b"HTTP/1.0 200 OK\r\nContent-Length: 10\r\n\r\n"),
             Ok(())
         );
+        let at_bound = format!("HTTP/1.0 200 OK\r\nContent-Length: {MAX_BODY}\r\n\r\n");
+        assert_eq!(head(at_bound.as_bytes()), Ok(()));
         assert_eq!(
             head(b"HTTP/1.1 404 Not Found\r\n\r\n"),
             Err("the server answered HTTP 404".to_string())
