@@ -236,15 +236,7 @@ async fn http_server(body: Vec<u8>) -> (u16, Arc<AtomicUsize>) {
 async fn leaf_only_server(inter: &Ca, serial: u8, url: &str) -> servers::Server {
     let key = KeyPair::generate().unwrap();
     let mut params = leaf_params(serial);
-    let method = der_element(0x06, &[0x2b, 6, 1, 5, 5, 7, 48, 2]);
-    let location = der_element(0x86, url.as_bytes());
-    let desc = der_element(0x30, &[method, location].concat());
-    params
-        .custom_extensions
-        .push(CustomExtension::from_oid_content(
-            &[1, 3, 6, 1, 5, 5, 7, 1, 1],
-            der_element(0x30, &desc),
-        ));
+    params.custom_extensions.push(aia_extension(url));
     let leaf = params.signed_by(&key, &inter.issuer).unwrap();
     servers::rustls(Opts::new(
         vec![leaf.der().clone()],
@@ -306,6 +298,121 @@ async fn a_missing_intermediate_is_fetched_from_aia_and_only_the_aia_verdict_cha
     assert!(log.contains("the answer is larger than 64 KiB"), "{log}");
     assert!(
         log.contains(&format!("connect to 127.0.0.1:{closed}")),
+        "{log}"
+    );
+}
+
+/// The AIA extension with one caIssuers URL.
+fn aia_extension(url: &str) -> CustomExtension {
+    let method = der_element(0x06, &[0x2b, 6, 1, 5, 5, 7, 48, 2]);
+    let location = der_element(0x86, url.as_bytes());
+    let desc = der_element(0x30, &[method, location].concat());
+    CustomExtension::from_oid_content(&[1, 3, 6, 1, 5, 5, 7, 1, 1], der_element(0x30, &desc))
+}
+
+/// Serves `files` by request path on `listener` (404 for any other path).
+fn serve_paths(listener: TcpListener, files: std::collections::HashMap<String, Vec<u8>>) {
+    let files = Arc::new(files);
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let files = files.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 2048];
+                let n = tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read(&mut buf))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .unwrap_or(0);
+                let request = String::from_utf8_lossy(&buf[..n]);
+                let path = request.split(' ').nth(1).unwrap_or("");
+                let answer = match files.get(path) {
+                    Some(body) => {
+                        let mut a =
+                            format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n", body.len())
+                                .into_bytes();
+                        a.extend(body);
+                        a
+                    }
+                    None => b"HTTP/1.0 404 Not Found\r\n\r\n".to_vec(),
+                };
+                let _ = tcp.write_all(&answer).await;
+                let _ = tcp.shutdown().await;
+            });
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aia_chasing_fetches_three_issuers_at_most() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let root = root("Depth Root");
+    // root → i1 → i2 → i3 → i4; each intermediate names its issuer's URL, i1 none (the root
+    // is trusted).
+    let mut chain = vec![root];
+    let mut files = std::collections::HashMap::new();
+    for i in 1..=4 {
+        let key = KeyPair::generate().unwrap();
+        let mut params = ca_params(&format!("Depth Intermediate {i}"));
+        if i > 1 {
+            params
+                .custom_extensions
+                .push(aia_extension(&format!("{base}/i{}.der", i - 1)));
+        }
+        let by = chain.last().unwrap();
+        let cert = params.signed_by(&key, &by.issuer).unwrap();
+        files.insert(format!("/i{i}.der"), cert.der().to_vec());
+        chain.push(Ca {
+            der: cert.der().clone(),
+            pem: cert.pem(),
+            spki: key.subject_public_key_info(),
+            issuer: Issuer::new(params, key),
+        });
+    }
+    serve_paths(listener, files);
+    // Three fetches complete a leaf of i3 (i3, i2, i1); a leaf of i4 needs four.
+    let mut servers = Vec::new();
+    for (serial, by) in [(1, 3), (2, 4)] {
+        let key = KeyPair::generate().unwrap();
+        let mut params = leaf_params(serial);
+        params
+            .custom_extensions
+            .push(aia_extension(&format!("{base}/i{by}.der")));
+        let leaf = params.signed_by(&key, &chain[by].issuer).unwrap();
+        servers.push(
+            servers::rustls(Opts::new(
+                vec![leaf.der().clone()],
+                PrivateKeyDer::from(rustls_pki_types::PrivatePkcs8KeyDer::from(
+                    key.serialize_der(),
+                )),
+            ))
+            .await,
+        );
+    }
+    let dir = Exporter::dir();
+    write(dir.path(), "ca.pem", &chain[0].pem);
+    let yaml = format!(
+        "global: {{interval: 2s, timeout: 1500ms, ca_file: ca.pem, aia_fetch: true}}\ntargets:\n  - name: three\n    address: 127.0.0.1:{}\n    server_name: localhost\n  - name: four\n    address: 127.0.0.1:{}\n    server_name: localhost\n",
+        servers[0].addr.port(),
+        servers[1].addr.port()
+    );
+    let exporter = Exporter::start(dir, &yaml);
+    let m = exporter.wait_for("a probe of both", |e| {
+        ["three", "four"].iter().all(|t| {
+            e.value(&format!("tls_probes_total{{target=\"{t}\"}}"))
+                .is_some_and(|v| v >= 1.0)
+        })
+    });
+    m.assert_lines(&[
+        "tls_chain_valid{target=\"three\"} 0".to_string(),
+        "tls_chain_valid_with_aia{target=\"three\"} 1".to_string(),
+        "tls_chain_valid{target=\"four\"} 0".to_string(),
+        "tls_chain_valid_with_aia{target=\"four\"} 0".to_string(),
+    ]);
+    let log = exporter.log();
+    assert!(
+        log.contains("the chain could not be completed from AIA")
+            && log.contains(&format!("with the issuer from {base}/i2.der")),
         "{log}"
     );
 }
