@@ -46,7 +46,7 @@ pub fn parse_issuers(body: &[u8]) -> Result<Vec<CertificateDer<'static>>, String
     let trimmed = body.trim_ascii_start();
     let certs: Vec<CertificateDer<'static>> = if trimmed.starts_with(b"-----BEGIN") {
         CertificateDer::pem_slice_iter(trimmed)
-            .take(MAX_ISSUERS)
+            .take(MAX_ISSUERS + 1)
             .collect::<Result<_, _>>()
             .map_err(|e| format!("the PEM does not parse: {e}"))?
     } else if let Some(certs) = pkcs7_certs(body)? {
@@ -56,6 +56,9 @@ pub fn parse_issuers(body: &[u8]) -> Result<Vec<CertificateDer<'static>>, String
     };
     if certs.is_empty() {
         return Err("it holds no certificate".to_string());
+    }
+    if certs.len() > MAX_ISSUERS {
+        return Err(format!("it holds more than {MAX_ISSUERS} certificates"));
     }
     for (i, c) in certs.iter().enumerate() {
         X509Certificate::from_der(c.as_ref())
@@ -176,6 +179,23 @@ mod tests {
         assert_eq!(
             parse_issuers(&p7).unwrap(),
             vec![CertificateDer::from(a), CertificateDer::from(b)]
+        );
+    }
+
+    #[test]
+    fn an_answer_of_more_than_eight_certificates_is_refused() {
+        let one = cert(None);
+        let block = format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &one)
+        );
+        assert_eq!(
+            parse_issuers(block.repeat(MAX_ISSUERS).as_bytes()).map(|c| c.len()),
+            Ok(MAX_ISSUERS)
+        );
+        assert_eq!(
+            parse_issuers(block.repeat(MAX_ISSUERS + 1).as_bytes()),
+            Err(format!("it holds more than {MAX_ISSUERS} certificates"))
         );
     }
 

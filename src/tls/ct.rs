@@ -822,6 +822,48 @@ mod tests {
     }
 
     #[test]
+    fn a_list_of_exactly_max_scts_is_read_whole() {
+        let log = TestLog::new(&rcgen::PKCS_ECDSA_P256_SHA256);
+        let chain = chain_with_scts(|_| Vec::new());
+        let full = list(&vec![log.sct(1, 0, b"x"); MAX_SCTS]);
+        let f = assess(&chain, None, Some(&full), &[], None);
+        assert_eq!((f.count(SctSource::Tls), f.problems.len()), (MAX_SCTS, 0));
+    }
+
+    #[test]
+    fn a_log_list_of_more_than_max_logs_is_refused() {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let logs = |n: usize| {
+            let entries: Vec<_> = (0..n as u32)
+                .map(|i| {
+                    // A well-formed SubjectPublicKeyInfo (id-ecPublicKey, P-256) per log.
+                    let alg = der::encode(
+                        der::SEQUENCE,
+                        &[
+                            der::encode(der::OID, &[0x2a, 0x86, 0x48, 0xce, 0x3d, 2, 1]),
+                            der::encode(der::OID, &[0x2a, 0x86, 0x48, 0xce, 0x3d, 3, 1, 7]),
+                        ]
+                        .concat(),
+                    );
+                    let bits = der::encode(0x03, &[&[0u8, 4][..], &i.to_be_bytes()].concat());
+                    let key = der::encode(der::SEQUENCE, &[alg, bits].concat());
+                    let id = digest::digest(&digest::SHA256, &key);
+                    serde_json::json!({"log_id": b64.encode(id.as_ref()), "key": b64.encode(&key)})
+                })
+                .collect();
+            serde_json::json!({"operators": [{"name": "Op", "logs": entries}]}).to_string()
+        };
+        assert_eq!(
+            LogList::from_json(logs(MAX_LOGS).as_bytes()).map(|l| l.len()),
+            Ok(MAX_LOGS)
+        );
+        assert_eq!(
+            LogList::from_json(logs(MAX_LOGS + 1).as_bytes()),
+            Err(LogListError::TooMany)
+        );
+    }
+
+    #[test]
     fn a_log_list_that_is_not_json_names_line_and_column() {
         let e =
             LogList::from_json(b"{\n  \"operators\": [\n    {\"name\": 3}\n  ]\n}").unwrap_err();
