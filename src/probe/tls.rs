@@ -128,13 +128,17 @@ async fn run(
             _ => None,
         };
         // rustls 0.23 cannot request the TLS signed_certificate_timestamp extension: no `tls`.
-        out.ct = Some(ct::assess(
+        let scts = ct::assess(
             &rec.chain,
             stapled.as_deref(),
             None,
             target.roots.anchors(),
             target.ct_logs.as_deref(),
-        ));
+        );
+        for problem in &scts.problems {
+            tracing::debug!(target = target.name.as_str(), "{problem}");
+        }
+        out.ct = Some(scts);
         if target.aia_fetch {
             sent.clone_from(&rec.chain);
         }
