@@ -1,7 +1,8 @@
 //! Certificate Transparency and AIA chasing against real servers on loopback: a leaf carrying
-//! SCTs signed by test logs (one listed, one not, one tampered) with a log list file, and
-//! leaves whose intermediate the server leaves out, fetched from an HTTP server at their AIA
-//! caIssuers URL (served, unreachable, oversize).
+//! SCTs signed by test logs (one listed, one not, one tampered) with a log list file, a
+//! stapled OCSP response carrying an SCT, and leaves whose intermediates the server leaves out,
+//! fetched from an HTTP server at their AIA caIssuers URL (served, unreachable, oversize, and
+//! the three-fetch bound).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -415,4 +416,130 @@ async fn aia_chasing_fetches_three_issuers_at_most() {
             && log.contains(&format!("with the issuer from {base}/i2.der")),
         "{log}"
     );
+}
+
+impl Log {
+    /// An SCT over an X.509 entry (the final certificate), as delivered by OCSP or TLS.
+    fn x509_sct(&self, timestamp: u64, leaf: &[u8]) -> Vec<u8> {
+        let mut entry = (leaf.len() as u32).to_be_bytes()[1..].to_vec();
+        entry.extend(leaf);
+        let mut signed = vec![0, 0];
+        signed.extend(timestamp.to_be_bytes());
+        signed.extend([0, 0]);
+        signed.extend(&entry);
+        signed.extend([0, 0]);
+        let sig = self.key.sign(&signed).unwrap();
+        let mut sct = vec![0];
+        sct.extend(self.id);
+        sct.extend(timestamp.to_be_bytes());
+        sct.extend([0, 0, 4, 3]);
+        sct.extend((sig.len() as u16).to_be_bytes());
+        sct.extend(sig);
+        sct
+    }
+}
+
+/// A good OCSP response for `leaf` signed by its issuer `ca` (ECDSA P-256 SHA-256), whose
+/// SingleResponse carries `sct_list` in the SCT extension (RFC 6962 §3.3).
+fn ocsp_response_with_scts(
+    ca: &Ca,
+    ca_key_sign: &KeyPair,
+    leaf: &[u8],
+    sct_list: &[u8],
+) -> Vec<u8> {
+    let sha1 = |b: &[u8]| {
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, b)
+            .as_ref()
+            .to_vec()
+    };
+    let (_, ca_cert) = x509_parser::parse_x509_certificate(ca.der.as_ref()).unwrap();
+    let (_, leaf_cert) = x509_parser::parse_x509_certificate(leaf).unwrap();
+    let seq = |parts: &[Vec<u8>]| der_element(0x30, &parts.concat());
+    let time = |t: &str| der_element(0x18, t.as_bytes());
+    let cert_id = seq(&[
+        seq(&[
+            der_element(0x06, &[0x2b, 0x0e, 0x03, 0x02, 0x1a]),
+            vec![0x05, 0x00],
+        ]),
+        der_element(0x04, &sha1(ca_cert.subject().as_raw())),
+        der_element(0x04, &sha1(&ca_cert.public_key().subject_public_key.data)),
+        der_element(0x02, leaf_cert.raw_serial()),
+    ]);
+    let sct_ext = seq(&[
+        der_element(0x06, &[0x2b, 6, 1, 4, 1, 0xd6, 0x79, 2, 4, 5]),
+        der_element(0x04, &der_element(0x04, sct_list)),
+    ]);
+    let single = seq(&[
+        cert_id,
+        vec![0x80, 0x00],
+        time("20250101000000Z"),
+        der_element(0xa0, &time("20990101000000Z")),
+        der_element(0xa1, &seq(&[sct_ext])),
+    ]);
+    let responder = der_element(
+        0xa2,
+        &der_element(0x04, &sha1(&ca_cert.public_key().subject_public_key.data)),
+    );
+    let tbs = seq(&[responder, time("20250101000000Z"), seq(&[single])]);
+    let signature = ca_key_sign.sign(&tbs).unwrap();
+    let mut bits = vec![0];
+    bits.extend(signature);
+    let basic = seq(&[
+        tbs,
+        seq(&[der_element(0x06, &[0x2a, 0x86, 0x48, 0xce, 0x3d, 4, 3, 2])]),
+        der_element(0x03, &bits),
+    ]);
+    let bytes = seq(&[
+        der_element(0x06, &[0x2b, 6, 1, 5, 5, 7, 48, 1, 1]),
+        der_element(0x04, &basic),
+    ]);
+    seq(&[vec![0x0a, 0x01, 0x00], der_element(0xa0, &bytes)])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sct_in_the_stapled_ocsp_response_is_counted_and_verified() {
+    let ca_key = KeyPair::generate().unwrap();
+    let params = ca_params("OCSP SCT Root");
+    let cert = params.self_signed(&ca_key).unwrap();
+    let signer = KeyPair::from_pem(&ca_key.serialize_pem()).unwrap();
+    let root = Ca {
+        der: cert.der().clone(),
+        pem: cert.pem(),
+        spki: ca_key.subject_public_key_info(),
+        issuer: Issuer::new(params, ca_key),
+    };
+    let log = Log::new();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = leaf_params(9).signed_by(&leaf_key, &root.issuer).unwrap();
+    let sct = log.x509_sct(1_760_000_000_000, leaf.der());
+    let mut list = ((sct.len() + 2) as u16).to_be_bytes().to_vec();
+    list.extend((sct.len() as u16).to_be_bytes());
+    list.extend(sct);
+    let mut opts = Opts::new(
+        vec![leaf.der().clone()],
+        PrivateKeyDer::from(rustls_pki_types::PrivatePkcs8KeyDer::from(
+            leaf_key.serialize_der(),
+        )),
+    );
+    opts.ocsp = Some(ocsp_response_with_scts(&root, &signer, leaf.der(), &list));
+    let server = servers::rustls(opts).await;
+
+    let dir = Exporter::dir();
+    write(dir.path(), "ca.pem", &root.pem);
+    let log_list = serde_json::json!({"operators": [log.json("Staple Operator", "Staple Log")]});
+    write(dir.path(), "log_list.json", &log_list.to_string());
+    let yaml = format!(
+        "global: {{interval: 2s, timeout: 1500ms, ct_log_list_file: log_list.json}}\ntargets:\n  - name: t\n    address: 127.0.0.1:{}\n    server_name: localhost\n    ca_file: ca.pem\n",
+        server.addr.port()
+    );
+    let exporter = Exporter::start(dir, &yaml);
+    let m = exporter.wait_probes("t", 1);
+    let id = base64::engine::general_purpose::STANDARD.encode(log.id);
+    m.assert_lines(&[
+        "tls_ocsp_response_verified{target=\"t\"} 1".to_string(),
+        "tls_cert_scts{target=\"t\",depth=\"0\",source=\"x509\"} 0".to_string(),
+        "tls_cert_scts{target=\"t\",depth=\"0\",source=\"ocsp\"} 1".to_string(),
+        "tls_cert_scts_verified{target=\"t\",depth=\"0\"} 1".to_string(),
+        format!("tls_cert_sct_info{{target=\"t\",depth=\"0\",source=\"ocsp\",log_id=\"{id}\",operator=\"Staple Operator\",log=\"Staple Log\",status=\"verified\"}} 1"),
+    ]);
 }
