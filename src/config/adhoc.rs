@@ -76,12 +76,15 @@ impl Config {
             roots: a.roots.clone(),
             client_config: a.client_config.clone(),
             client_cert_not_after: None,
+            ct_logs: a.ct_logs.as_ref().map(|(l, _)| l.clone()),
+            aia_fetch: a.aia_fetch,
             expect_cert_file: None,
             output: None,
             files: Files {
                 ca: None,
                 client_cert: None,
                 client_key: None,
+                ct_logs: a.ct_logs.as_ref().map(|(_, d)| *d),
             },
         })
     }
@@ -178,6 +181,8 @@ impl Module {
             proxy: tpl.proxy.clone(),
             revocation: tpl.revocation,
             expect_cert_file: None,
+            ct_logs: tpl.ct_logs.clone(),
+            aia_fetch: tpl.aia_fetch,
             files: tpl.files.clone(),
         })
     }
@@ -219,6 +224,8 @@ impl Target {
             roots: self.roots.clone(),
             client_config: self.client_config.clone(),
             client_cert_not_after: self.client_cert_not_after,
+            ct_logs: self.ct_logs.clone(),
+            aia_fetch: self.aia_fetch,
             expect_cert_file: self.expect_cert_file.clone(),
             output: self.output,
             files: self.files.clone(),

@@ -27,6 +27,7 @@ use super::{
     DEFAULT_CONCURRENCY, DEFAULT_INTERVAL, DEFAULT_SCAN_INTERVAL, DEFAULT_TIMEOUT,
 };
 use crate::revocation::Settings as RevocationSettings;
+use crate::tls::ct::LogList;
 use crate::tls::verifier::{self, Roots};
 
 /// Target names taken so far: the position of the target that took each, and its line.
@@ -60,6 +61,9 @@ pub(super) struct Defaults {
     /// `global.proxy_url`, when valid.
     pub(super) proxy: Option<Arc<super::Proxy>>,
     pub(super) revocation: RevocationSettings,
+    /// The global log list and the digest of its file.
+    pub(super) ct_logs: Option<(Arc<LogList>, [u8; 32])>,
+    pub(super) aia_fetch: bool,
 }
 
 /// The field path `targets[i].name`.
@@ -125,6 +129,8 @@ impl Converter {
                 .or_insert_with(|| verifier::client_config(None))
                 .clone(),
             proxy: defaults.proxy.clone(),
+            ct_logs: defaults.ct_logs.clone(),
+            aia_fetch: defaults.aia_fetch,
         };
         Config {
             path: path.to_path_buf(),
@@ -163,12 +169,18 @@ impl Converter {
             .as_ref()
             .and_then(|span| self.proxy_url(span, "global.proxy_url"));
         let revocation = self.global_revocation(&global);
+        let ct_logs = global
+            .ct_log_list_file
+            .as_ref()
+            .and_then(|span| self.ct_log_list(span));
         let defaults = Defaults {
             proxy,
             interval,
             timeout,
             scan_interval,
             revocation,
+            ct_logs,
+            aia_fetch: global.aia_fetch.as_ref().is_some_and(|a| a.value),
             scan: global.scan.as_ref().is_none_or(|s| s.value),
             // Absolute, so targets of target files (whose paths are relative to their own
             // file) inherit the same file.
@@ -256,6 +268,8 @@ impl Converter {
             tls: tls?,
             output: self.module_output(from_module.as_ref()),
             expect_cert_file,
+            ct_logs: defaults.ct_logs.clone(),
+            aia_fetch: t.aia_fetch.as_ref().map_or(defaults.aia_fetch, |a| a.value),
         };
         Some(checked.into_target())
     }
@@ -350,6 +364,8 @@ struct Checked {
     tls: TlsMaterial,
     output: Option<Output>,
     expect_cert_file: Option<PathBuf>,
+    ct_logs: Option<(Arc<LogList>, [u8; 32])>,
+    aia_fetch: bool,
 }
 
 impl Checked {
@@ -362,6 +378,7 @@ impl Checked {
             ca: tls.ca,
             client_cert: tls.client_cert,
             client_key: tls.client_key,
+            ct_logs: self.ct_logs.as_ref().map(|(_, d)| *d),
         };
         Target {
             client_cert_not_after: tls.client_cert_not_after,
@@ -384,6 +401,8 @@ impl Checked {
             revocation: probe.revocation,
             roots: tls.roots,
             client_config: tls.client_config,
+            ct_logs: self.ct_logs.as_ref().map(|(l, _)| l.clone()),
+            aia_fetch: self.aia_fetch,
             output: self.output,
             files,
         }

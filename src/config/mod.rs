@@ -13,6 +13,7 @@ mod adhoc;
 mod adhoc_rules;
 mod cert_files;
 mod convert;
+mod ct_logs;
 mod duration;
 pub mod endpoint;
 mod error;
@@ -50,6 +51,7 @@ pub use starttls::StartTls;
 pub use target_files::TargetFileCache;
 
 use crate::revocation::Settings as RevocationSettings;
+use crate::tls::ct::LogList;
 use crate::tls::verifier::Roots;
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
@@ -90,6 +92,8 @@ struct Adhoc {
     roots: Arc<Roots>,
     client_config: Arc<ClientConfig>,
     proxy: Option<Arc<Proxy>>,
+    ct_logs: Option<(Arc<LogList>, [u8; 32])>,
+    aia_fetch: bool,
 }
 
 impl Config {
@@ -188,6 +192,11 @@ pub struct Target {
     pub client_config: Arc<ClientConfig>,
     /// Expiry of the client certificate presented for mTLS (unix seconds).
     pub client_cert_not_after: Option<i64>,
+    /// The global `ct_log_list_file`, to verify SCTs against (`None`: SCTs are only counted).
+    pub ct_logs: Option<Arc<LogList>>,
+    /// When the chain is incomplete, fetch the missing issuer from the AIA caIssuers URL
+    /// (`tls_chain_valid_with_aia`).
+    pub aia_fetch: bool,
     /// The certificate file holding the leaf this target should serve (`expect_cert_file`).
     pub expect_cert_file: Option<PathBuf>,
     /// The `/probe` format of its module's `output:`, when `&format=` names none. Not
@@ -222,6 +231,7 @@ impl Target {
             && self.proxy == other.proxy
             && self.revocation == other.revocation
             && self.expect_cert_file == other.expect_cert_file
+            && self.aia_fetch == other.aia_fetch
             && self.files == other.files
     }
 
@@ -257,6 +267,9 @@ impl Target {
             revocation: _,
             // Compared by `same_as` and digested by `fingerprint` only when set.
             expect_cert_file: _,
+            aia_fetch: _,
+            // Derived from the log list file, whose digest is in `files`.
+            ct_logs: _,
         } = self;
         (
             name,
@@ -298,6 +311,7 @@ impl Target {
             ca,
             client_cert,
             client_key,
+            ct_logs,
         } = &self.files;
         let mut digest = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
         // Files as raw bytes (a CA bundle is not worth formatting); every part tagged and
@@ -324,6 +338,15 @@ impl Target {
             digest.update(&(path.len() as u64).to_be_bytes());
             digest.update(path.as_bytes());
         }
+        // Added after the parts above, and only when set, so that targets without them keep
+        // the fingerprints earlier builds gave them.
+        if let Some(d) = ct_logs {
+            digest.update(b"ct_log_list");
+            digest.update(d);
+        }
+        if self.aia_fetch {
+            digest.update(b"aia_fetch");
+        }
         crate::tls::cert::hex(digest.finish().as_ref())
     }
 }
@@ -334,6 +357,8 @@ struct Files {
     ca: Option<Arc<[u8]>>,
     client_cert: Option<Arc<[u8]>>,
     client_key: Option<Arc<[u8]>>,
+    /// SHA-256 of the log list file's content (`global.ct_log_list_file`).
+    ct_logs: Option<[u8; 32]>,
 }
 
 /// Reads and validates the config file at `path` (and its target files, with no history).

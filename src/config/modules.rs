@@ -130,6 +130,7 @@ impl Converter {
                 proxy_url: None,
                 revocation: None,
                 expect_cert_file: None,
+                aia_fetch: None,
                 labels: BTreeMap::new(),
             };
             merge(&m, &mut alone, None);
@@ -260,6 +261,7 @@ fn merge(m: &RawModule, t: &mut RawTarget, relocate: Option<(u64, u64)>) -> Vec<
         scan,
         proxy_url,
         revocation,
+        aia_fetch,
         output: _,
     } = m;
     let RawTarget {
@@ -284,6 +286,7 @@ fn merge(m: &RawModule, t: &mut RawTarget, relocate: Option<(u64, u64)>) -> Vec<
         revocation: own_revocation,
         // The certificate this one target should serve: not a profile's.
         expect_cert_file: _,
+        aia_fetch: own_aia_fetch,
     } = t;
     let mut taken = Vec::new();
     let mut f = Filler {
@@ -304,6 +307,7 @@ fn merge(m: &RawModule, t: &mut RawTarget, relocate: Option<(u64, u64)>) -> Vec<
     f.fill(own_scan, scan);
     f.fill(own_proxy_url, proxy_url);
     f.fill(own_revocation, revocation);
+    f.fill(own_aia_fetch, aia_fetch);
     if let Some(module_http) = http {
         let RawHttp { path, host } = module_http;
         let own = own_http.get_or_insert_with(RawHttp::default);
@@ -538,7 +542,7 @@ mod tests {
                 "modules:\n  m: {tmeout: 5s}\ntargets:\n  - {address: \"a:443\", module: m}\n  - {address: nope}\n"
             ),
             vec![
-                "t.yml:2:7: modules.m.tmeout: unknown field `tmeout`, expected one of server_name, ca_file, client_cert_file, client_key_file, interval, timeout, ip_protocol, resolve, probe, starttls, http, scan_interval, scan, proxy_url, revocation, output".to_string(),
+                "t.yml:2:7: modules.m.tmeout: unknown field `tmeout`, expected one of server_name, ca_file, client_cert_file, client_key_file, interval, timeout, ip_protocol, resolve, probe, starttls, http, scan_interval, scan, proxy_url, revocation, aia_fetch, output".to_string(),
                 "t.yml:5:15: targets[1].address: \"nope\": expected host:port".to_string(),
             ]
         );

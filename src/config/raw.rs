@@ -114,6 +114,10 @@ pub(crate) struct RawGlobal {
     pub(crate) revocation: Option<At<String>>,
     /// Bytes of one CRL download at most (the cache is shared, so the bound is too).
     pub(crate) revocation_max_crl_size: Option<At<u64>>,
+    /// A Certificate Transparency log list (`log_list.json` v3) to verify SCTs against.
+    pub(crate) ct_log_list_file: Option<At<String>>,
+    /// Fetch a missing issuer from the AIA caIssuers URL (every target's default).
+    pub(crate) aia_fetch: Option<At<bool>>,
 }
 
 /// One endpoint to probe.
@@ -149,6 +153,8 @@ pub(crate) struct RawTarget {
     /// Label values carry the position used for errors about their names too.
     #[serde(default)]
     pub(crate) labels: BTreeMap<String, At<String>>,
+    /// `true` fetches a missing issuer from the AIA caIssuers URL (`tls_chain_valid_with_aia`).
+    pub(crate) aia_fetch: Option<At<bool>>,
 }
 
 /// One entry of `modules:`: every per-target setting, all optional, merged field by field under
@@ -172,6 +178,7 @@ pub(crate) struct RawModule {
     pub(crate) scan: Option<At<bool>>,
     pub(crate) proxy_url: Option<At<String>>,
     pub(crate) revocation: Option<At<String>>,
+    pub(crate) aia_fetch: Option<At<bool>>,
     // Not a target setting: the `/probe` output format when `&format=` is absent.
     pub(crate) output: Option<At<String>>,
 }

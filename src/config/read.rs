@@ -22,6 +22,9 @@ pub const PEM_LIMIT: u64 = 1 << 20;
 pub const CONFIG_LIMIT: u64 = 64 << 20;
 /// Largest target file: 16 MiB.
 pub const TARGET_FILE_LIMIT: u64 = 16 << 20;
+/// Largest Certificate Transparency log list (`ct_log_list_file`): 4 MiB (the public
+/// `log_list.json` is about 100 KiB).
+pub const LOG_LIST_LIMIT: u64 = 4 << 20;
 /// How long one file read may take before the load gives up on it.
 pub const READ_DEADLINE: Duration = Duration::from_secs(10);
 

@@ -212,7 +212,11 @@ impl Shift for RawGlobal {
             proxy_url,
             revocation,
             revocation_max_crl_size,
+            ct_log_list_file,
+            aia_fetch,
         } = self;
+        ct_log_list_file.shift(lines);
+        aia_fetch.shift(lines);
         interval.shift(lines);
         timeout.shift(lines);
         concurrency.shift(lines);
@@ -255,8 +259,10 @@ impl Shift for RawTarget {
             proxy_url,
             revocation,
             expect_cert_file,
+            aia_fetch,
             labels,
         } = self;
+        aia_fetch.shift(lines);
         name.shift(lines);
         address.shift(lines);
         module.shift(lines);
@@ -298,10 +304,12 @@ impl Shift for RawModule {
             scan,
             proxy_url,
             revocation,
+            aia_fetch,
             output,
         } = self;
         proxy_url.shift(lines);
         revocation.shift(lines);
+        aia_fetch.shift(lines);
         server_name.shift(lines);
         ca_file.shift(lines);
         client_cert_file.shift(lines);
@@ -399,7 +407,7 @@ pub(crate) fn parse_as<T: serde::de::DeserializeOwned>(
 mod tests {
     use super::super::problems_of;
 
-    const EXPECTED_FIELDS: &str = "expected one of name, address, module, server_name, ca_file, client_cert_file, client_key_file, interval, timeout, ip_protocol, resolve, probe, starttls, http, scan_interval, scan, proxy_url, revocation, expect_cert_file, labels";
+    const EXPECTED_FIELDS: &str = "expected one of name, address, module, server_name, ca_file, client_cert_file, client_key_file, interval, timeout, ip_protocol, resolve, probe, starttls, http, scan_interval, scan, proxy_url, revocation, expect_cert_file, labels, aia_fetch";
 
     #[test]
     fn unknown_field_names_path_and_line() {

@@ -15,6 +15,7 @@ use crate::probe::outcome::ProbeOutcome;
 use crate::revocation::{Fact, Status};
 use crate::state::{Entry, State};
 use crate::tls::chain::Chain;
+use crate::tls::ct::SctSource;
 use crate::tls::ocsp::CertStatus;
 use crate::verdict::FailureReason;
 
@@ -199,6 +200,7 @@ fn targets(e: &mut Encoder, entries: &[Entry], now: SystemTime) {
     chains(e, &rows, now_s);
     ocsp(e, &rows);
     revocation(e, &rows);
+    transparency(e, &rows);
     http(e, &rows);
     scans(e, &labeled);
 }
@@ -324,6 +326,9 @@ fn chains(e: &mut Encoder, rows: &[Row], now_s: f64) {
             bool_value(c.problem.is_none()),
         );
     }
+    per_row(e, &CHAIN_VALID_WITH_AIA, rows, |r| {
+        r.outcome.aia.as_ref().map(|a| bool_value(a.valid))
+    });
     e.family(&CHAIN_CERTIFICATES);
     for (r, c) in &with {
         e.sample(&CHAIN_CERTIFICATES, &r.labels, &[], c.sent as f64);
@@ -459,6 +464,57 @@ fn revocation(e: &mut Encoder, rows: &[Row]) {
         Status::Revoked { at } => Some(at as f64),
         _ => None,
     });
+}
+
+/// The leaf's SCTs: counts per source the probe had, the verified count with a log list, and
+/// one `_info` series per distinct SCT (duplicates in a list would repeat a label set).
+fn transparency(e: &mut Encoder, rows: &[Row]) {
+    let with: Vec<_> = rows
+        .iter()
+        .filter_map(|r| r.outcome.ct.as_ref().map(|c| (r, c)))
+        .collect();
+    e.family(&CERT_SCTS);
+    for (r, c) in &with {
+        for source in SctSource::ALL.iter().filter(|s| c.sources.contains(s)) {
+            e.sample(
+                &CERT_SCTS,
+                &r.labels,
+                &[("depth", "0"), ("source", source.as_label())],
+                c.count(*source) as f64,
+            );
+        }
+    }
+    e.family(&CERT_SCTS_VERIFIED);
+    for (r, c) in with.iter().filter(|(_, c)| c.checked) {
+        e.sample(
+            &CERT_SCTS_VERIFIED,
+            &r.labels,
+            &[("depth", "0")],
+            c.verified() as f64,
+        );
+    }
+    e.family(&CERT_SCT_INFO);
+    for (r, c) in &with {
+        let mut seen = std::collections::HashSet::new();
+        for s in &c.scts {
+            if !seen.insert((s.source, &s.log_id, s.status)) {
+                continue;
+            }
+            e.sample(
+                &CERT_SCT_INFO,
+                &r.labels,
+                &[
+                    ("depth", "0"),
+                    ("source", s.source.as_label()),
+                    ("log_id", &s.log_id),
+                    ("operator", &s.operator),
+                    ("log", &s.log),
+                    ("status", s.status.as_label()),
+                ],
+                1.0,
+            );
+        }
+    }
 }
 
 fn http(e: &mut Encoder, rows: &[Row]) {
@@ -647,6 +703,81 @@ mod tests {
             assert!(got.contains(&want.as_str()), "missing {want} in:\n{text}");
         }
         assert!(!text.contains("tls_probe_failure_info{"), "{text}");
+    }
+
+    #[test]
+    fn sct_counts_per_source_verified_count_only_with_a_log_list_and_one_info_per_sct() {
+        use crate::tls::ct::{CtFacts, SctFacts, SctStatus};
+        let t = target("{name: api, address: \"127.0.0.1:1\"}");
+        let state = State::default();
+        state.set_targets(std::slice::from_ref(&t));
+        let sct = |status, operator: &str| SctFacts {
+            source: SctSource::X509,
+            log_id: format!("id-{}", SctStatus::as_label(status)),
+            operator: operator.to_string(),
+            log: if operator.is_empty() {
+                String::new()
+            } else {
+                "Log \"A\"".to_string()
+            },
+            timestamp_ms: 1,
+            status,
+            detail: None,
+        };
+        let mut o = healthy(90_000);
+        o.ct = Some(CtFacts {
+            scts: vec![
+                sct(SctStatus::Verified, "Op"),
+                sct(SctStatus::Verified, "Op"),
+                sct(SctStatus::UnknownLog, ""),
+            ],
+            sources: vec![SctSource::X509, SctSource::Ocsp],
+            checked: true,
+            problems: Vec::new(),
+        });
+        state.record(
+            &t,
+            Check::Probe,
+            vec![AddressOutcome {
+                ip: None,
+                outcome: Arc::new(o),
+            }],
+        );
+        let text = render_targets(&state, UNIX_EPOCH + Duration::from_secs(3_600));
+        let got: Vec<&str> = lines(&text)
+            .into_iter()
+            .filter(|l| l.starts_with("tls_cert_sct"))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                "tls_cert_scts{target=\"api\",depth=\"0\",source=\"x509\"} 3",
+                "tls_cert_scts{target=\"api\",depth=\"0\",source=\"ocsp\"} 0",
+                "tls_cert_scts_verified{target=\"api\",depth=\"0\"} 2",
+                "tls_cert_sct_info{target=\"api\",depth=\"0\",source=\"x509\",log_id=\"id-verified\",operator=\"Op\",log=\"Log \\\"A\\\"\",status=\"verified\"} 1",
+                "tls_cert_sct_info{target=\"api\",depth=\"0\",source=\"x509\",log_id=\"id-unknown_log\",operator=\"\",log=\"\",status=\"unknown_log\"} 1",
+            ],
+            "{text}"
+        );
+        let mut o = healthy(90_000);
+        o.ct = Some(CtFacts {
+            sources: vec![SctSource::X509],
+            ..CtFacts::default()
+        });
+        state.record(
+            &t,
+            Check::Probe,
+            vec![AddressOutcome {
+                ip: None,
+                outcome: Arc::new(o),
+            }],
+        );
+        let text = render_targets(&state, UNIX_EPOCH + Duration::from_secs(3_600));
+        assert!(
+            text.contains("tls_cert_scts{target=\"api\",depth=\"0\",source=\"x509\"} 0\n"),
+            "{text}"
+        );
+        assert!(!text.contains("tls_cert_scts_verified{"), "{text}");
     }
 
     #[test]

@@ -222,6 +222,22 @@ pub(crate) const REVOCATION_REVOKED: Family = gauge(
     "tls_revocation_revoked_timestamp_seconds",
     "Revocation time of a certificate of the verified path, when its OCSP responder or CRL says revoked.",
 );
+pub(crate) const CERT_SCTS: Family = gauge(
+    "tls_cert_scts",
+    "Signed certificate timestamps the leaf came with in the latest probe, by where they were delivered: x509 (embedded by the CA) and ocsp (in a verified stapled response); tls is never reported (rustls cannot request it).",
+);
+pub(crate) const CERT_SCTS_VERIFIED: Family = gauge(
+    "tls_cert_scts_verified",
+    "SCTs of the leaf in the latest probe whose signature verified with the key of a log in ct_log_list_file (only with a log list).",
+);
+pub(crate) const CERT_SCT_INFO: Family = gauge(
+    "tls_cert_sct_info",
+    "One SCT of the leaf in the latest probe (value 1): where it was delivered, the log's id, operator and description (empty when not in the log list) and whether its signature verified.",
+);
+pub(crate) const CHAIN_VALID_WITH_AIA: Family = gauge(
+    "tls_chain_valid_with_aia",
+    "1 if the chain of the latest probe is valid as sent, or once the issuers missing from it are fetched from AIA caIssuers URLs (targets with aia_fetch); else 0.",
+);
 pub(crate) const HTTP_STATUS_CODE: Family = gauge(
     "tls_http_status_code",
     "Status code of the HTTP GET of the latest probe (0: no HTTP answer); for http_redirect targets, of the first response.",

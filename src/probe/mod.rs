@@ -6,6 +6,7 @@
 //! connect loop for every kind), return plain facts and classify what went wrong into
 //! `FailureReason` through `classify`; when to check and what to keep is the scheduler's.
 
+pub mod aia;
 pub mod connect;
 pub mod dns;
 pub mod http;

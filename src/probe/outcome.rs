@@ -13,10 +13,12 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use crate::probe::aia::AiaFacts;
 use crate::probe::http::{HttpFacts, RedirectFacts};
 use crate::probe::legacy::ScanResult;
 use crate::revocation::Fact;
 use crate::tls::chain::Chain;
+use crate::tls::ct::CtFacts;
 use crate::tls::ocsp::{OcspError, Stapled};
 use crate::verdict::{Failure, FailureReason};
 
@@ -73,6 +75,14 @@ pub struct ProbeOutcome {
     /// verified path.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub revocation: Vec<Fact>,
+    /// The Certificate Transparency timestamps the leaf came with (TLS probes that received
+    /// certificates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ct: Option<CtFacts>,
+    /// The chain completed from AIA caIssuers URLs (`aia_fetch` targets that received
+    /// certificates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aia: Option<AiaFacts>,
     /// The HTTP GET over the session (`http:` targets): its facts, or why it failed.
     pub http: Option<Result<HttpFacts, String>>,
     /// The plain-HTTP redirect check (`probe: http_redirect` targets).
@@ -96,6 +106,8 @@ impl ProbeOutcome {
             ocsp: None,
             ocsp_checked: false,
             revocation: Vec::new(),
+            ct: None,
+            aia: None,
             http: None,
             redirect: None,
             scan: None,

@@ -21,11 +21,11 @@ use tokio_rustls::TlsConnector;
 
 use super::outcome::{Negotiated, Phases, ProbeOutcome};
 use super::starttls::{self, UpgradeError};
-use super::{classify, connect, http, ProbeCtx};
+use super::{aia, classify, connect, http, ProbeCtx};
 use crate::config::Target;
 use crate::revocation;
 use crate::tls::verifier::{self, Recorder};
-use crate::tls::{cache, describe, names, ocsp};
+use crate::tls::{cache, ct, describe, names, ocsp};
 use crate::verdict::{Failure, FailureReason};
 
 /// How long we wait, after a TLS 1.3 handshake in which the server asked for a client
@@ -36,13 +36,26 @@ const REJECTION_WINDOW_MAX: Duration = Duration::from_secs(1);
 pub(super) async fn probe(target: &Target, ctx: &ProbeCtx) -> ProbeOutcome {
     let started = Instant::now();
     let mut out = ProbeOutcome::new(Phases::default(), Duration::ZERO);
-    out.failure = run(target, ctx, &mut out).await.err();
+    let mut sent = Vec::new();
+    out.failure = run(target, ctx, &mut out, &mut sent).await.err();
     out.duration = started.elapsed();
+    // After the session is closed and the verdict taken: chasing never changes either, and
+    // its time is not the endpoint's.
+    if let (true, Some(chain)) = (target.aia_fetch, out.chain.clone()) {
+        out.aia = Some(aia::assess(target, &chain, &sent, ctx.deadline).await);
+    }
     out.finished_at = SystemTime::now();
     out
 }
 
-async fn run(target: &Target, ctx: &ProbeCtx, out: &mut ProbeOutcome) -> Result<(), Failure> {
+/// Connects, upgrades, shakes hands and inspects, filling `out`; `sent` receives the chain the
+/// server sent (for AIA chasing).
+async fn run(
+    target: &Target,
+    ctx: &ProbeCtx,
+    out: &mut ProbeOutcome,
+    sent: &mut Vec<rustls_pki_types::CertificateDer<'static>>,
+) -> Result<(), Failure> {
     let lookup = connect::System(target.ip_protocol);
     let (timings, tcp) = connect::dial(
         &lookup,
@@ -125,6 +138,26 @@ async fn run(target: &Target, ctx: &ProbeCtx, out: &mut ProbeOutcome) -> Result<
                 target.roots.anchors(),
                 secs,
             ));
+        }
+        // SCTs of a stapled response count only when the response verified.
+        let stapled = match (&out.ocsp, rec.chain.first()) {
+            (Some(Ok(_)), Some(leaf)) => ocsp::stapled_scts(&rec.ocsp, leaf.as_ref()),
+            _ => None,
+        };
+        // rustls 0.23 cannot request the TLS signed_certificate_timestamp extension: no `tls`.
+        let scts = ct::assess(
+            &rec.chain,
+            stapled.as_deref(),
+            None,
+            target.roots.anchors(),
+            target.ct_logs.as_deref(),
+        );
+        for problem in &scts.problems {
+            tracing::debug!(target = target.name.as_str(), "{problem}");
+        }
+        out.ct = Some(scts);
+        if target.aia_fetch {
+            sent.clone_from(&rec.chain);
         }
     }
     let mut stream = handshake?;

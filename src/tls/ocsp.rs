@@ -38,6 +38,8 @@ const MAX_RESPONSE_CERTS: usize = 4;
 
 /// id-pkix-ocsp-basic.
 const OID_OCSP_BASIC: &str = "1.3.6.1.5.5.7.48.1.1";
+/// The SingleResponse extension carrying SCTs (RFC 6962 §3.3).
+const OID_SCT_LIST: &str = "1.3.6.1.4.1.11129.2.4.5";
 
 /// The status the responder gives for the leaf.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -120,6 +122,11 @@ pub struct Issuer {
 }
 
 impl Issuer {
+    /// The issuer's DER SubjectPublicKeyInfo (CT's issuer key hash is over it, `tls::ct`).
+    pub(crate) fn spki(&self) -> &[u8] {
+        &self.spki
+    }
+
     /// The issuer described by its own certificate (e.g. an intermediate the server sent).
     pub fn from_cert(der: &[u8]) -> Result<Issuer, OcspError> {
         let (_, cert) = X509Certificate::from_der(der)
@@ -133,11 +140,6 @@ impl Issuer {
     /// The DER `Name` of the issuer (with its SEQUENCE header).
     pub(crate) fn name(&self) -> &[u8] {
         &self.name
-    }
-
-    /// The DER `SubjectPublicKeyInfo` of the issuer (with its SEQUENCE header).
-    pub(crate) fn spki(&self) -> &[u8] {
-        &self.spki
     }
 
     /// The issuer described by a trust anchor, whose fields are stored without their outer
@@ -273,6 +275,20 @@ pub fn check(
     })
 }
 
+/// The SCT list extension of the response's entry for `leaf` (the contents of its extnValue,
+/// for `tls::ct::assess`), when it has one. Call it only for a response `check` accepted: it
+/// verifies nothing itself.
+pub fn stapled_scts(response: &[u8], leaf: &[u8]) -> Option<Vec<u8>> {
+    let (_, leaf) = X509Certificate::from_der(leaf).ok()?;
+    let basic = parse_response(response).ok()?;
+    basic
+        .responses
+        .iter()
+        .find(|s| s.serial == leaf.raw_serial())
+        .and_then(|s| s.scts)
+        .map(<[u8]>::to_vec)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Parsing
 
@@ -305,6 +321,8 @@ struct Single<'a> {
     status: CertStatus,
     this_update: i64,
     next_update: Option<i64>,
+    /// The value (contents of extnValue) of its SCT list extension, when it has one.
+    scts: Option<&'a [u8]>,
 }
 
 impl Single<'_> {
@@ -408,7 +426,8 @@ fn parse_response_data(content: &[u8]) -> Result<(i64, Vec<Single<'_>>), OcspErr
     Ok((produced_at, responses))
 }
 
-/// SingleResponse: certID, certStatus, thisUpdate, nextUpdate (extensions ignored).
+/// SingleResponse: certID, certStatus, thisUpdate, nextUpdate, and of singleExtensions the SCT
+/// list only.
 fn parse_single(mut single: Reader<'_>) -> Result<Single<'_>, OcspError> {
     let mut id = single.sequence("certID")?;
     let hash_algorithm = id.algorithm("hashAlgorithm")?.id.algorithm;
@@ -431,6 +450,10 @@ fn parse_single(mut single: Reader<'_>) -> Result<Single<'_>, OcspError> {
         Some(mut next) => Some(next.time("nextUpdate")?),
         None => None,
     };
+    let scts = match single.explicit(1, "singleExtensions")? {
+        Some(mut exts) => sct_extension(exts.sequence("singleExtensions")?)?,
+        None => None,
+    };
     Ok(Single {
         hash_algorithm,
         issuer_name_hash,
@@ -439,7 +462,28 @@ fn parse_single(mut single: Reader<'_>) -> Result<Single<'_>, OcspError> {
         status,
         this_update,
         next_update,
+        scts,
     })
+}
+
+/// The value of the SCT list extension (RFC 6962 §3.3) among a SingleResponse's extensions.
+fn sct_extension(mut exts: Reader<'_>) -> Result<Option<&[u8]>, OcspError> {
+    let mut found = None;
+    while !exts.is_empty() {
+        let mut ext = exts.sequence("Extension")?;
+        let oid = ext.oid("extnID")?;
+        // extnValue is last, after an optional `critical` BOOLEAN.
+        let mut value = None;
+        while !ext.is_empty() {
+            value = Some(ext.next("Extension")?.0);
+        }
+        if oid.to_id_string() == OID_SCT_LIST {
+            let value = value.ok_or_else(|| malformed("SCT extension without a value"))?;
+            expect_universal(&value, Tag::OctetString, "SCT extension")?;
+            found = Some(value.data);
+        }
+    }
+    Ok(found)
 }
 
 /// Reads DER elements one after another from a byte slice.
@@ -729,6 +773,41 @@ fn oid_name(oid: &Oid<'_>) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_sct_list_extension_of_a_single_response_is_found_among_others() {
+        use crate::tls::der::{encode, OCTET_STRING, OID, SEQUENCE};
+        let sct_oid = [0x2b, 6, 1, 4, 1, 0xd6, 0x79, 2, 4, 5];
+        let nonce_oid = [0x2b, 6, 1, 5, 5, 7, 48, 1, 2];
+        let list = encode(OCTET_STRING, &[0, 0]);
+        let exts = [
+            encode(
+                SEQUENCE,
+                &[encode(OID, &nonce_oid), encode(OCTET_STRING, b"n")].concat(),
+            ),
+            encode(
+                SEQUENCE,
+                &[
+                    encode(OID, &sct_oid),
+                    encode(0x01, &[0]),
+                    encode(OCTET_STRING, &list),
+                ]
+                .concat(),
+            ),
+        ]
+        .concat();
+        assert_eq!(sct_extension(Reader::new(&exts)), Ok(Some(&list[..])));
+        let without = encode(
+            SEQUENCE,
+            &[encode(OID, &nonce_oid), encode(OCTET_STRING, b"n")].concat(),
+        );
+        assert_eq!(sct_extension(Reader::new(&without)), Ok(None));
+        let broken = encode(
+            SEQUENCE,
+            &[encode(OID, &sct_oid), encode(0x02, &[1])].concat(),
+        );
+        assert!(sct_extension(Reader::new(&broken)).is_err());
+    }
     use std::path::PathBuf;
     use std::process::Command;
 

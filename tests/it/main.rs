@@ -14,6 +14,7 @@ mod addresses;
 mod cert_files;
 mod chain;
 mod config_fixtures;
+mod ctaia;
 mod deep;
 mod details;
 mod endpoints;
