@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::support::exporter::{write, Exporter};
+use crate::support::file_server::Files;
 use crate::support::now;
 use crate::support::pki::{Ca, Spec};
 use crate::support::prom::{Alertmanager, Prometheus, Webhook};
@@ -117,7 +118,7 @@ const FLEET_COUNTS: [(&str, f64); 30] = [
     ("Failing", 5.0),
     ("Invalid chain", 3.0),
     ("Critical alerts", 6.0),
-    ("Warning alerts", 3.0),
+    ("Warning alerts", 4.0),
     ("Expired", 1.0),
     ("Expires within 7 days", 2.0),
     ("Expires in 7 to 21 days", 1.0),
@@ -169,7 +170,15 @@ struct Expected {
     detail: &'static str,
 }
 
-const EXPECTED: [Expected; 11] = [
+const EXPECTED: [Expected; 12] = [
+    Expected {
+        alertname: "TLSRevocationCheckFailing",
+        target: OVERDUE,
+        severity: "warning",
+        labels: &[("depth", "0"), ("method", "crl")],
+        summary: "Revocation check (crl) of overdue failing",
+        detail: "no trustworthy crl answer for the certificate at depth 0 of overdue",
+    },
     Expected {
         alertname: "TLSCertificateExpired",
         target: EXPIRED,
@@ -571,6 +580,7 @@ async fn an_exporter_side_outage_is_one_page_with_the_per_target_alerts_inhibite
 struct Fleet {
     _servers: Vec<Server>,
     _legacy: OpensslServer,
+    _crls: Files,
     redirect: JoinHandle<()>,
     exporter: Exporter,
 }
@@ -598,6 +608,9 @@ impl Fleet {
         );
         let dir = Exporter::dir();
         write(dir.path(), "ca.pem", &root.cert.pem);
+        // The root's CRL, listing no certificate of the fleet.
+        let crls = Files::start().await;
+        crls.put("/e2e.crl", root.crl(&[0x99], t - day, t + 7 * day));
         let mut yaml =
             "global: {interval: 1s, timeout: 800ms, ca_file: ca.pem, scan_interval: 5s}\nfiles:\n  - {path: ca.pem, labels: {team: e2e}}\n  - {path: healthy.pem, labels: {team: e2e}}\ntargets:\n"
                 .to_string();
@@ -610,7 +623,13 @@ impl Fleet {
         let localhost = "    server_name: localhost\n";
 
         let leaves = [
-            (HEALTHY, Spec::leaf("localhost").serial(0x10)),
+            // Its CRL (served below) does not list it: revocation status good.
+            (
+                HEALTHY,
+                Spec::leaf("localhost")
+                    .serial(0x10)
+                    .crl(&crls.url("/e2e.crl")),
+            ),
             (
                 EXPIRED,
                 Spec::leaf("localhost")
@@ -624,12 +643,14 @@ impl Fleet {
                     .valid(t - 88 * day, t + 3 * day / 2 + 1800)
                     .serial(0x12),
             ),
-            // 90-day lifetime, 10 days left: below a third (30 days), warning.
+            // 90-day lifetime, 10 days left: below a third (30 days), warning. Its CRL
+            // distribution point refuses connections: revocation status error (warning).
             (
                 OVERDUE,
                 Spec::leaf("localhost")
                     .valid(t - 80 * day, t + 10 * day + 1800)
-                    .serial(0x13),
+                    .serial(0x13)
+                    .crl(&format!("http://127.0.0.1:{}/e2e.crl", CLOSED_PORTS[0])),
             ),
             // 6-day lifetime, 3 days left: renewal not due yet (2 days), silent.
             (
@@ -651,7 +672,11 @@ impl Fleet {
             if name == HEALTHY {
                 // The certificate at rest it should serve, and does (certificates at rest).
                 write(dir.path(), "healthy.pem", &leaf.pem);
-                let extra = format!("{localhost}    expect_cert_file: healthy.pem\n");
+                let extra =
+                    format!("{localhost}    expect_cert_file: healthy.pem\n    revocation: crl\n");
+                target(name, &server.addr.to_string(), &extra);
+            } else if name == OVERDUE {
+                let extra = format!("{localhost}    revocation: crl\n");
                 target(name, &server.addr.to_string(), &extra);
             } else {
                 target(name, &server.addr.to_string(), localhost);
@@ -763,6 +788,7 @@ impl Fleet {
         Fleet {
             _servers: running,
             _legacy: legacy,
+            _crls: crls,
             redirect,
             exporter,
         }
@@ -1182,6 +1208,10 @@ fn targets_for(expr: &str) -> &'static [&'static str] {
         &[HSTS, REDIRECT]
     } else if has("tls_client_cert_") {
         &[MTLS]
+    } else if has("tls_revocation_next_update") {
+        &[HEALTHY]
+    } else if has("tls_revocation_") {
+        &[HEALTHY, OVERDUE]
     } else if has("tls_cert_matches_expected") || has("tls_cert_expected_") {
         &[HEALTHY]
     } else if has("tls_scan_") || has("tls_protocol_accepted") || has("tls_weak_cipher_accepted") {

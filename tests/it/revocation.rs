@@ -5,16 +5,11 @@
 //! Answers arrive beside the probes (the first probe starts the fetch, a later one reports it),
 //! so every test waits for the series it expects, then checks the rest.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-
 use crate::support::exporter::{free_port, write, Exporter, Exposition};
+use crate::support::file_server::Files;
 use crate::support::pki::{Ca, Cert, Spec};
 use crate::support::servers::{self, Opts};
 use crate::support::{now, WAIT};
@@ -164,81 +159,6 @@ fn revoked(serial: &str) -> String {
 
 // ---------------------------------------------------------------------------------------------
 // CRLs over HTTP: a tiny file server that counts requests.
-
-/// Serves fixed bodies by path over HTTP/1.1 and counts the requests for each.
-struct Files {
-    addr: SocketAddr,
-    bodies: Arc<Mutex<HashMap<String, Vec<u8>>>>,
-    hits: Arc<Mutex<HashMap<String, usize>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Files {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl Files {
-    async fn start() -> Files {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let bodies: Arc<Mutex<HashMap<String, Vec<u8>>>> = Arc::default();
-        let hits: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
-        let (b, h) = (bodies.clone(), hits.clone());
-        let task = tokio::spawn(async move {
-            while let Ok((mut tcp, _)) = listener.accept().await {
-                let (b, h) = (b.clone(), h.clone());
-                tokio::spawn(async move {
-                    let mut head = Vec::new();
-                    let mut buf = [0u8; 1024];
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
-                        match tcp.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => head.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    let head = String::from_utf8_lossy(&head);
-                    let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
-                    *h.lock().unwrap().entry(path.clone()).or_default() += 1;
-                    let body = b.lock().unwrap().get(&path).cloned();
-                    let reply = match body {
-                        Some(body) => {
-                            let mut r = format!(
-                                "HTTP/1.1 200 OK\r\nContent-Type: application/pkix-crl\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                                body.len()
-                            )
-                            .into_bytes();
-                            r.extend(body);
-                            r
-                        }
-                        None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
-                    };
-                    let _ = tcp.write_all(&reply).await;
-                    let _ = tcp.shutdown().await;
-                });
-            }
-        });
-        Files {
-            addr,
-            bodies,
-            hits,
-            task,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn put(&self, path: &str, body: Vec<u8>) {
-        self.bodies.lock().unwrap().insert(path.to_string(), body);
-    }
-
-    fn hits(&self, path: &str) -> usize {
-        self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // OCSP

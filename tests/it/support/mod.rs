@@ -2,6 +2,7 @@
 //! loopback, hostile peers, and a running exporter binary to scrape.
 
 pub mod exporter;
+pub mod file_server;
 pub mod hostile;
 pub mod pki;
 pub mod prom;
