@@ -273,9 +273,12 @@ async fn run_check(target: Arc<Target>, ctx: Ctx, mut work: Work, start: Start) 
                         .record_scheduler_lag(began.saturating_duration_since(due));
                 }
                 let _in_flight = InFlight::new(&ctx.state);
-                probe::run(&target, check).await
+                // Boxed: the probe's state (handshake, buffers) is allocated while it runs
+                // instead of inline in every idle loop, which would cost each target that
+                // much memory between probes.
+                Box::pin(probe::run(&target, check)).await
             }
-            Check::Scan => probe::run(&target, check).await,
+            Check::Scan => Box::pin(probe::run(&target, check)).await,
         };
         let took = began.elapsed();
         drop(permits);
@@ -344,4 +347,33 @@ fn after_scan(target: &Arc<Target>, state: &State, outcomes: Vec<AddressOutcome>
         );
     }
     state.record(target, Check::Scan, outcomes);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_idle_check_loop_holds_no_probe_state() {
+        // Every target keeps one or two of these futures alive between probes, so their size
+        // is memory per target: the probe itself is boxed while it runs.
+        let config = crate::config::parse(
+            "targets:\n  - address: a.test:443\n",
+            std::path::Path::new("t.yml"),
+        )
+        .expect("valid config");
+        let target = config.targets.first().expect("a target").clone();
+        let ctx = Ctx {
+            state: Arc::new(State::default()),
+            lanes: Lanes::new(),
+            stop: CancellationToken::new(),
+        };
+        let start = Start {
+            first: Duration::ZERO,
+            then: None,
+        };
+        let loop_future = run_check(target, ctx, Work::Scan, start);
+        let size = std::mem::size_of_val(&loop_future);
+        assert!(size <= 1024, "an idle check loop takes {size} bytes");
+    }
 }
