@@ -558,7 +558,7 @@ fn history(out: &mut String, en: &Entry, now: i64) {
             dates::ago(r.at, now),
             dates::millis(u128::from(r.duration_ms)),
             r.reason.map_or("", FailureReason::as_label),
-            Esc(r.detail.as_deref().unwrap_or("")),
+            Esc(r.detail.as_deref().map_or("", String::as_str)),
             t = Rfc3339(r.at),
         );
     }
