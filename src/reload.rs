@@ -298,12 +298,16 @@ fn share_running(config: &mut Config, running: &[Arc<Target>]) {
 fn mine(config: &Config, shard: Option<Shard>) -> Vec<Arc<Target>> {
     match shard {
         None => config.targets.clone(),
-        Some(s) => config
-            .targets
-            .iter()
-            .filter(|t| s.owns(&t.name))
-            .cloned()
-            .collect(),
+        Some(s) => {
+            let mask = s.mask(&config.targets, |t| t.name.as_str());
+            config
+                .targets
+                .iter()
+                .zip(mask)
+                .filter(|(_, mine)| *mine)
+                .map(|(t, _)| t.clone())
+                .collect()
+        }
     }
 }
 
