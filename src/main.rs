@@ -52,12 +52,13 @@ struct Args {
     /// SIGHUP always works, POST /-/reload with --web.enable-lifecycle).
     #[arg(long = "config.watch-interval", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     watch_interval: Duration,
-    /// Probe only shard I of N (targets whose stable hash of name falls in it); `auto/N` takes I
-    /// from the trailing number of the host name (StatefulSet pods).
+    /// Probe only shard I of N (run I of N equal runs of the targets in stable-hash order);
+    /// `auto/N` takes I from the trailing number of the host name (StatefulSet pods).
     #[arg(long = "shard", value_name = "I/N")]
     shard: Option<String>,
     /// Let `/probe` probe endpoints that are not in the config (off: the exporter cannot be
-    /// used to scan arbitrary hosts).
+    /// used to scan arbitrary hosts); the config's `adhoc_probes:` can restrict them to listed
+    /// modules, host globs, CIDRs and ports.
     #[arg(long = "web.enable-adhoc-probes")]
     adhoc_probes: bool,
     /// Keep the latest outcome of every target in this file across restarts (off when unset):
