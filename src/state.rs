@@ -37,6 +37,20 @@ pub struct Entry {
     pub history: History,
 }
 
+impl Entry {
+    /// A target not probed yet.
+    fn new(target: &Arc<Target>) -> Entry {
+        Entry {
+            target: target.clone(),
+            latest: Vec::new(),
+            scans: Vec::new(),
+            probes_total: 0,
+            failures_total: [0; FailureReason::ALL.len()],
+            history: History::default(),
+        }
+    }
+}
+
 /// One address's latest probe, with the chain its certificate series show.
 #[derive(Debug, Clone)]
 pub struct Probed {
@@ -285,34 +299,29 @@ impl State {
     /// the same; removed targets disappear with all their series.
     pub fn set_targets(&self, targets: &[Arc<Target>]) {
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        let mut next = BTreeMap::new();
+        // In place: a reload of a large, mostly unchanged fleet moves no entry and rebuilds no
+        // map (a rebuilt map's churn stayed in the allocator's arenas as RSS).
+        let wanted: std::collections::HashSet<&str> =
+            targets.iter().map(|t| t.name.as_str()).collect();
+        entries.retain(|name, _| wanted.contains(name.as_str()));
         for t in targets {
-            let entry = match entries.remove(&t.name) {
-                Some(old) if Arc::ptr_eq(&old.target, t) => old,
+            match entries.get_mut(&t.name) {
+                Some(old) if Arc::ptr_eq(&old.target, t) => {}
                 Some(old) if old.target.labels == t.labels => {
                     // A scan describes an endpoint: gone when scanning stops or the endpoint
                     // moves.
-                    let keep_scans = same_scanned_endpoint(&old.target, t);
-                    let mut entry = Entry {
-                        target: t.clone(),
-                        scans: if keep_scans { old.scans } else { Vec::new() },
-                        ..old
-                    };
-                    entry.decide_chains();
-                    entry
+                    if !same_scanned_endpoint(&old.target, t) {
+                        old.scans = Vec::new();
+                    }
+                    old.target = t.clone();
+                    old.decide_chains();
                 }
-                Some(_) | None => Entry {
-                    target: t.clone(),
-                    latest: Vec::new(),
-                    scans: Vec::new(),
-                    probes_total: 0,
-                    failures_total: [0; FailureReason::ALL.len()],
-                    history: History::default(),
-                },
-            };
-            next.insert(t.name.clone(), entry);
+                Some(old) => *old = Entry::new(t),
+                None => {
+                    entries.insert(t.name.clone(), Entry::new(t));
+                }
+            }
         }
-        *entries = next;
         self.changes.fetch_add(1, Ordering::Relaxed);
     }
 
