@@ -288,7 +288,9 @@ fn share_running(config: &mut Config, running: &[Arc<Target>]) {
         running.iter().map(|t| (t.name.as_str(), t)).collect();
     for target in &mut config.targets {
         if let Some(kept) = by_name.get(target.name.as_str()) {
-            if !Arc::ptr_eq(kept, target) && kept.same_as(target) {
+            // `output` is not part of `same_as` (it changes no probe) but `/probe` reads it
+            // from the config's target.
+            if !Arc::ptr_eq(kept, target) && kept.same_as(target) && kept.output == target.output {
                 *target = Arc::clone(kept);
             }
         }

@@ -234,6 +234,13 @@ fn probe_target(
             "ad-hoc probes with probe: http_redirect are not allowed when adhoc_probes: restricts them (redirects may lead to any host)".to_string(),
         ));
     }
+    let mut target = target;
+    if config.adhoc_rules().is_some() {
+        // AIA and revocation fetches go to URLs the server's certificate names, hosts the
+        // rules never saw: off for ad-hoc probes the rules restrict.
+        target.aia_fetch = false;
+        target.revocation.mode = crate::revocation::Mode::Off;
+    }
     Ok((Arc::new(target), true))
 }
 

@@ -20,9 +20,15 @@ pub(super) const MAX_LABELS: usize = 32;
 const QUOTED_NAME_CHARS: usize = 32;
 
 /// Labels the exporter sets itself, or that Prometheus and our conventions reserve.
-const RESERVED_LABELS: [&str; 27] = [
+const RESERVED_LABELS: [&str; 32] = [
     "target",
     "ip",
+    // Labels of the revocation and Certificate Transparency series.
+    "method",
+    "source",
+    "log_id",
+    "operator",
+    "log",
     "status",
     "class",
     "depth",

@@ -229,7 +229,7 @@ impl Target {
     pub fn same_as(&self, other: &Target) -> bool {
         self.settings() == other.settings()
             && self.proxy == other.proxy
-            && self.revocation == other.revocation
+            && same_revocation(&self.revocation, &other.revocation)
             && self.expect_cert_file == other.expect_cert_file
             && self.aia_fetch == other.aia_fetch
             && self.files == other.files
@@ -302,7 +302,7 @@ impl Target {
         };
         // Appended only when on, so targets without revocation checks keep the fingerprints
         // of builds before it (their saved outcomes stay theirs across the upgrade).
-        let settings = if self.revocation == RevocationSettings::default() {
+        let settings = if self.revocation.mode == crate::revocation::Mode::Off {
             settings
         } else {
             format!("{settings}{:?}", self.revocation)
@@ -349,6 +349,13 @@ impl Target {
         }
         crate::tls::cert::hex(digest.finish().as_ref())
     }
+}
+
+/// Equal revocation settings as far as they change probing: the CRL size bound only matters
+/// when checks are on.
+fn same_revocation(a: &RevocationSettings, b: &RevocationSettings) -> bool {
+    use crate::revocation::Mode;
+    (a.mode == Mode::Off && b.mode == Mode::Off) || a == b
 }
 
 /// File contents a target was built from.

@@ -144,6 +144,11 @@ impl Roots {
                     .map_or(&[][..], |n| n.as_ref()),
             );
             field(&[u8::from(anchor.name_constraints.is_some())]);
+            // The anchor's certificate itself: a kept path shows its facts (serial, dates).
+            field(
+                cert.as_ref()
+                    .map_or(&b""[..], |f| f.fingerprint_sha256.as_bytes()),
+            );
             field(&na.map_or([0xff; 9], |t| {
                 let mut b = [0u8; 9];
                 b[1..].copy_from_slice(&t.to_be_bytes());
