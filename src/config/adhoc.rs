@@ -118,7 +118,13 @@ impl Module {
             },
         };
         let own = t.server_name.to_str();
-        self.build(&t.name, &endpoint, server_name, &own, t.labels.clone())
+        // Its own server name and STARTTLS protocol win over the module's.
+        let asked = server_name.unwrap_or(&own);
+        let mut target = self.build(&t.name, &endpoint, Some(asked), &own, t.labels.clone())?;
+        if t.starttls.is_some() {
+            target.starttls = t.starttls;
+        }
+        Ok(target)
     }
 
     fn build(
