@@ -26,6 +26,7 @@ outside the measured process. Every process this script starts is killed when it
 """
 
 import argparse
+import gzip
 import datetime
 import http.client
 import json
@@ -279,7 +280,8 @@ def exporter_config(path, ca, ports, n, interval, timeout, concurrency):
     with open(path, "w") as f:
         f.write(
             f"global:\n  interval: {interval}\n  timeout: {timeout}\n"
-            f"  concurrency: {concurrency}\n  ca_file: {ca}\n  scan: false\ntargets:\n"
+            f"  concurrency: {concurrency}\n  ca_file: {ca}\n  scan: false\n"
+            + ("targets:\n" if n else "targets: []\n")
         )
         for i in range(1, n + 1):
             f.write(
@@ -425,6 +427,95 @@ def run_exporter(a, work, nginx_pids, r):
     res["rss_10k_after_scrapes"], res["hwm_10k_after_scrapes"] = proc_mem_mb(ex.pid)
     ex.stop()
     return res
+
+
+# ---------------------------------------------------------------------------------------------
+# scale: 50,000 targets on one process
+
+
+def gauge(text, name):
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return float("nan")
+
+
+def run_scale(a, work, nginx_pids, r):
+    """50,000 targets every 60 s (833 probes/s offered) for `a.scale_minutes`: start-up and
+    whole-set reload time, scheduler lag (p99 of 10 s samples of the exporter's own
+    one-minute maximum after the first two intervals), skipped ticks, peak RSS, /metrics with
+    gzip."""
+    n = a.scale_targets
+    res = {"targets": n, "minutes": a.scale_minutes}
+    t0 = time.monotonic()
+    ex = Exporter(a, work, f"scale-{r}", n, "60s", "5s", a.concurrency)
+    res["startup_s"] = time.monotonic() - t0  # process start to /-/ready (config loaded, loops started)
+    # Every target's first probe lands within its first interval (warm-up spreads them).
+    ex.wait_all_probed(n, 150)
+    res["rss_idle"], _ = proc_mem_mb(ex.pid)
+    # A reload of the whole set (the same file: every target unchanged), timed by the
+    # exporter's own success timestamp.
+    before = gauge(ex.scrape().decode(), "tls_exporter_config_last_reload_success_timestamp_seconds")
+    t = time.monotonic()
+    os.kill(ex.pid, signal.SIGHUP)
+    wait_until(
+        lambda: gauge(ex.scrape(gzip=False).decode(), "tls_exporter_config_last_reload_success_timestamp_seconds") > before,
+        30, "the reload", step=0.05,
+    )
+    res["reload_s"] = time.monotonic() - t
+    # The lag gauge is a one-minute maximum: let the minute of the start-up and the reload
+    # pass before sampling it.
+    time.sleep(a.scale_settle)
+    lags, times = [], []
+    skipped0 = gauge(ex.scrape().decode(), "tls_exporter_probes_skipped_total")
+    end = time.monotonic() + a.scale_minutes * 60
+    w = Window(ex.pid, nginx_pids)
+    while time.monotonic() < end:
+        t = time.perf_counter()
+        gz = ex.scrape(gzip=True)
+        times.append(time.perf_counter() - t)
+        text = gzip.decompress(gz).decode()
+        lags.append(gauge(text, "tls_exporter_scheduler_lag_seconds"))
+        time.sleep(max(0.0, 10.0 - (time.perf_counter() - t)))
+    wd = w.close()
+    text = ex.scrape().decode()
+    res["skipped"] = gauge(text, "tls_exporter_probes_skipped_total") - skipped0
+    res["lag_p99_s"] = percentile(lags, 99)
+    res["lag_max_s"] = max(lags)
+    res["scrape_gzip_p50_ms"] = percentile(times, 50) * 1000
+    res["scrape_gzip_p99_ms"] = percentile(times, 99) * 1000
+    res["scrape_gzip_mb"] = len(gz) / 1e6
+    res["cores"] = wd["cpu"] / wd["seconds"]
+    res["other_cores"] = wd["other_cores"]
+    res["rss_end"], res["hwm"] = proc_mem_mb(ex.pid)
+    res["per_target_kb"] = (res["rss_idle"] - a.base_rss) * 1000 / n
+    ex.stop()
+    return res
+
+
+def scale_report(a, runs):
+    def m(key):
+        vals = [r["scale"][key] for r in runs if "scale" in r]
+        return statistics.median(vals) if vals else float("nan")
+
+    rows = [
+        ("start-up (process start to ready), s", m("startup_s"), "≤ 2"),
+        ("reload of the whole set, s", m("reload_s"), "≤ 2"),
+        ("scheduler lag p99 (10 s samples of the 1-minute max), s", m("lag_p99_s"), "≤ 1"),
+        ("scheduler lag max, s", m("lag_max_s"), ""),
+        ("skipped ticks over the window", m("skipped"), "0"),
+        ("/metrics gzip p50 / p99, ms", f"{m('scrape_gzip_p50_ms'):,.0f} / {m('scrape_gzip_p99_ms'):,.0f}", "≤ 1,000"),
+        ("/metrics gzip size, MB", m("scrape_gzip_mb"), ""),
+        ("RSS after every target probed once, MB", m("rss_idle"), ""),
+        ("peak RSS (VmHWM), MB", m("hwm"), "≤ 150"),
+        ("RSS per target beyond an empty exporter, KB", m("per_target_kb"), "≤ 2"),
+        ("exporter CPU cores used", m("cores"), ""),
+        ("other load on the machine, cores", m("other_cores"), ""),
+    ]
+    out = [f"| figure ({a.scale_targets:,} targets, interval 60 s, {a.scale_minutes} min) | median of {len(runs)} | target |", "|---|---:|---|"]
+    for name, v, target in rows:
+        out.append(f"| {name} | {v if isinstance(v, str) else fmt(v)} | {target} |")
+    return "\n".join(out) + "\n"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -927,12 +1018,15 @@ def main():
     ap.add_argument("--pin", action="store_true", help="nginx on CPU 1, prober (and driver) on CPU 0")
     ap.add_argument("--out", default="")
     ap.add_argument("--versions", default="{}", help="JSON object of version strings for the report")
-    ap.add_argument("--only", default="", choices=["", "cpu"], help="cpu: only the CPU-per-probe cases")
+    ap.add_argument("--only", default="", choices=["", "cpu", "scale"], help="cpu: only the CPU-per-probe cases; scale: only the 50,000-target run")
+    ap.add_argument("--scale-targets", type=int, default=50000)
+    ap.add_argument("--scale-minutes", type=float, default=10.0)
     ap.add_argument("--cases", default=",".join(CPU_CASES), help="CPU cases to run (comma-separated; empty: none)")
     ap.add_argument("--command", default="", help="the command line that ran this, for the report")
     a = ap.parse_args()
 
     a.ca = os.path.join(a.work, "pki", "ca.pem")
+    a.scale_settle = 10.0 if a.quick else 70.0
     a.window, a.sat_window, a.window_10k, a.sat_warmup, a.scrapes = (30.0, 20.0, 20.0, 3.0, 20)
     if a.quick:
         a.runs = 1
@@ -956,8 +1050,24 @@ def main():
         a.ports = [free_port() for _ in range(a.ports)]
         ngx = start_nginx(a, a.work, a.ports)
         nginx_pids = tree_pids(ngx.pid)
-        case_nginx = cpu_case_endpoints(a, a.work, nginx_pids)
+        case_nginx = cpu_case_endpoints(a, a.work, nginx_pids) if a.only != "scale" else {}
         runs = []
+        if a.only == "scale":
+            empty = Exporter(a, a.work, "empty", 0, "60s", "5s", a.concurrency)
+            time.sleep(2)
+            a.base_rss, _ = proc_mem_mb(empty.pid)
+            empty.stop()
+            for r in range(1, a.runs + 1):
+                print(f"bench: run {r}/{a.runs}: {a.scale_targets:,} targets", file=sys.stderr, flush=True)
+                runs.append({"scale": run_scale(a, a.work, nginx_pids, r)})
+                print(f"bench: run {r}: {runs[-1]['scale']}", file=sys.stderr, flush=True)
+            table = scale_report(a, runs)
+            print(table)
+            if a.out:
+                with open(a.out, "w") as fh:
+                    fh.write(f"# scripts/bench --only scale\n\n{a.command}\n\n{a.placement}\n\n{table}")
+                print(f"bench: wrote {a.out}", file=sys.stderr)
+            return
         for r in range(1, a.runs + 1):
             run = {}
             if case_nginx:
