@@ -960,6 +960,21 @@ mod tests {
         }
     }
 
+    /// `openssl ocsp` answering from `index.txt` as the CA `ca` of `lab`, signing with its key.
+    fn responder(lab: &Lab) -> Command {
+        let mut cmd = Command::new("openssl");
+        cmd.arg("ocsp")
+            .arg("-index")
+            .arg(lab.path("index.txt"))
+            .arg("-rsigner")
+            .arg(lab.path("ca.pem"))
+            .arg("-rkey")
+            .arg(lab.path("ca.key"))
+            .arg("-CA")
+            .arg(lab.path("ca.pem"));
+        cmd
+    }
+
     fn openssl(cmd: &mut Command) {
         let out = cmd.output().expect("openssl is installed");
         assert!(
@@ -1014,16 +1029,7 @@ mod tests {
         std::fs::write(lab.path("req.der"), &req).expect("write request");
         std::fs::write(lab.path("index.txt"), revoked("1234")).expect("write index");
         openssl(
-            Command::new("openssl")
-                .arg("ocsp")
-                .arg("-index")
-                .arg(lab.path("index.txt"))
-                .arg("-rsigner")
-                .arg(lab.path("ca.pem"))
-                .arg("-rkey")
-                .arg(lab.path("ca.key"))
-                .arg("-CA")
-                .arg(lab.path("ca.pem"))
+            responder(&lab)
                 .arg("-reqin")
                 .arg(lab.path("req.der"))
                 .arg("-respout")
@@ -1309,16 +1315,7 @@ mod tests {
         std::fs::write(lab.path("index.txt"), valid("1234")).expect("write index");
         let out = lab.path("foreign.der");
         openssl(
-            Command::new("openssl")
-                .arg("ocsp")
-                .arg("-index")
-                .arg(lab.path("index.txt"))
-                .arg("-rsigner")
-                .arg(lab.path("ca.pem"))
-                .arg("-rkey")
-                .arg(lab.path("ca.key"))
-                .arg("-CA")
-                .arg(lab.path("ca.pem"))
+            responder(&lab)
                 .arg("-issuer")
                 .arg(lab.path("other.pem"))
                 .arg("-cert")
