@@ -448,11 +448,15 @@ fn revocation(e: &mut Encoder, rows: &[Row]) {
         for (r, f) in &facts {
             let Some(v) = value(f) else { continue };
             let depth = depth_label(&mut depth_buf, f.depth);
-            let mut extra = vec![("depth", depth), ("method", f.method.as_label())];
-            if family.name == REVOCATION_STATUS_INFO.name {
-                extra.push(("status", f.status.as_label()));
-            }
-            e.sample(family, &r.labels, &extra, v);
+            // No allocation per sample: the label set is an array, `status` only on `_info`.
+            let extra = [
+                ("depth", depth),
+                ("method", f.method.as_label()),
+                ("status", f.status.as_label()),
+            ];
+            let with_status = family.name == REVOCATION_STATUS_INFO.name;
+            let labels = if with_status { &extra[..] } else { &extra[..2] };
+            e.sample(family, &r.labels, labels, v);
         }
     };
     write(e, &REVOCATION_STATUS_INFO, &|_| Some(1.0));
