@@ -6,9 +6,12 @@
 //! of new loops, backoff from targets whose probes fail slowly), which slots they take
 //! (`lanes`: the pool and its slow lane), what it remembers per target (`standing`), start lag
 //! and skipped ticks, recording outcomes into `State`, and logging state changes and first
-//! rounds (`report`). Probers only probe.
+//! rounds (`report`). Probers only probe. Between runs a loop is an entry of `queue` (one
+//! timer and a feeder per lane for the whole target set), not a task: a task exists only while
+//! a check holds its slots.
 
 mod lanes;
+mod queue;
 mod report;
 mod standing;
 mod timing;
@@ -27,10 +30,10 @@ use crate::config::Target;
 use crate::probe::outcome::AddressOutcome;
 use crate::probe::{self, Check};
 use crate::state::State;
-use lanes::{Lane, Lanes};
+use lanes::{Lane, Lanes, Permits};
+use queue::{Life, Queue, Queued};
 use report::{Round, Ticket};
 use standing::{Found, Standing};
-use timing::Start;
 
 /// Runs the probe loops of the current target set.
 pub struct Scheduler {
@@ -38,33 +41,27 @@ pub struct Scheduler {
     lanes: Lanes,
     concurrency: usize,
     stop: CancellationToken,
-    tasks: HashMap<String, Running>,
+    queue: Arc<Queue<Loop>>,
+    /// The queue's timer and feeders, started with the first target set.
+    serving: Vec<JoinHandle<()>>,
+    targets: HashMap<String, Running>,
 }
 
+/// A target the scheduler runs.
 struct Running {
     target: Arc<Target>,
-    handle: JoinHandle<()>,
-    /// The legacy scan loop, for targets that scan.
-    scan: Option<JoinHandle<()>>,
-    /// Handed on to the loop that replaces this one when the target changes.
+    /// Its loops' life: ended when the target is removed or replaced.
+    life: Arc<Life>,
+    /// Handed on to the loops that replace these when the target changes.
     standing: Arc<Standing>,
 }
 
-impl Running {
-    fn abort(&self) {
-        self.handle.abort();
-        if let Some(scan) = &self.scan {
-            scan.abort();
-        }
-    }
-}
-
-/// What a loop's target needs from the scheduler.
+/// What a loop's checks need from the scheduler when they run.
 #[derive(Clone)]
 struct Ctx {
     state: Arc<State>,
-    lanes: Lanes,
     stop: CancellationToken,
+    queue: Arc<Queue<Loop>>,
 }
 
 /// What a loop runs, with the probe loop's memory.
@@ -74,6 +71,54 @@ enum Work {
         ticket: Ticket,
     },
     Scan,
+}
+
+/// One check of one target between its runs (queued) or during one (owned by its task): the
+/// whole memory of an idle loop.
+struct Loop {
+    target: Arc<Target>,
+    life: Arc<Life>,
+    work: Work,
+    /// When the next run is due.
+    due: Instant,
+    /// For a loop that probed first in the warm-up: when it joins its grid.
+    then: Option<Instant>,
+}
+
+impl Loop {
+    fn check(&self) -> Check {
+        match self.work {
+            Work::Probe { .. } => Check::Probe,
+            Work::Scan => Check::Scan,
+        }
+    }
+
+    /// The slot of this check's running task in its `Life`.
+    fn slot(&self) -> usize {
+        match self.work {
+            Work::Probe { .. } => 0,
+            Work::Scan => 1,
+        }
+    }
+}
+
+impl Queued for Loop {
+    fn due(&self) -> Instant {
+        self.due
+    }
+
+    /// Probes of targets that back off (or that a reload added, until their first probe) and
+    /// every scan take the slow lane.
+    fn lane(&self) -> Lane {
+        match &self.work {
+            Work::Probe { standing, .. } => standing.lane(),
+            Work::Scan => Lane::Slow,
+        }
+    }
+
+    fn life(&self) -> &Life {
+        &self.life
+    }
 }
 
 /// First scans are spread over this window (or the scan interval, if shorter).
@@ -90,7 +135,9 @@ impl Scheduler {
             lanes: Lanes::new(),
             concurrency: 0,
             stop: CancellationToken::new(),
-            tasks: HashMap::new(),
+            queue: Queue::new(),
+            serving: Vec::new(),
+            targets: HashMap::new(),
         }
     }
 
@@ -104,25 +151,39 @@ impl Scheduler {
             self.lanes.resize(concurrency);
             self.concurrency = concurrency;
         }
+        if self.serving.is_empty() {
+            let ctx = Ctx {
+                state: self.state.clone(),
+                stop: self.stop.clone(),
+                queue: self.queue.clone(),
+            };
+            self.serving =
+                self.queue
+                    .start(self.lanes.clone(), self.stop.clone(), move |l, permits| {
+                        let life = l.life.clone();
+                        life.spawn(l.slot(), run(l, permits, ctx.clone()));
+                    });
+        }
         // Nothing running yet: no established target to protect from the new ones.
-        let at_start = self.tasks.is_empty();
-        let mut old = std::mem::take(&mut self.tasks);
+        let at_start = self.targets.is_empty();
+        let mut old = std::mem::take(&mut self.targets);
         let mut plan = Vec::with_capacity(targets.len());
         for target in targets {
             match old.remove(&target.name) {
-                Some(r) if r.target.same_as(target) && !r.handle.is_finished() => {
+                Some(r) if r.target.same_as(target) && !r.life.ended() => {
                     plan.push((r.target.clone(), Plan::Keep(r)));
                 }
                 Some(r) => {
-                    r.abort();
+                    r.life.end();
                     plan.push((target.clone(), Plan::Restart(r.standing.clone())));
                 }
                 None => plan.push((target.clone(), Plan::New)),
             }
         }
         for (_, removed) in old {
-            removed.abort();
+            removed.life.end();
         }
+        self.queue.purge();
         // State first, with the Arcs the loops will probe: a fast first result is never
         // recorded before its target exists.
         let active: Vec<Arc<Target>> = plan.iter().map(|(t, _)| t.clone()).collect();
@@ -139,19 +200,21 @@ impl Scheduler {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
+        let t0 = Instant::now();
+        self.targets.reserve(plan.len());
         for (target, plan) in plan {
             let running = match plan {
                 Plan::Keep(running) => running,
                 Plan::Restart(standing) => {
-                    self.spawn(&target, standing, Ticket::none(), warmup, now)
+                    self.queue_loops(&target, standing, Ticket::none(), warmup, now, t0)
                 }
                 Plan::New => {
                     let standing = Standing::new(self.state.clone(), !at_start);
                     let ticket = round.as_ref().map_or_else(Ticket::none, |r| r.ticket());
-                    self.spawn(&target, standing, ticket, warmup, now)
+                    self.queue_loops(&target, standing, ticket, warmup, now, t0)
                 }
             };
-            self.tasks.insert(target.name.clone(), running);
+            self.targets.insert(target.name.clone(), running);
         }
         active
     }
@@ -170,48 +233,62 @@ impl Scheduler {
     /// Waits until `deadline` for in-flight probes to finish, then cancels the rest.
     pub async fn drain(&mut self, deadline: Instant) {
         self.stop.cancel();
-        for (_, running) in self.tasks.drain() {
-            // Scans are long and only informative: they stop at once.
-            if let Some(scan) = &running.scan {
+        let targets: Vec<Running> = self.targets.drain().map(|(_, r)| r).collect();
+        // Scans are long and only informative: they stop at once.
+        for running in &targets {
+            if let Some(scan) = running.life.take(1) {
                 scan.abort();
             }
-            let abort = running.handle.abort_handle();
-            if timeout_at(deadline, running.handle).await.is_err() {
-                abort.abort();
+        }
+        for running in &targets {
+            if let Some(probe) = running.life.take(0) {
+                let abort = probe.abort_handle();
+                if timeout_at(deadline, probe).await.is_err() {
+                    abort.abort();
+                }
             }
+        }
+        for running in &targets {
+            running.life.end();
         }
     }
 
-    /// Starts the loops of one target, `now` being the unix time.
-    fn spawn(
+    /// Queues the loops of one target, `now` being the unix time and `t0` the same instant.
+    fn queue_loops(
         &self,
         target: &Arc<Target>,
         standing: Arc<Standing>,
         ticket: Ticket,
         warmup: Duration,
         now: Duration,
+        t0: Instant,
     ) -> Running {
-        let ctx = Ctx {
-            state: self.state.clone(),
-            lanes: self.lanes.clone(),
-            stop: self.stop.clone(),
-        };
+        let life = Arc::new(Life::default());
         let start = timing::start(&target.name, target.interval, warmup, now);
-        let work = Work::Probe {
-            standing: standing.clone(),
-            ticket,
-        };
-        let handle = tokio::spawn(run_check(target.clone(), ctx.clone(), work, start));
-        let scan = target.scan_interval.map(|every| {
+        self.queue.push(Loop {
+            target: target.clone(),
+            life: life.clone(),
+            work: Work::Probe {
+                standing: standing.clone(),
+                ticket,
+            },
+            due: t0 + start.first,
+            then: start.then.map(|t| t0 + t),
+        });
+        if let Some(every) = target.scan_interval {
             let spread = every.min(FIRST_SCAN_SPREAD);
             let first = timing::stable_offset(&format!("{}#scan", target.name), spread);
-            let start = Start { first, then: None };
-            tokio::spawn(run_check(target.clone(), ctx, Work::Scan, start))
-        });
+            self.queue.push(Loop {
+                target: target.clone(),
+                life: life.clone(),
+                work: Work::Scan,
+                due: t0 + first,
+                then: None,
+            });
+        }
         Running {
             target: target.clone(),
-            handle,
-            scan,
+            life,
             standing,
         }
     }
@@ -244,68 +321,60 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// The loop of one check of one target: wait for its turn (`start`, then every period on the
-/// grid) and its slots, run the check through `probe::run`, record the outcomes. Probes count
-/// in-flight and lag, back off while they fail slowly and log state changes; scans always take
-/// the slow lane. Ticks a check ran past are skipped (and counted, for probes).
-async fn run_check(target: Arc<Target>, ctx: Ctx, mut work: Work, start: Start) {
-    let (check, every) = match work {
-        Work::Probe { .. } => (Check::Probe, target.interval),
-        Work::Scan => (Check::Scan, target.scan_interval.unwrap_or(target.interval)),
-    };
-    let t0 = Instant::now();
-    let mut due = t0 + start.first;
-    let mut then = start.then.map(|t| t0 + t);
-    loop {
-        let (lane, on_schedule) = match &work {
-            Work::Probe { standing, .. } => (standing.lane(), !standing.backing_off()),
-            Work::Scan => (Lane::Slow, false),
-        };
-        let Some(permits) = ctx.lanes.turn(due, lane, &ctx.stop).await else {
-            return;
-        };
-        let began = Instant::now();
-        let outcomes = match check {
-            Check::Probe => {
-                if on_schedule {
-                    ctx.state
-                        .stats
-                        .record_scheduler_lag(began.saturating_duration_since(due));
-                }
-                let _in_flight = InFlight::new(&ctx.state);
-                // Boxed: the probe's state (handshake, buffers) is allocated while it runs
-                // instead of inline in every idle loop, which would cost each target that
-                // much memory between probes.
-                Box::pin(probe::run(&target, check)).await
-            }
-            Check::Scan => Box::pin(probe::run(&target, check)).await,
-        };
-        let took = began.elapsed();
-        drop(permits);
-        let backing_off = match &mut work {
-            Work::Probe { standing, ticket } => {
-                after_probe(&target, &ctx.state, standing, ticket, outcomes, took)
-            }
-            Work::Scan => {
-                after_scan(&target, &ctx.state, outcomes);
-                false
-            }
-        };
-
-        // A check (or its wait for slots) that ran past later ticks skips them.
-        let step = timing::step(every, backing_off);
-        let now = Instant::now();
-        due = then.take().unwrap_or(due + step);
-        while due <= now {
-            if check == Check::Probe {
+/// One run of a check that is due and holds its slots: run it through `probe::run`, record
+/// the outcomes, then queue the loop again for its next tick. Probes count in-flight and lag,
+/// back off while they fail slowly and log state changes. Ticks a check ran past (or waited
+/// past for its slots) are skipped, and counted for probes.
+async fn run(mut l: Loop, permits: Permits, ctx: Ctx) {
+    let check = l.check();
+    let target = l.target.clone();
+    let began = Instant::now();
+    let outcomes = match &l.work {
+        Work::Probe { standing, .. } => {
+            if !standing.backing_off() {
                 ctx.state
                     .stats
-                    .probes_skipped_total
-                    .fetch_add(1, Ordering::Relaxed);
+                    .record_scheduler_lag(began.saturating_duration_since(l.due));
             }
-            due += step;
+            let _in_flight = InFlight::new(&ctx.state);
+            // Boxed: the probe's state (handshake, buffers) is allocated while it runs
+            // instead of inline in this task.
+            Box::pin(probe::run(&target, check)).await
         }
+        Work::Scan => Box::pin(probe::run(&target, check)).await,
+    };
+    let took = began.elapsed();
+    drop(permits);
+    let (every, backing_off) = match &mut l.work {
+        Work::Probe { standing, ticket } => (
+            target.interval,
+            after_probe(&target, &ctx.state, standing, ticket, outcomes, took),
+        ),
+        Work::Scan => {
+            after_scan(&target, &ctx.state, outcomes);
+            (target.scan_interval.unwrap_or(target.interval), false)
+        }
+    };
+
+    // A check (or its wait for slots) that ran past later ticks skips them.
+    let step = timing::step(every, backing_off);
+    let now = Instant::now();
+    let mut due = l.then.take().unwrap_or(l.due + step);
+    while due <= now {
+        if check == Check::Probe {
+            ctx.state
+                .stats
+                .probes_skipped_total
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        due += step;
     }
+    l.due = due;
+    let life = l.life.clone();
+    if !life.ended() && !ctx.stop.is_cancelled() {
+        ctx.queue.push(l);
+    }
+    life.finished(if check == Check::Probe { 0 } else { 1 });
 }
 
 /// Records a probe, updates the target's standing, logs what changed and counts a first
@@ -354,26 +423,51 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_idle_check_loop_holds_no_probe_state() {
-        // Every target keeps one or two of these futures alive between probes, so their size
-        // is memory per target: the probe itself is boxed while it runs.
-        let config = crate::config::parse(
-            "targets:\n  - address: a.test:443\n",
-            std::path::Path::new("t.yml"),
-        )
-        .expect("valid config");
-        let target = config.targets.first().expect("a target").clone();
-        let ctx = Ctx {
-            state: Arc::new(State::default()),
-            lanes: Lanes::new(),
-            stop: CancellationToken::new(),
-        };
-        let start = Start {
-            first: Duration::ZERO,
-            then: None,
-        };
-        let loop_future = run_check(target, ctx, Work::Scan, start);
-        let size = std::mem::size_of_val(&loop_future);
-        assert!(size <= 1024, "an idle check loop takes {size} bytes");
+    fn an_idle_loop_is_a_small_queue_entry() {
+        // Every target keeps one or two of these queued between probes (and no task), so
+        // their size is memory per target.
+        let size = std::mem::size_of::<Loop>();
+        assert!(size <= 96, "an idle loop takes {size} bytes");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_targets_hold_no_task() {
+        let mut yaml = String::from("global:\n  interval: 1h\n  timeout: 1s\ntargets:\n");
+        for i in 0..200 {
+            yaml.push_str(&format!("  - address: 127.0.0.1:{}\n", 1 + i));
+        }
+        let config =
+            crate::config::parse(&yaml, std::path::Path::new("t.yml")).expect("valid config");
+        let state = Arc::new(State::default());
+        let metrics = tokio::runtime::Handle::current().metrics();
+        let before = metrics.num_alive_tasks();
+        let mut scheduler = Scheduler::new(state.clone());
+        scheduler.apply(&config.targets, 16);
+        // Every target probes once within the warm-up (refused at once: nothing listens on
+        // those low ports), then waits an hour for its next probe and hours for its scan.
+        let mut probed = 0;
+        for _ in 0..200 {
+            probed = state
+                .snapshot()
+                .iter()
+                .filter(|e| e.probes_total > 0)
+                .count();
+            if probed == 200 && state.stats.probes_in_flight.load(Ordering::Relaxed) == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(probed, 200);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The queue's timer, its two feeders and the first round's summary, whatever the
+        // number of targets.
+        let tasks = metrics.num_alive_tasks() - before;
+        assert!(tasks <= 4, "{tasks} tasks alive for 200 idle targets");
+        assert_eq!(
+            scheduler.queue.len(),
+            400,
+            "a probe and a scan queued per target"
+        );
+        scheduler.drain(Instant::now()).await;
     }
 }
