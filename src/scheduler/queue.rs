@@ -321,16 +321,12 @@ mod tests {
         }
     }
 
+    /// The names of the checks in the order they ran.
+    type Ran = Arc<Mutex<Vec<&'static str>>>;
+
     /// Runs the queue with `concurrency` slots, recording the names in the order they ran;
     /// each run holds its slots for `hold`.
-    fn started(
-        concurrency: usize,
-        hold: Duration,
-    ) -> (
-        Arc<Queue<Check>>,
-        Arc<Mutex<Vec<&'static str>>>,
-        CancellationToken,
-    ) {
+    fn started(concurrency: usize, hold: Duration) -> (Arc<Queue<Check>>, Ran, CancellationToken) {
         let queue = Queue::new();
         let lanes = Lanes::new();
         lanes.resize(concurrency);
