@@ -51,21 +51,98 @@ pub fn render_targets(state: &State, now: SystemTime) -> String {
 struct Labeled<'a> {
     en: &'a Entry,
     labels: String,
+    /// The target's settings the per-target families show, copied (see `Hot`).
+    interval: f64,
+    client_cert_not_after: Option<i64>,
+    scan_interval: Option<f64>,
 }
 
 /// One address's outcome with the label set its series carry: the target's, plus `ip="…"`
 /// for `resolve: all` targets.
 struct Row<'a> {
-    en: &'a Entry,
     labels: Cow<'a, str>,
     outcome: &'a ProbeOutcome,
     /// The chain its certificate series show (see `state::Probed::chain`).
     chain: Option<&'a Chain>,
+    hot: Hot,
 }
 
-impl Row<'_> {
-    fn tls(&self) -> bool {
-        self.en.target.kind == ProbeKind::Tls
+/// The outcome's values that families of every address read, copied once when the rows are
+/// built. Each family is a pass over all rows; reading these from the row array, in order,
+/// spares every pass a pointer chase into each outcome, a cache miss per row and family at
+/// tens of thousands of targets, which was most of the render's time.
+struct Hot {
+    success: bool,
+    /// The handshake's success, for TLS targets.
+    handshake: Option<bool>,
+    reason: Option<FailureReason>,
+    duration: f64,
+    /// `PHASES`, in order.
+    phases: [Option<f64>; 5],
+    finished_at: Option<f64>,
+    client_auth: Option<bool>,
+    aia_valid: Option<bool>,
+    ocsp_stapled: Option<bool>,
+    /// The stapled response verified, when there was one.
+    ocsp_verified: Option<bool>,
+    http_status: Option<f64>,
+    /// HSTS max-age, includeSubDomains and preload (zero, false, false without the header),
+    /// when the HTTP request answered.
+    hsts: Option<(f64, bool, bool)>,
+    /// Whether the redirect went to https, and its hops.
+    redirect: Option<(bool, f64)>,
+    negotiated: bool,
+    revocation: bool,
+    ct: bool,
+}
+
+/// The phase label of each of `Hot::phases`.
+const PHASES: [&str; 5] = ["resolve", "connect", "proxy", "starttls", "handshake"];
+
+impl Hot {
+    fn of(o: &ProbeOutcome, tls: bool) -> Hot {
+        let p = &o.phases;
+        let secs = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64());
+        Hot {
+            success: o.success(),
+            handshake: tls.then_some(o.handshake_ok),
+            reason: o.reason(),
+            duration: o.duration.as_secs_f64(),
+            phases: [
+                secs(p.resolve),
+                secs(p.connect),
+                secs(p.proxy),
+                secs(p.starttls),
+                secs(p.handshake),
+            ],
+            finished_at: o
+                .finished_at
+                .duration_since(UNIX_EPOCH)
+                .ok()
+                .map(|d| d.as_secs_f64()),
+            // Known once the handshake got as far as the server's CertificateRequest.
+            client_auth: (o.handshake_ok || o.client_auth_requested)
+                .then_some(o.client_auth_requested),
+            aia_valid: o.aia.as_ref().map(|a| a.valid),
+            ocsp_stapled: o.ocsp_checked.then_some(o.ocsp.is_some()),
+            ocsp_verified: o.ocsp.as_ref().map(Result::is_ok),
+            http_status: match (&o.http, &o.redirect) {
+                (Some(Ok(f)), _) => Some(f64::from(f.status)),
+                (Some(Err(_)), _) => Some(0.0),
+                (None, Some(redirect)) => Some(f64::from(redirect.status)),
+                (None, None) => None,
+            },
+            hsts: match &o.http {
+                Some(Ok(f)) => Some(f.hsts.map_or((0.0, false, false), |h| {
+                    (h.max_age as f64, h.include_subdomains, h.preload)
+                })),
+                _ => None,
+            },
+            redirect: o.redirect.as_ref().map(|d| (d.to_https, f64::from(d.hops))),
+            negotiated: o.negotiated.is_some(),
+            revocation: !o.revocation.is_empty(),
+            ct: o.ct.is_some(),
+        }
     }
 }
 
@@ -97,29 +174,33 @@ fn targets(e: &mut Encoder, entries: &[Entry], now: SystemTime) {
         .map(|en| Labeled {
             en,
             labels: label_set(en),
+            interval: en.target.interval.as_secs_f64(),
+            client_cert_not_after: en.target.client_cert_not_after,
+            scan_interval: en.target.scan_interval.map(|d| d.as_secs_f64()),
         })
         .collect();
     let rows: Vec<Row> = labeled
         .iter()
         .flat_map(|l| {
-            l.en.latest.iter().map(|p| Row {
-                en: l.en,
+            let tls = l.en.target.kind == ProbeKind::Tls;
+            l.en.latest.iter().map(move |p| Row {
                 labels: with_ip(&l.labels, p.ip),
                 outcome: &p.outcome,
                 chain: p.chain.as_deref(),
+                hot: Hot::of(&p.outcome, tls),
             })
         })
         .collect();
 
     per_row(e, &PROBE_SUCCESS, &rows, |r| {
-        Some(bool_value(r.outcome.success()))
+        Some(bool_value(r.hot.success))
     });
     per_row(e, &HANDSHAKE_SUCCESS, &rows, |r| {
-        r.tls().then_some(bool_value(r.outcome.handshake_ok))
+        r.hot.handshake.map(bool_value)
     });
     e.family(&PROBE_FAILURE_INFO);
     for r in &rows {
-        if let Some(reason) = r.outcome.reason() {
+        if let Some(reason) = r.hot.reason {
             e.sample(
                 &PROBE_FAILURE_INFO,
                 &r.labels,
@@ -128,49 +209,26 @@ fn targets(e: &mut Encoder, entries: &[Entry], now: SystemTime) {
             );
         }
     }
-    per_row(e, &PROBE_DURATION, &rows, |r| {
-        Some(r.outcome.duration.as_secs_f64())
-    });
+    per_row(e, &PROBE_DURATION, &rows, |r| Some(r.hot.duration));
     e.family(&PROBE_PHASE_DURATION);
     for r in &rows {
-        let p = &r.outcome.phases;
-        for (phase, d) in [
-            ("resolve", p.resolve),
-            ("connect", p.connect),
-            ("proxy", p.proxy),
-            ("starttls", p.starttls),
-            ("handshake", p.handshake),
-        ] {
+        for (phase, d) in PHASES.iter().zip(r.hot.phases) {
             if let Some(d) = d {
-                e.sample(
-                    &PROBE_PHASE_DURATION,
-                    &r.labels,
-                    &[("phase", phase)],
-                    d.as_secs_f64(),
-                );
+                e.sample(&PROBE_PHASE_DURATION, &r.labels, &[("phase", phase)], d);
             }
         }
     }
-    per_row(e, &PROBE_TIMESTAMP, &rows, |r| {
-        r.outcome
-            .finished_at
-            .duration_since(UNIX_EPOCH)
-            .ok()
-            .map(|d| d.as_secs_f64())
+    per_row(e, &PROBE_TIMESTAMP, &rows, |r| r.hot.finished_at);
+    per_target(e, &PROBE_INTERVAL, &labeled, |l| Some(l.interval));
+    per_target(e, &CLIENT_CERT_NOT_AFTER, &labeled, |l| {
+        l.client_cert_not_after.map(|t| t as f64)
     });
-    per_target(e, &PROBE_INTERVAL, &labeled, |en| {
-        Some(en.target.interval.as_secs_f64())
-    });
-    per_target(e, &CLIENT_CERT_NOT_AFTER, &labeled, |en| {
-        en.target.client_cert_not_after.map(|t| t as f64)
-    });
-    per_target(e, &CLIENT_CERT_DAYS_TO_EXPIRY, &labeled, |en| {
-        en.target
-            .client_cert_not_after
+    per_target(e, &CLIENT_CERT_DAYS_TO_EXPIRY, &labeled, |l| {
+        l.client_cert_not_after
             .map(|t| (t as f64 - now_s) / 86_400.0)
     });
-    per_target(e, &PROBES_TOTAL, &labeled, |en| {
-        Some(en.probes_total as f64)
+    per_target(e, &PROBES_TOTAL, &labeled, |l| {
+        Some(l.en.probes_total as f64)
     });
     e.family(&PROBE_FAILURES_TOTAL);
     for l in &labeled {
@@ -193,9 +251,7 @@ fn targets(e: &mut Encoder, entries: &[Entry], now: SystemTime) {
 
     negotiated(e, &rows);
     per_row(e, &CLIENT_AUTH_REQUESTED, &rows, |r| {
-        // Known once the handshake got as far as the server's CertificateRequest.
-        let o = r.outcome;
-        (o.handshake_ok || o.client_auth_requested).then_some(bool_value(o.client_auth_requested))
+        r.hot.client_auth.map(bool_value)
     });
     chains(e, &rows, now_s);
     ocsp(e, &rows);
@@ -210,11 +266,11 @@ fn per_target(
     e: &mut Encoder,
     f: &Family,
     labeled: &[Labeled],
-    value: impl Fn(&Entry) -> Option<f64>,
+    value: impl Fn(&Labeled) -> Option<f64>,
 ) {
     e.family(f);
     for l in labeled {
-        if let Some(v) = value(l.en) {
+        if let Some(v) = value(l) {
             e.sample(f, &l.labels, &[], v);
         }
     }
@@ -231,9 +287,7 @@ fn per_row(e: &mut Encoder, f: &Family, rows: &[Row], value: impl Fn(&Row) -> Op
 }
 
 fn scans(e: &mut Encoder, labeled: &[Labeled]) {
-    per_target(e, &SCAN_INTERVAL, labeled, |en| {
-        en.target.scan_interval.map(|d| d.as_secs_f64())
-    });
+    per_target(e, &SCAN_INTERVAL, labeled, |l| l.scan_interval);
     let with: Vec<_> = labeled
         .iter()
         .flat_map(|l| {
@@ -294,6 +348,7 @@ pub(super) fn bool_value(b: bool) -> f64 {
 fn negotiated(e: &mut Encoder, rows: &[Row]) {
     let with: Vec<_> = rows
         .iter()
+        .filter(|r| r.hot.negotiated)
         .filter_map(|r| r.outcome.negotiated.as_ref().map(|n| (r, n)))
         .collect();
     e.family(&VERSION_INFO);
@@ -327,7 +382,7 @@ fn chains(e: &mut Encoder, rows: &[Row], now_s: f64) {
         );
     }
     per_row(e, &CHAIN_VALID_WITH_AIA, rows, |r| {
-        r.outcome.aia.as_ref().map(|a| bool_value(a.valid))
+        r.hot.aia_valid.map(bool_value)
     });
     e.family(&CHAIN_CERTIFICATES);
     for (r, c) in &with {
@@ -396,14 +451,14 @@ fn chains(e: &mut Encoder, rows: &[Row], now_s: f64) {
 
 fn ocsp(e: &mut Encoder, rows: &[Row]) {
     per_row(e, &OCSP_STAPLED, rows, |r| {
-        let o = r.outcome;
-        o.ocsp_checked.then_some(bool_value(o.ocsp.is_some()))
+        r.hot.ocsp_stapled.map(bool_value)
     });
     per_row(e, &OCSP_RESPONSE_VERIFIED, rows, |r| {
-        r.outcome.ocsp.as_ref().map(|v| bool_value(v.is_ok()))
+        r.hot.ocsp_verified.map(bool_value)
     });
     let verified: Vec<_> = rows
         .iter()
+        .filter(|r| r.hot.ocsp_verified == Some(true))
         .filter_map(|r| match &r.outcome.ocsp {
             Some(Ok(s)) => Some((r, s)),
             _ => None,
@@ -441,6 +496,7 @@ fn revocation(e: &mut Encoder, rows: &[Row]) {
     let mut depth_buf = itoa_cache();
     let facts: Vec<_> = rows
         .iter()
+        .filter(|r| r.hot.revocation)
         .flat_map(|r| r.outcome.revocation.iter().map(move |f| (r, f)))
         .collect();
     let mut write = |e: &mut Encoder, family: &Family, value: &dyn Fn(&Fact) -> Option<f64>| {
@@ -475,6 +531,7 @@ fn revocation(e: &mut Encoder, rows: &[Row]) {
 fn transparency(e: &mut Encoder, rows: &[Row]) {
     let with: Vec<_> = rows
         .iter()
+        .filter(|r| r.hot.ct)
         .filter_map(|r| r.outcome.ct.as_ref().map(|c| (r, c)))
         .collect();
     e.family(&CERT_SCTS);
@@ -522,32 +579,19 @@ fn transparency(e: &mut Encoder, rows: &[Row]) {
 }
 
 fn http(e: &mut Encoder, rows: &[Row]) {
-    per_row(e, &HTTP_STATUS_CODE, rows, |r| {
-        match (&r.outcome.http, &r.outcome.redirect) {
-            (Some(Ok(f)), _) => Some(f64::from(f.status)),
-            (Some(Err(_)), _) => Some(0.0),
-            (None, Some(redirect)) => Some(f64::from(redirect.status)),
-            (None, None) => None,
-        }
-    });
-    let hsts = |r: &Row| match &r.outcome.http {
-        Some(Ok(f)) => Some(f.hsts),
-        _ => None,
-    };
-    per_row(e, &HSTS_MAX_AGE, rows, |r| {
-        hsts(r).map(|h| h.map_or(0.0, |h| h.max_age as f64))
-    });
+    per_row(e, &HTTP_STATUS_CODE, rows, |r| r.hot.http_status);
+    per_row(e, &HSTS_MAX_AGE, rows, |r| r.hot.hsts.map(|h| h.0));
     per_row(e, &HSTS_INCLUDE_SUBDOMAINS, rows, |r| {
-        hsts(r).map(|h| bool_value(h.is_some_and(|h| h.include_subdomains)))
+        r.hot.hsts.map(|h| bool_value(h.1))
     });
     per_row(e, &HSTS_PRELOAD, rows, |r| {
-        hsts(r).map(|h| bool_value(h.is_some_and(|h| h.preload)))
+        r.hot.hsts.map(|h| bool_value(h.2))
     });
     per_row(e, &HTTP_REDIRECT_TO_HTTPS, rows, |r| {
-        r.outcome.redirect.as_ref().map(|d| bool_value(d.to_https))
+        r.hot.redirect.map(|d| bool_value(d.0))
     });
     per_row(e, &HTTP_REDIRECT_HOPS, rows, |r| {
-        r.outcome.redirect.as_ref().map(|d| f64::from(d.hops))
+        r.hot.redirect.map(|d| d.1)
     });
 }
 

@@ -464,7 +464,10 @@ impl Encoder {
                     self.out.push(',');
                 }
                 first = false;
-                let _ = write!(self.out, "{k}=\"{}\"", escape_label(v));
+                self.out.push_str(k);
+                self.out.push_str("=\"");
+                self.out.push_str(&escape_label(v));
+                self.out.push('"');
             }
             self.out.push('}');
         }
@@ -499,15 +502,26 @@ pub(crate) fn escape_label(v: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Writes `v` the way `Display` does (integers without a fraction, never an exponent), with
+/// `itoa`/`ryu` for the common cases: formatting numbers was the render's largest cost.
 fn write_value(out: &mut String, v: f64) {
     if v.is_nan() {
         out.push_str("NaN");
     } else if v.is_infinite() {
         out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
     } else if v.fract() == 0.0 && v.abs() < 1e15 {
-        let _ = write!(out, "{}", v as i64);
+        out.push_str(itoa::Buffer::new().format(v as i64));
     } else {
-        let _ = write!(out, "{v}");
+        // ryu writes the same shortest round-trip digits as `Display`, but switches to an
+        // exponent below 1e-5 and from 1e16 up, where `Display` writes every zero, and adds
+        // `.0` to whole numbers (those from 1e15 up come here).
+        let mut buf = ryu::Buffer::new();
+        let s = buf.format_finite(v);
+        if s.contains('e') || s.ends_with(".0") {
+            let _ = write!(out, "{v}");
+        } else {
+            out.push_str(s);
+        }
     }
 }
 
@@ -541,5 +555,65 @@ mod tests {
             "tls_probe_success{target=\"a\",depth=\"0\"} 1\ntls_exporter_targets 3\n\
              tls_probe_duration_seconds{target=\"a\"} 0.25\ntls_cert_info{cn=\"x\\\"y\"} 1\n"
         );
+    }
+
+    fn display(v: f64) -> String {
+        if v.fract() == 0.0 && v.abs() < 1e15 {
+            format!("{}", v as i64)
+        } else {
+            format!("{v}")
+        }
+    }
+
+    fn written(v: f64) -> String {
+        let mut s = String::new();
+        write_value(&mut s, v);
+        s
+    }
+
+    #[test]
+    fn values_are_written_as_display_writes_them() {
+        for v in [
+            0.0,
+            -0.0,
+            1.0,
+            -3.0,
+            0.25,
+            1e-5,
+            1.5e-5,
+            9.99e-6,
+            1e-7,
+            1764646974.123456,
+            1e15,
+            1.5e15,
+            1e16,
+            1.25e16,
+            1e21,
+            1e300,
+            -2.5e-300,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            0.1 + 0.2,
+        ] {
+            assert_eq!(written(v), display(v), "{v:e}");
+        }
+        assert_eq!(written(f64::NAN), "NaN");
+        assert_eq!(written(f64::INFINITY), "+Inf");
+        assert_eq!(written(f64::NEG_INFINITY), "-Inf");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_finite_value_is_written_as_display_writes_it(bits in proptest::num::u64::ANY) {
+            let v = f64::from_bits(bits);
+            proptest::prop_assume!(v.is_finite());
+            proptest::prop_assert_eq!(written(v), display(v));
+        }
+
+        #[test]
+        fn durations_and_timestamps_are_written_as_display_writes_them(v in 0.0..2e9f64) {
+            proptest::prop_assert_eq!(written(v), display(v));
+            proptest::prop_assert_eq!(written(v / 1e6), display(v / 1e6));
+        }
     }
 }
