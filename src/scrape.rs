@@ -2,8 +2,9 @@
 //! briefly for a slot, then gets 503), each rendered on a thread of its own, never one of
 //! tokio's blocking pool, which probes' name resolution needs. The render hands its chunks to
 //! the HTTP body without ever waiting for the client, gzip-compressed (fast level, streaming,
-//! on a second thread that runs alongside the render) when the scraper accepts it. A scraper that stops reading holds its slot and the chunks
-//! rendered for it, no thread, until the listener's write timeout drops the connection.
+//! on a second thread that runs alongside the render) when the scraper accepts it. A scraper
+//! that stops reading holds its slot and the chunks rendered for it, no thread, until the
+//! listener's write timeout drops the connection.
 //!
 //! What the exposition says is `metrics`' business; deadlines and connections are the
 //! listener's.
