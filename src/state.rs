@@ -566,6 +566,21 @@ impl Entry {
     }
 }
 
+/// Fixes glibc's thresholds, once at start, before any thread: allocations from 128 KiB up are
+/// mapped on their own and unmapped when freed, and a thread arena gives back free memory
+/// above its top beyond 128 KiB. glibc raises both thresholds by itself whenever a large
+/// mapped block is freed (up to 32 MiB and 64 MiB), after which every worker thread's arena
+/// kept the tens of MiB a scrape or a config load had used, out of `malloc_trim`'s reach (it
+/// trims only the main arena's top): RSS grew by ~2 MiB with each reload.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets the allocator's own parameters; it takes no pointers.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 * 1024);
+    }
+}
+
 /// Hands memory freed by a large transient job (a scrape, a config load) back to the OS.
 /// glibc keeps freed heap in per-thread arenas otherwise, so RSS would ratchet up to the
 /// largest scrape ever served on each worker thread.
