@@ -137,6 +137,7 @@ enum LogFormat {
 }
 
 fn main() -> ExitCode {
+    tls_exporter::state::tune_allocator();
     let args = Args::parse();
     if args.version {
         println!("{}", tls_exporter::metrics::version_string());

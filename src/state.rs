@@ -21,18 +21,19 @@ use crate::probe::Check;
 use crate::tls::chain::Chain;
 use crate::verdict::FailureReason;
 
-/// Per-target record.
+/// Per-target record. One per target for the process's life, and cloned by every snapshot:
+/// kept small (boxed slices, not `Vec`s; failure counters only for the reasons seen).
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub target: Arc<Target>,
     /// The latest probe: one outcome, or one per address with `resolve: all`; empty before
     /// the first probe.
-    pub latest: Vec<Probed>,
+    pub latest: Box<[Probed]>,
     /// The latest successful legacy scan, per address (a failed scan keeps the previous
     /// result of its address).
-    pub scans: Vec<AddressOutcome>,
+    pub scans: Box<[AddressOutcome]>,
     pub probes_total: u64,
-    pub failures_total: [u64; FailureReason::ALL.len()],
+    pub failures_total: FailureCounts,
     /// The last `HISTORY_LEN` probes; cleared with the counters.
     pub history: History,
 }
@@ -42,12 +43,67 @@ impl Entry {
     fn new(target: &Arc<Target>) -> Entry {
         Entry {
             target: target.clone(),
-            latest: Vec::new(),
-            scans: Vec::new(),
+            latest: Box::default(),
+            scans: Box::default(),
             probes_total: 0,
-            failures_total: [0; FailureReason::ALL.len()],
+            failures_total: FailureCounts::default(),
             history: History::default(),
         }
+    }
+}
+
+/// A target's probe failures per reason: only the reasons seen, in `FailureReason::ALL` order,
+/// so a target that never failed holds no allocation (a full array was 176 bytes per target).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FailureCounts(Box<[(FailureReason, u64)]>);
+
+impl FailureCounts {
+    /// Failures with `reason`; 0 for a reason never seen.
+    pub fn get(&self, reason: FailureReason) -> u64 {
+        self.0
+            .iter()
+            .find(|(r, _)| *r == reason)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// The reasons seen with their counts (never 0), in `FailureReason::ALL` order.
+    pub fn iter(&self) -> impl Iterator<Item = (FailureReason, u64)> + '_ {
+        self.0.iter().copied()
+    }
+
+    /// No failure counted.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Counts one failure with `reason`; a reason seen for the first time grows the slice by
+    /// one (rare: a target fails in few ways).
+    fn add(&mut self, reason: FailureReason) {
+        match self
+            .0
+            .binary_search_by_key(&reason.index(), |(r, _)| r.index())
+        {
+            Ok(i) => {
+                if let Some((_, n)) = self.0.get_mut(i) {
+                    *n += 1;
+                }
+            }
+            Err(i) => {
+                let mut counts = std::mem::take(&mut self.0).into_vec();
+                counts.insert(i, (reason, 1));
+                self.0 = counts.into_boxed_slice();
+            }
+        }
+    }
+}
+
+/// Compares with counts indexed like `FailureReason::ALL` (zeros for reasons never seen).
+impl PartialEq<[u64; FailureReason::ALL.len()]> for FailureCounts {
+    fn eq(&self, all: &[u64; FailureReason::ALL.len()]) -> bool {
+        FailureReason::ALL
+            .iter()
+            .zip(all)
+            .all(|(r, n)| self.get(*r) == *n)
     }
 }
 
@@ -68,25 +124,53 @@ pub const HISTORY_LEN: usize = 20;
 /// Longest failure detail a history record keeps, in bytes (cut at a character boundary).
 pub const HISTORY_DETAIL_MAX: usize = 240;
 
-/// One probe of a target as its history keeps it: a few numbers and the failure's detail.
+/// One probe of a target as its history keeps it: two numbers and the failure, in 16 bytes
+/// (20 records per target).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryRecord {
-    /// When the probe finished, unix seconds (the last address, for `resolve: all`).
-    pub at: i64,
+    /// When the probe finished, unix seconds (the last address, for `resolve: all`); u32
+    /// lasts until 2106 and saturates after.
+    at: u32,
     /// How long it took, in milliseconds (the slowest address, for `resolve: all`).
-    pub duration_ms: u32,
-    /// `None` when every address probed succeeded, else the first failing address's reason.
-    pub reason: Option<FailureReason>,
-    /// That failure's detail (prefixed with the address for `resolve: all`), at most
-    /// `HISTORY_DETAIL_MAX` bytes; shared with the previous record when it is the same. An
-    /// `Arc<String>` (one pointer, not two words like `Arc<str>`): 20 records per target.
-    pub detail: Option<Arc<String>>,
+    duration_ms: u32,
+    /// `None` when every address probed succeeded, else the first failing address's failure;
+    /// shared with the previous record when it is the same.
+    failure: Option<Arc<RecordedFailure>>,
+}
+
+/// A failing probe's reason and detail, as its history record keeps them.
+#[derive(Debug, PartialEq, Eq)]
+struct RecordedFailure {
+    reason: FailureReason,
+    /// Prefixed with the address for `resolve: all`; at most `HISTORY_DETAIL_MAX` bytes.
+    detail: Box<str>,
 }
 
 impl HistoryRecord {
     /// Every address probed succeeded.
     pub fn success(&self) -> bool {
-        self.reason.is_none()
+        self.failure.is_none()
+    }
+
+    /// When the probe finished, unix seconds (the last address, for `resolve: all`).
+    pub fn at(&self) -> i64 {
+        i64::from(self.at)
+    }
+
+    /// How long it took, in milliseconds (the slowest address, for `resolve: all`).
+    pub fn duration_ms(&self) -> u32 {
+        self.duration_ms
+    }
+
+    /// `None` when every address probed succeeded, else the first failing address's reason.
+    pub fn reason(&self) -> Option<FailureReason> {
+        self.failure.as_ref().map(|f| f.reason)
+    }
+
+    /// That failure's detail (prefixed with the address for `resolve: all`), at most
+    /// `HISTORY_DETAIL_MAX` bytes.
+    pub fn detail(&self) -> Option<&str> {
+        self.failure.as_ref().map(|f| &*f.detail)
     }
 }
 
@@ -135,23 +219,26 @@ impl History {
             }
             bounded(text)
         });
+        let failure = first.zip(detail).map(|((_, f), detail)| RecordedFailure {
+            reason: f.reason,
+            detail: detail.into_boxed_str(),
+        });
         let ring = Arc::make_mut(&mut self.0);
-        // A target failing the same way every probe keeps one copy of the detail.
-        let detail = match (detail, ring.back().and_then(|r| r.detail.as_ref())) {
-            (Some(d), Some(prev)) if **prev == *d => Some(prev.clone()),
-            (d, _) => d.map(Arc::new),
+        // A target failing the same way every probe keeps one copy of the failure.
+        let failure = match (failure, ring.back().and_then(|r| r.failure.as_ref())) {
+            (Some(f), Some(prev)) if **prev == f => Some(prev.clone()),
+            (f, _) => f.map(Arc::new),
         };
         let record = HistoryRecord {
             at: last
                 .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+                .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX)),
             duration_ms: outcomes
                 .iter()
                 .map(|a| a.outcome.duration.as_millis())
                 .max()
                 .map_or(0, |ms| u32::try_from(ms).unwrap_or(u32::MAX)),
-            reason: first.map(|(_, f)| f.reason),
-            detail,
+            failure,
         };
         if ring.len() >= HISTORY_LEN {
             ring.pop_front();
@@ -275,7 +362,10 @@ pub enum Change {
 /// Shared exporter state.
 #[derive(Debug, Default)]
 pub struct State {
-    entries: RwLock<BTreeMap<String, Entry>>,
+    /// Each entry behind an `Arc`, so a snapshot copies a pointer per target (a scrape of
+    /// 10,000 targets cloned 1.5 MB of entries otherwise); a write copies an entry only while
+    /// a snapshot still holds it.
+    entries: RwLock<BTreeMap<String, Arc<Entry>>>,
     /// Bumped on every change of `entries`, so `storage` saves only when something changed.
     changes: AtomicU64,
     /// The latest read of every certificate file (`files`), replaced whole by the watcher.
@@ -308,17 +398,18 @@ impl State {
             match entries.get_mut(&t.name) {
                 Some(old) if Arc::ptr_eq(&old.target, t) => {}
                 Some(old) if old.target.labels == t.labels => {
+                    let old = Arc::make_mut(old);
                     // A scan describes an endpoint: gone when scanning stops or the endpoint
                     // moves.
                     if !same_scanned_endpoint(&old.target, t) {
-                        old.scans = Vec::new();
+                        old.scans = Box::default();
                     }
                     old.target = t.clone();
                     old.decide_chains();
                 }
-                Some(old) => *old = Entry::new(t),
+                Some(old) => *old = Arc::new(Entry::new(t)),
                 None => {
-                    entries.insert(t.name.clone(), Entry::new(t));
+                    entries.insert(t.name.clone(), Arc::new(Entry::new(t)));
                 }
             }
         }
@@ -345,13 +436,13 @@ impl State {
                     outcome: a.outcome,
                 })
                 .collect(),
-            scans,
+            scans: scans.into_boxed_slice(),
             probes_total: 0,
-            failures_total: [0; FailureReason::ALL.len()],
+            failures_total: FailureCounts::default(),
             history: History::default(),
         };
         entry.decide_chains();
-        entries.insert(target.name.clone(), entry);
+        entries.insert(target.name.clone(), Arc::new(entry));
         self.changes.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -370,6 +461,7 @@ impl State {
         if !Arc::ptr_eq(&entry.target, target) {
             return None;
         }
+        let entry = Arc::make_mut(entry);
         let change = match check {
             Check::Probe => Some(entry.record_probe(outcomes)),
             Check::Scan => {
@@ -382,8 +474,9 @@ impl State {
         change
     }
 
-    /// A consistent copy of every entry, sorted by target name.
-    pub fn snapshot(&self) -> Vec<Entry> {
+    /// A consistent copy of every entry, sorted by target name (a pointer per target; the
+    /// entries are copied on their next write while the snapshot lives).
+    pub fn snapshot(&self) -> Vec<Arc<Entry>> {
         let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
         entries.values().cloned().collect()
     }
@@ -393,8 +486,8 @@ impl State {
         self.changes.load(Ordering::Relaxed)
     }
 
-    /// A copy of one target's entry.
-    pub fn get(&self, name: &str) -> Option<Entry> {
+    /// One target's entry, as a snapshot holds it.
+    pub fn get(&self, name: &str) -> Option<Arc<Entry>> {
         let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
         entries.get(name).cloned()
     }
@@ -410,9 +503,7 @@ impl Entry {
         self.probes_total += outcomes.len() as u64;
         for a in &outcomes {
             if let Some(r) = a.outcome.reason() {
-                if let Some(n) = self.failures_total.get_mut(r.index()) {
-                    *n += 1;
-                }
+                self.failures_total.add(r);
             }
         }
         self.history.push(&outcomes);
@@ -472,6 +563,21 @@ impl Entry {
                 scan.outcome.chain.clone().filter(|_| legacy_only)
             });
         }
+    }
+}
+
+/// Fixes glibc's thresholds, once at start, before any thread: allocations from 128 KiB up are
+/// mapped on their own and unmapped when freed, and a thread arena gives back free memory
+/// above its top beyond 128 KiB. glibc raises both thresholds by itself whenever a large
+/// mapped block is freed (up to 32 MiB and 64 MiB), after which every worker thread's arena
+/// kept the tens of MiB a scrape or a config load had used, out of `malloc_trim`'s reach (it
+/// trims only the main arena's top): RSS grew by ~2 MiB with each reload.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets the allocator's own parameters; it takes no pointers.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 * 1024);
     }
 }
 
@@ -549,23 +655,51 @@ mod tests {
         }
         let h = history(&state);
         assert_eq!(h.len(), HISTORY_LEN);
-        let times: Vec<i64> = h.iter().map(|r| r.at).collect();
+        let times: Vec<i64> = h.iter().map(HistoryRecord::at).collect();
         assert_eq!(times, (6..=25).collect::<Vec<i64>>());
         let last = h.last().expect("records");
-        assert!(last.success() && last.detail.is_none(), "{last:?}");
-        assert_eq!(last.duration_ms, 25);
+        assert!(last.success() && last.detail().is_none(), "{last:?}");
+        assert_eq!(last.duration_ms(), 25);
         let failed = &h[h.len() - 2];
-        assert_eq!(failed.reason, Some(FailureReason::ConnectionRefused));
-        assert_eq!(
-            failed.detail.as_deref().map(String::as_str),
-            Some("connect to 127.0.0.1:1 refused")
-        );
+        assert_eq!(failed.reason(), Some(FailureReason::ConnectionRefused));
+        assert_eq!(failed.detail(), Some("connect to 127.0.0.1:1 refused"));
     }
 
     #[test]
     fn history_records_stay_small() {
         // 20 per target: at 10,000 targets every byte here is 200 KB.
-        assert!(std::mem::size_of::<HistoryRecord>() <= 24);
+        assert!(std::mem::size_of::<HistoryRecord>() <= 16);
+    }
+
+    #[test]
+    fn entries_stay_small() {
+        // One per target, and a snapshot copies every one for each scrape: at 10,000 targets
+        // every byte here is 10 KB resident and 10 KB more per scrape. 248 bytes with a full
+        // failure array and `Vec`s.
+        assert!(std::mem::size_of::<Entry>() <= 72);
+    }
+
+    #[test]
+    fn failure_counts_hold_only_the_reasons_seen_in_label_order() {
+        let mut counts = FailureCounts::default();
+        assert!(counts.is_empty());
+        counts.add(FailureReason::HandshakeTimeout);
+        counts.add(FailureReason::DnsError);
+        counts.add(FailureReason::HandshakeTimeout);
+        let seen: Vec<_> = counts.iter().collect();
+        assert_eq!(
+            seen,
+            [
+                (FailureReason::DnsError, 1),
+                (FailureReason::HandshakeTimeout, 2)
+            ]
+        );
+        assert_eq!(counts.get(FailureReason::HandshakeTimeout), 2);
+        assert_eq!(counts.get(FailureReason::ConnectionRefused), 0);
+        let mut all = [0; FailureReason::ALL.len()];
+        all[FailureReason::DnsError.index()] = 1;
+        all[FailureReason::HandshakeTimeout.index()] = 2;
+        assert_eq!(counts, all);
     }
 
     #[test]
@@ -576,7 +710,7 @@ mod tests {
         state.record(&t[0], Check::Probe, vec![refused(1)]);
         state.record(&t[0], Check::Probe, vec![refused(2)]);
         let h = history(&state);
-        let (a, b) = (h[0].detail.as_ref(), h[1].detail.as_ref());
+        let (a, b) = (h[0].failure.as_ref(), h[1].failure.as_ref());
         assert!(a.zip(b).is_some_and(|(a, b)| Arc::ptr_eq(a, b)), "{h:?}");
     }
 
@@ -588,7 +722,7 @@ mod tests {
         let long = "é".repeat(HISTORY_DETAIL_MAX);
         let o = outcome(1, Some(Failure::new(FailureReason::Other, long)));
         state.record(&t[0], Check::Probe, vec![o]);
-        let detail = history(&state)[0].detail.clone().expect("detail");
+        let detail = history(&state)[0].detail().expect("detail").to_string();
         assert!(detail.len() <= HISTORY_DETAIL_MAX, "{}", detail.len());
         assert!(
             detail.ends_with('…') && detail.starts_with("éé"),
@@ -609,11 +743,11 @@ mod tests {
         state.record(&t[0], Check::Probe, vec![good, bad]);
         let h = history(&state);
         assert_eq!(h.len(), 1);
-        assert_eq!(h[0].at, 7);
-        assert_eq!(h[0].duration_ms, 7);
-        assert_eq!(h[0].reason, Some(FailureReason::ConnectionRefused));
+        assert_eq!(h[0].at(), 7);
+        assert_eq!(h[0].duration_ms(), 7);
+        assert_eq!(h[0].reason(), Some(FailureReason::ConnectionRefused));
         assert_eq!(
-            h[0].detail.as_deref().map(String::as_str),
+            h[0].detail(),
             Some("127.0.0.3: connect to 127.0.0.1:1 refused")
         );
     }

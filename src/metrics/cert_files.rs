@@ -6,6 +6,7 @@
 //! rest of `metrics`; reading the files is `files`'.
 
 use std::fmt::Write;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::collector::{bool_value, depth_label, itoa_cache, label_set, with_ip};
@@ -14,7 +15,7 @@ use crate::files::{CertFile, FileSet};
 use crate::state::Entry;
 
 /// Every file family, then the expected-certificate families of the targets.
-pub(super) fn render(e: &mut Encoder, set: &FileSet, entries: &[Entry], now: SystemTime) {
+pub(super) fn render(e: &mut Encoder, set: &FileSet, entries: &[Arc<Entry>], now: SystemTime) {
     let now_s = now
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
@@ -90,12 +91,12 @@ fn labels(f: &CertFile) -> String {
 
 /// Per address probed of each target with an `expect_cert_file`: whether its file was read,
 /// the file leaf's not-before, and whether the served leaf is that leaf.
-fn expected(e: &mut Encoder, set: &FileSet, entries: &[Entry]) {
+fn expected(e: &mut Encoder, set: &FileSet, entries: &[Arc<Entry>]) {
     let with: Vec<(String, &Entry, &CertFile)> = entries
         .iter()
         .filter_map(|en| {
             let file = set.expected.get(en.target.expect_cert_file.as_ref()?)?;
-            Some((label_set(en), en, file))
+            Some((label_set(en), &**en, file))
         })
         .collect();
     e.family(&CERT_EXPECTED_FILE_READ_SUCCESS);

@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 use std::fmt::Write;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::*;
@@ -17,7 +18,6 @@ use crate::state::{Entry, State};
 use crate::tls::chain::Chain;
 use crate::tls::ct::SctSource;
 use crate::tls::ocsp::CertStatus;
-use crate::verdict::FailureReason;
 
 /// The whole exposition for one scrape.
 pub fn render(state: &State, now: SystemTime) -> String {
@@ -164,7 +164,7 @@ pub(super) fn with_ip<'a>(labels: &'a str, ip: Option<std::net::IpAddr>) -> Cow<
     }
 }
 
-fn targets(e: &mut Encoder, entries: &[Entry], now: SystemTime) {
+fn targets(e: &mut Encoder, entries: &[Arc<Entry>], now: SystemTime) {
     let now_s = now
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
@@ -232,20 +232,14 @@ fn targets(e: &mut Encoder, entries: &[Entry], now: SystemTime) {
     });
     e.family(&PROBE_FAILURES_TOTAL);
     for l in &labeled {
-        for reason in FailureReason::ALL {
-            let n =
-                l.en.failures_total
-                    .get(reason.index())
-                    .copied()
-                    .unwrap_or(0);
-            if n > 0 {
-                e.sample(
-                    &PROBE_FAILURES_TOTAL,
-                    &l.labels,
-                    &[("reason", reason.as_label())],
-                    n as f64,
-                );
-            }
+        // Only the reasons seen (never 0), in `FailureReason::ALL` order.
+        for (reason, n) in l.en.failures_total.iter() {
+            e.sample(
+                &PROBE_FAILURES_TOTAL,
+                &l.labels,
+                &[("reason", reason.as_label())],
+                n as f64,
+            );
         }
     }
 
@@ -617,7 +611,7 @@ mod tests {
     use crate::probe::outcome::{AddressOutcome, Negotiated, Phases};
     use crate::probe::Check;
     use crate::tls::cert::CertFacts;
-    use crate::verdict::Failure;
+    use crate::verdict::{Failure, FailureReason};
 
     fn target(yaml_target: &str) -> Arc<Target> {
         let yaml = format!("targets:\n  - {yaml_target}\n");

@@ -8,6 +8,7 @@
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
 use std::fmt::Write;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -48,7 +49,7 @@ pub(crate) struct FleetQuery {
 }
 
 /// The page for the `entries` of a snapshot, at `now` (unix seconds).
-pub(crate) fn render(entries: &[Entry], files: &FileSet, q: &FleetQuery, now: i64) -> String {
+pub(crate) fn render(entries: &[Arc<Entry>], files: &FileSet, q: &FleetQuery, now: i64) -> String {
     let mut rows: Vec<Row<'_>> = Vec::with_capacity(entries.len());
     for en in entries {
         Row::push_all(&mut rows, en, now);
@@ -159,7 +160,7 @@ fn columns(out: &mut String, labels: usize) {
 }
 
 /// Every user label name of the fleet, sorted: one column each.
-fn label_keys(entries: &[Entry]) -> BTreeSet<&str> {
+fn label_keys(entries: &[Arc<Entry>]) -> BTreeSet<&str> {
     let mut keys = BTreeSet::new();
     let mut previous: Option<&[(String, String)]> = None;
     for en in entries {

@@ -154,10 +154,8 @@ fn settings(out: &mut String, en: &Entry, now: i64) {
         },
     );
     let mut failures = String::new();
-    for (r, n) in FailureReason::ALL.iter().zip(en.failures_total) {
-        if n > 0 {
-            let _ = write!(failures, "{} {n}, ", r.as_label());
-        }
+    for (r, n) in en.failures_total.iter() {
+        let _ = write!(failures, "{} {n}, ", r.as_label());
     }
     let failures = failures.trim_end_matches(", ");
     fact(
@@ -555,11 +553,11 @@ fn history(out: &mut String, en: &Entry, now: i64) {
             out,
             "<tr class=\"{class}\"><td class=\"nowrap\"><time datetime=\"{t}\" title=\"{}\">{t}</time></td>\
              <td class=\"nowrap\">{}</td><td class=\"result\">{result}</td><td class=\"nowrap\">{}</td><td>{}</td></tr>",
-            dates::ago(r.at, now),
-            dates::millis(u128::from(r.duration_ms)),
-            r.reason.map_or("", FailureReason::as_label),
-            Esc(r.detail.as_deref().map_or("", String::as_str)),
-            t = Rfc3339(r.at),
+            dates::ago(r.at(), now),
+            dates::millis(u128::from(r.duration_ms())),
+            r.reason().map_or("", FailureReason::as_label),
+            Esc(r.detail().unwrap_or_default()),
+            t = Rfc3339(r.at()),
         );
     }
     if en.history.is_empty() {
