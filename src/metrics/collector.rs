@@ -18,6 +18,7 @@ use crate::state::{Entry, State};
 use crate::tls::chain::Chain;
 use crate::tls::ct::SctSource;
 use crate::tls::ocsp::CertStatus;
+use crate::verdict::FailureReason;
 
 /// The whole exposition for one scrape.
 pub fn render(state: &State, now: SystemTime) -> String {
