@@ -569,9 +569,10 @@ impl Entry {
 /// Fixes glibc's thresholds, once at start, before any thread: allocations from 128 KiB up are
 /// mapped on their own and unmapped when freed, and a thread arena gives back free memory
 /// above its top beyond 128 KiB. glibc raises both thresholds by itself whenever a large
-/// mapped block is freed (up to 32 MiB and 64 MiB), after which every worker thread's arena
-/// kept the tens of MiB a scrape or a config load had used, out of `malloc_trim`'s reach (it
-/// trims only the main arena's top): RSS grew by ~2 MiB with each reload.
+/// mapped block is freed (up to 32 MiB and 64 MiB), after which a thread arena keeps the free
+/// top a scrape or a config load leaves, out of `malloc_trim`'s reach (it releases free pages
+/// inside each arena's bins but trims only the main arena's top). Measured at 10,000 targets:
+/// the RSS step at the first reload 18 → 11 MiB.
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets the allocator's own parameters; it takes no pointers.
