@@ -370,11 +370,12 @@ async fn run(mut l: Loop, permits: Permits, ctx: Ctx) {
         due += step;
     }
     l.due = due;
-    let life = l.life.clone();
-    if !life.ended() && !ctx.stop.is_cancelled() {
+    // The handle goes first: once queued, the loop's next run may start (and store its own
+    // handle in the same slot) before this task would get to it.
+    l.life.finished(l.slot());
+    if !l.life.ended() && !ctx.stop.is_cancelled() {
         ctx.queue.push(l);
     }
-    life.finished(if check == Check::Probe { 0 } else { 1 });
 }
 
 /// Records a probe, updates the target's standing, logs what changed and counts a first
