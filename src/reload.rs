@@ -201,8 +201,14 @@ impl Reloader {
 
     /// A slot under the probe concurrency limit, for an on-demand probe.
     pub async fn permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        let semaphore = self.slots.read().unwrap_or_else(|p| p.into_inner()).clone();
-        semaphore.acquire_owned().await.ok()
+        // A reload that changes `concurrency` closes the semaphore waited on: wait on the new
+        // one (the current one is never closed).
+        loop {
+            let semaphore = self.slots.read().unwrap_or_else(|p| p.into_inner()).clone();
+            if let Ok(permit) = semaphore.acquire_owned().await {
+                return Some(permit);
+            }
+        }
     }
 
     /// Stops scheduling at once, then gives in-flight probes until `deadline` to finish.

@@ -52,10 +52,18 @@ impl Lanes {
     /// New semaphores for `concurrency` (at least 1): the pool gets all of it, the slow lane
     /// half (at least 1).
     pub(crate) fn resize(&self, concurrency: usize) {
-        *self.pool.write().unwrap_or_else(|p| p.into_inner()) =
-            Arc::new(Semaphore::new(concurrency));
-        *self.slow.write().unwrap_or_else(|p| p.into_inner()) =
-            Arc::new(Semaphore::new(slow_lane_size(concurrency)));
+        // The replaced semaphores are closed, so that whoever waits on one (a lane's feeder,
+        // an on-demand probe) moves to the new one at once instead of waiting for a slot the
+        // old checks free. Permits already held stay valid until dropped.
+        let replace = |slots: &Slots, size: usize| {
+            let old = std::mem::replace(
+                &mut *slots.write().unwrap_or_else(|p| p.into_inner()),
+                Arc::new(Semaphore::new(size)),
+            );
+            old.close();
+        };
+        replace(&self.pool, concurrency);
+        replace(&self.slow, slow_lane_size(concurrency));
     }
 
     /// Waits until `due`, then for the slots of `lane` (slow lane first, so a waiting slow
@@ -87,13 +95,19 @@ pub(crate) fn slow_lane_size(concurrency: usize) -> usize {
     (concurrency / 2).max(1)
 }
 
-/// A slot of the semaphore current now; `None` once `stop` is cancelled.
+/// A slot of the current semaphore (a resize closes the one being waited on: then of the new
+/// one); `None` once `stop` is cancelled.
 async fn acquire(slots: &Slots, stop: &CancellationToken) -> Option<OwnedSemaphorePermit> {
-    let semaphore = slots.read().unwrap_or_else(|p| p.into_inner()).clone();
-    tokio::select! {
-        _ = stop.cancelled() => None,
-        // The semaphore is never closed.
-        p = semaphore.acquire_owned() => p.ok(),
+    loop {
+        let semaphore = slots.read().unwrap_or_else(|p| p.into_inner()).clone();
+        tokio::select! {
+            _ = stop.cancelled() => return None,
+            p = semaphore.acquire_owned() => {
+                if let Ok(p) = p {
+                    return Some(p);
+                }
+            }
+        }
     }
 }
 
@@ -133,6 +147,26 @@ mod tests {
         assert!(!waiting.is_finished());
         drop((a, b));
         drop(slow.pop());
+        let got = tokio::time::timeout(Duration::from_secs(5), waiting).await;
+        assert!(matches!(got, Ok(Ok(true))), "{got:?}");
+    }
+
+    #[tokio::test]
+    async fn a_check_waiting_for_a_slot_moves_to_the_resized_pool_at_once() {
+        let lanes = Lanes::new();
+        lanes.resize(1);
+        let stop = CancellationToken::new();
+        let _held = lanes.turn(Instant::now(), Lane::Pool, &stop).await;
+        let (lanes2, stop2) = (lanes.clone(), stop.clone());
+        let waiting = tokio::spawn(async move {
+            lanes2
+                .turn(Instant::now(), Lane::Pool, &stop2)
+                .await
+                .is_some()
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        lanes.resize(4);
         let got = tokio::time::timeout(Duration::from_secs(5), waiting).await;
         assert!(matches!(got, Ok(Ok(true))), "{got:?}");
     }

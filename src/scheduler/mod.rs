@@ -321,11 +321,25 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// Ends a `Life` when dropped while unwinding.
+struct OnPanic(Arc<Life>);
+
+impl Drop for OnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.mark_ended();
+        }
+    }
+}
+
 /// One run of a check that is due and holds its slots: run it through `probe::run`, record
 /// the outcomes, then queue the loop again for its next tick. Probes count in-flight and lag,
 /// back off while they fail slowly and log state changes. Ticks a check ran past (or waited
 /// past for its slots) are skipped, and counted for probes.
 async fn run(mut l: Loop, permits: Permits, ctx: Ctx) {
+    // A run that panics (outside the probe, which catches its own) loses its loop: its target
+    // is marked ended so that the next reload starts it afresh instead of keeping it.
+    let _lost = OnPanic(l.life.clone());
     let check = l.check();
     let target = l.target.clone();
     let began = Instant::now();

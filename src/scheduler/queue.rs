@@ -44,10 +44,16 @@ impl Life {
 
     /// Ends the loops: queued checks are dropped when next seen, running ones are aborted.
     pub(crate) fn end(&self) {
+        let mut running = self.lock();
         self.ended.store(true, Ordering::Relaxed);
-        for handle in self.lock().iter_mut().filter_map(Option::take) {
+        for handle in running.iter_mut().filter_map(Option::take) {
             handle.abort();
         }
+    }
+
+    /// Marks the loops ended without aborting anything (a run that lost its loop).
+    pub(crate) fn mark_ended(&self) {
+        self.ended.store(true, Ordering::Relaxed);
     }
 
     /// Takes the handle of the running task of check `slot` (0 probe, 1 scan), if any.
@@ -55,13 +61,18 @@ impl Life {
         self.lock().get_mut(slot).and_then(Option::take)
     }
 
-    /// Spawns `task` as check `slot`'s running task, keeping its handle. The lock is held
-    /// across the spawn so that the task's own `finished` always comes after.
+    /// Spawns `task` as check `slot`'s running task, keeping its handle; drops it unstarted
+    /// if the loops ended meanwhile. The lock is held across the spawn so that the task's own
+    /// `finished` always comes after, and `end` (which takes the same lock) either sees the
+    /// handle or is seen here.
     pub(crate) fn spawn<F>(&self, slot: usize, task: F)
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
         let mut running = self.lock();
+        if self.ended() {
+            return;
+        }
         let handle = tokio::spawn(task);
         if let Some(s) = running.get_mut(slot) {
             *s = Some(handle);
@@ -153,10 +164,15 @@ impl<T: Queued> Queue<T> {
         })
     }
 
-    /// Queues a check until it is due.
+    /// Queues a check until it is due; a check whose target's loops ended is dropped (under
+    /// the lock `purge` takes, so a push racing a reload's `end` + `purge` never survives it).
     pub(crate) fn push(&self, check: T) {
         {
             let mut lines = self.lock();
+            if check.life().ended() {
+                drop(lines);
+                return;
+            }
             let seq = lines.seq;
             lines.seq = seq.wrapping_add(1);
             let due = check.due();
@@ -405,6 +421,23 @@ mod tests {
         assert_eq!(got, ["slow1", "pool"]);
         assert_eq!(wait_for(&ran, 3).await, ["slow1", "pool", "slow2"]);
         stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn an_ended_life_spawns_nothing_and_queues_nothing() {
+        let life = Arc::new(Life::default());
+        life.end();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let r = ran.clone();
+        life.spawn(0, async move {
+            r.fetch_add(1, Ordering::Relaxed);
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(ran.load(Ordering::Relaxed), 0);
+        assert!(life.take(0).is_none());
+        let queue = Queue::new();
+        queue.push(check("gone", 0, Lane::Pool, &life));
+        assert_eq!(queue.len(), 0);
     }
 
     #[tokio::test]
