@@ -368,16 +368,22 @@ mod tests {
         assert!(!accepts_gzip(&headers(&["*", "br, deflate"])));
     }
 
-    fn drain(mut rx: UnboundedReceiver<Piece>) -> (Vec<u8>, bool) {
+    /// The bytes of `pieces` and whether the end came.
+    fn collect(pieces: impl Iterator<Item = Piece>) -> (Vec<u8>, bool) {
         let mut bytes = Vec::new();
         let mut ended = false;
-        while let Ok(piece) = rx.try_recv() {
+        for piece in pieces {
             match piece {
                 Piece::Data(b) => bytes.extend_from_slice(&b),
                 Piece::End => ended = true,
             }
         }
         (bytes, ended)
+    }
+
+    /// Everything the body has received so far.
+    fn drain(mut rx: UnboundedReceiver<Piece>) -> (Vec<u8>, bool) {
+        collect(std::iter::from_fn(|| rx.try_recv().ok()))
     }
 
     #[test]
@@ -403,15 +409,7 @@ mod tests {
 
     /// Everything the body would receive, waiting until the sender is gone.
     fn drain_blocking(mut rx: UnboundedReceiver<Piece>) -> (Vec<u8>, bool) {
-        let mut bytes = Vec::new();
-        let mut ended = false;
-        while let Some(piece) = rx.blocking_recv() {
-            match piece {
-                Piece::Data(b) => bytes.extend_from_slice(&b),
-                Piece::End => ended = true,
-            }
-        }
-        (bytes, ended)
+        collect(std::iter::from_fn(|| rx.blocking_recv()))
     }
 
     #[test]

@@ -74,9 +74,15 @@ impl Lanes {
         lane: Lane,
         stop: &CancellationToken,
     ) -> Option<Permits> {
-        tokio::select! {
-            _ = stop.cancelled() => return None,
-            _ = sleep_until(due) => {}
+        // Checks come from the queue once due: no timer for them.
+        if due > Instant::now() {
+            tokio::select! {
+                _ = stop.cancelled() => return None,
+                _ = sleep_until(due) => {}
+            }
+        }
+        if stop.is_cancelled() {
+            return None;
         }
         let slow = match lane {
             Lane::Pool => None,

@@ -31,7 +31,7 @@ use crate::probe::outcome::AddressOutcome;
 use crate::probe::{self, Check};
 use crate::state::State;
 use lanes::{Lane, Lanes, Permits};
-use queue::{Life, Queue, Queued};
+use queue::{Life, Queue, Queued, PROBE, SCAN};
 use report::{Round, Ticket};
 use standing::{Found, Standing};
 
@@ -96,8 +96,8 @@ impl Loop {
     /// The slot of this check's running task in its `Life`.
     fn slot(&self) -> usize {
         match self.work {
-            Work::Probe { .. } => 0,
-            Work::Scan => 1,
+            Work::Probe { .. } => PROBE,
+            Work::Scan => SCAN,
         }
     }
 }
@@ -236,12 +236,12 @@ impl Scheduler {
         let targets: Vec<Running> = self.targets.drain().map(|(_, r)| r).collect();
         // Scans are long and only informative: they stop at once.
         for running in &targets {
-            if let Some(scan) = running.life.take(1) {
+            if let Some(scan) = running.life.take(SCAN) {
                 scan.abort();
             }
         }
         for running in &targets {
-            if let Some(probe) = running.life.take(0) {
+            if let Some(probe) = running.life.take(PROBE) {
                 let abort = probe.abort_handle();
                 if timeout_at(deadline, probe).await.is_err() {
                     abort.abort();

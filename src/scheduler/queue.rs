@@ -27,6 +27,11 @@ use super::lanes::{Lane, Lanes, Permits};
 /// sooner).
 const IDLE: Duration = Duration::from_secs(3600);
 
+/// The slot of a target's probe in its `Life`.
+pub(crate) const PROBE: usize = 0;
+/// The slot of a target's legacy scan in its `Life`.
+pub(crate) const SCAN: usize = 1;
+
 /// The life of one target's loops: ended when the target is removed or replaced, and the task
 /// of each of its checks while one runs (so it can be aborted, and awaited when draining).
 #[derive(Default)]
