@@ -17,6 +17,11 @@
 
 # ---- build ------------------------------------------------------------------
 FROM rust:1.95-slim-bookworm AS builder
+# make: jemalloc (the global allocator) is built from source by tikv-jemalloc-sys; the slim
+# image has gcc but not make.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends make \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked \

@@ -584,7 +584,9 @@ pub fn tune_allocator() {
 
 /// Hands memory freed by a large transient job (a scrape, a config load) back to the OS.
 /// glibc keeps freed heap in per-thread arenas otherwise, so RSS would ratchet up to the
-/// largest scrape ever served on each worker thread.
+/// largest scrape ever served on each worker thread. With jemalloc as the global allocator
+/// (the default build) this covers what the C libraries (aws-lc) allocate with `malloc`;
+/// jemalloc's own background thread purges the Rust heap.
 pub fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks the allocator's own free lists; it takes no pointers.
