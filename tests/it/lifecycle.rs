@@ -217,6 +217,35 @@ async fn sigterm_exits_zero_promptly() {
     assert_eq!(e.wait_exit(Duration::from_secs(7)), Some(0), "{}", e.log());
 }
 
+/// The release allocator's options took effect: jemalloc reads them from a symbol by name, and
+/// a wrong name would silently leave the defaults (four purging threads, 10 s decay).
+#[cfg(all(feature = "jemalloc", target_os = "linux"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_allocator_is_jemalloc_with_one_purging_thread() {
+    let f = fixture().await;
+    let e = Exporter::start(f.dir, &targets(f.port, &["a"]));
+    e.wait_probes("a\",team=\"core", 1);
+    let names = || -> Vec<String> {
+        std::fs::read_dir(format!("/proc/{}/task", e.pid()))
+            .map(|dir| {
+                dir.filter_map(|t| t.ok())
+                    .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+                    .map(|n| n.trim().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // The purging thread starts with the first arena's decay work: give it a moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut seen = names();
+    while !seen.iter().any(|n| n == "jemalloc_bg_thd") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        seen = names();
+    }
+    let purgers = seen.iter().filter(|n| *n == "jemalloc_bg_thd").count();
+    assert_eq!(purgers, 1, "threads: {seen:?}\n{}", e.log());
+}
+
 #[test]
 fn version_flag_prints_version() {
     let out = Command::new(env!("CARGO_BIN_EXE_tls_exporter"))
