@@ -144,13 +144,15 @@ enum LogFormat {
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's options, read at its first allocation (the prefixed build's name for
-/// `malloc_conf`): one background thread purges dirty pages after 1 s and hands them straight
-/// back (no muzzy stage). The `_RJEM_MALLOC_CONF` environment variable still overrides them.
+/// `malloc_conf`): one arena for all threads, so memory a reload frees on one thread is reused
+/// by every other (with an arena per thread, each reload that replaced targets left ~1 MiB of
+/// partly used pages behind); one background thread purges dirty pages after 1 s and hands them
+/// straight back (no muzzy stage). The `_RJEM_MALLOC_CONF` environment variable overrides them.
 #[cfg(all(feature = "jemalloc", target_os = "linux"))]
 #[export_name = "_rjem_malloc_conf"]
 #[allow(non_upper_case_globals)]
-static malloc_conf: &[u8; 85] =
-    b"background_thread:true,max_background_threads:1,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+static malloc_conf: &[u8; 95] =
+    b"background_thread:true,max_background_threads:1,narenas:1,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
 
 fn main() -> ExitCode {
     tls_exporter::state::tune_allocator();
