@@ -8,7 +8,7 @@
 //! modules (merged into a target before its phases) are `modules`', `adhoc_probes:` is
 //! `adhoc_rules`'.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,9 +18,10 @@ use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 
 use super::identity::Identity;
-use super::modules::PreparedModules;
+use super::modules::{Module, PreparedModules};
 use super::probe_settings::ProbeSettings;
-use super::raw::{RawConfig, RawGlobal, RawTarget};
+use super::raw::{RawConfig, RawGlobal, RawModule, RawTarget};
+use super::salvage::{self, Rest, TargetSink};
 use super::tls_material::TlsMaterial;
 use super::{
     duration, format_duration, Adhoc, Config, Files, Output, Problem, Target, TargetFileCache,
@@ -66,6 +67,35 @@ pub(super) struct Defaults {
     pub(super) aia_fetch: bool,
 }
 
+/// A config being built: what its targets depend on, and the targets so far.
+struct Build {
+    defaults: Defaults,
+    concurrency: u32,
+    global_roots: Option<Arc<Roots>>,
+    modules: BTreeMap<String, Arc<Module>>,
+    names: Names,
+    targets: Vec<Arc<Target>>,
+}
+
+/// The converter as a streaming parse's sink.
+struct Streaming<'c> {
+    conv: &'c mut Converter,
+    /// Set by `begin`, which the parse calls before the first target.
+    build: Option<Build>,
+}
+
+impl TargetSink for Streaming<'_> {
+    fn begin(&mut self, global: RawGlobal, modules: BTreeMap<String, RawModule>) {
+        self.build = Some(self.conv.begin(global, modules, &[]));
+    }
+
+    fn target(&mut self, i: usize, target: RawTarget) {
+        if let Some(build) = self.build.as_mut() {
+            self.conv.add(build, i, target);
+        }
+    }
+}
+
 /// The field path `targets[i].name`.
 pub(super) fn field(i: usize, name: &str) -> String {
     format!("targets[{i}].{name}")
@@ -103,22 +133,88 @@ impl Converter {
         path: &Path,
         cache: &mut TargetFileCache,
     ) -> Config {
-        let (defaults, concurrency, global_roots) = self.global(raw.global);
-        let modules = self.modules(raw.modules, &raw.skipped_modules, &defaults);
-        let adhoc_rules = raw.adhoc_probes.map(|rules| self.adhoc_rules(rules));
-        let mut names = Names::new();
-        let mut targets = Vec::with_capacity(raw.targets.len());
+        let mut build = self.begin(raw.global, raw.modules, &raw.skipped_modules);
         // Positions in the file: targets that did not parse are absent from `raw.targets`.
         let skipped: HashSet<usize> = raw.skipped.iter().copied().collect();
         let positions = (0..).filter(|i| !skipped.contains(i));
         for (i, t) in positions.zip(raw.targets) {
-            if let Some(target) = self.target(i, t, &defaults, &mut names) {
-                targets.push(Arc::new(target));
-            }
+            self.add(&mut build, i, t);
         }
-        let cert_files = self.cert_files(raw.files, &defaults);
-        let files = self.target_files(&raw.target_files, &defaults, &mut names, cache);
+        let rest = Rest {
+            target_files: raw.target_files,
+            adhoc_probes: raw.adhoc_probes,
+            files: raw.files,
+        };
+        self.end(build, rest, path, cache)
+    }
+
+    /// A valid config converted as it is parsed: each target is converted as soon as it is
+    /// read, so the raw targets (some 800 bytes each, most of a big file's parse) never exist
+    /// all at once. `None` when the file has a problem or writes `global` or `modules` after
+    /// `targets`: then `config` (with the parse that salvages) is the way, on a new converter.
+    pub(super) fn stream(
+        &mut self,
+        text: &str,
+        path: &Path,
+        cache: &mut TargetFileCache,
+    ) -> Option<Config> {
+        let mut sink = Streaming {
+            conv: self,
+            build: None,
+        };
+        let rest = salvage::stream(text, &mut sink)?;
+        let build = sink.build?;
+        Some(self.end(build, rest, path, cache))
+    }
+
+    /// What targets depend on: the global settings and the modules.
+    fn begin(
+        &mut self,
+        global: RawGlobal,
+        modules: BTreeMap<String, RawModule>,
+        skipped_modules: &[String],
+    ) -> Build {
+        let (defaults, concurrency, global_roots) = self.global(global);
+        let modules = self.modules(modules, skipped_modules, &defaults);
+        Build {
+            defaults,
+            concurrency,
+            global_roots,
+            modules,
+            names: Names::new(),
+            targets: Vec::new(),
+        }
+    }
+
+    /// The target at position `i` of the file, when it is valid.
+    fn add(&mut self, build: &mut Build, i: usize, t: RawTarget) {
+        if let Some(target) = self.target(i, t, &build.defaults, &mut build.names) {
+            build.targets.push(Arc::new(target));
+        }
+    }
+
+    /// The sections after the targets (in the order they are converted, not written), then
+    /// the config.
+    fn end(
+        &mut self,
+        build: Build,
+        rest: Rest,
+        path: &Path,
+        cache: &mut TargetFileCache,
+    ) -> Config {
+        let Build {
+            defaults,
+            concurrency,
+            global_roots,
+            modules,
+            mut names,
+            mut targets,
+        } = build;
+        let adhoc_rules = rest.adhoc_probes.map(|rules| self.adhoc_rules(rules));
+        let cert_files = self.cert_files(rest.files, &defaults);
+        let files = self.target_files(&rest.target_files, &defaults, &mut names, cache);
         targets.extend(files.targets);
+        targets.shrink_to_fit();
         let adhoc = Adhoc {
             interval: defaults.interval.unwrap_or(DEFAULT_INTERVAL),
             timeout: defaults.timeout.unwrap_or(DEFAULT_TIMEOUT),

@@ -390,10 +390,18 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
 }
 
 fn parse_with(text: &str, path: &Path, cache: &mut TargetFileCache) -> Result<Config, ConfigError> {
-    let (raw, problems) = salvage::deserialize(text);
     let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let mut conv = convert::Converter::new(base, problems);
-    let config = conv.config(raw, path, cache);
+    // A file that parses (the usual case) is converted as it is read. One that does not, or
+    // that writes `global` or `modules` below `targets`, takes the parse that salvages.
+    let mut conv = convert::Converter::new(base.clone(), Vec::new());
+    let config = match conv.stream(text, path, cache) {
+        Some(config) => config,
+        None => {
+            let (raw, problems) = salvage::deserialize(text);
+            conv = convert::Converter::new(base, problems);
+            conv.config(raw, path, cache)
+        }
+    };
     conv.finish()
         .map(|()| config)
         .map_err(|problems| ConfigError::Invalid {
@@ -438,6 +446,84 @@ mod tests {
                 "t.yml:3:14: targets[0].timeout: must be shorter than interval (1m)",
                 "t.yml:4:14: targets[1].address: \"nope\": expected host:port",
                 "t.yml:5:19: targets[1].labels.job: label \"job\" is reserved (set by the exporter or Prometheus); choose another name",
+            ]
+        );
+    }
+
+    /// The config `yaml` gives through the parse that salvages (never streamed).
+    fn salvaged(yaml: &str) -> Result<Config, Vec<String>> {
+        let path = Path::new("t.yml");
+        let (raw, problems) = salvage::deserialize(yaml);
+        let mut conv = convert::Converter::new(PathBuf::from("."), problems);
+        let config = conv.config(raw, path, &mut TargetFileCache::new());
+        conv.finish().map(|()| config).map_err(|problems| {
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                problems,
+            }
+            .lines()
+        })
+    }
+
+    /// Each target's name and fingerprint, in order.
+    fn summary(c: &Config) -> Vec<(String, String)> {
+        c.targets
+            .iter()
+            .map(|t| (t.name.clone(), t.fingerprint()))
+            .collect()
+    }
+
+    #[test]
+    fn streamed_and_salvaging_parses_build_the_same_config() {
+        let files = [
+            "targets:\n  - address: a:443\n",
+            "global: {interval: 30s, timeout: 3s, scan: false}\ntargets:\n  - address: a:443\n  - name: b\n    address: b:443\n    labels: {team: x}\n",
+            "global: {interval: 30s}\nmodules:\n  m: {timeout: 4s, probe: http_redirect}\ntargets:\n  - address: a:443\n    module: m\n  - address: c:443\n",
+            "modules:\n  m: {scan_interval: 2h}\nglobal: {interval: 2m}\ntargets:\n  - address: a:443\n    module: m\nadhoc_probes: {modules: [m]}\n",
+            // Below `targets`: streamed once, then parsed again with them.
+            "targets:\n  - address: a:443\n    module: m\nglobal: {interval: 30s}\nmodules:\n  m: {timeout: 4s}\n",
+            // Valid YAML, invalid config: the same problems either way.
+            "global: {interval: 30s}\ntargets:\n  - address: a:443\n    timeout: 2m\n  - name: x\n    address: b:443\n  - name: x\n    address: c:443\n    module: nope\n",
+            "targets: []\n",
+        ];
+        for yaml in files {
+            let streamed = parse(yaml, Path::new("t.yml")).map_err(|e| e.lines());
+            let salvaged = salvaged(yaml);
+            match (&streamed, &salvaged) {
+                (Ok(a), Ok(b)) => {
+                    assert_eq!(summary(a), summary(b), "{yaml}");
+                    assert_eq!(a.concurrency, b.concurrency, "{yaml}");
+                    assert_eq!(a.adhoc.interval, b.adhoc.interval, "{yaml}");
+                    assert_eq!(
+                        a.modules.keys().collect::<Vec<_>>(),
+                        b.modules.keys().collect::<Vec<_>>(),
+                        "{yaml}"
+                    );
+                    assert_eq!(a.adhoc_rules.is_some(), b.adhoc_rules.is_some(), "{yaml}");
+                }
+                (Err(a), Err(b)) => assert_eq!(a, b, "{yaml}"),
+                _ => panic!(
+                    "{yaml}: streamed {:?}, salvaged {:?}",
+                    streamed.is_ok(),
+                    salvaged.is_ok()
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn global_and_modules_below_targets_still_apply_to_every_target() {
+        let c = parse(
+            "targets:\n  - address: a:443\n    module: m\n  - address: b:443\nglobal: {interval: 30s}\nmodules:\n  m: {timeout: 4s}\n",
+            Path::new("t.yml"),
+        )
+        .expect("valid config");
+        let timing: Vec<_> = c.targets.iter().map(|t| (t.interval, t.timeout)).collect();
+        assert_eq!(
+            timing,
+            [
+                (Duration::from_secs(30), Duration::from_secs(4)),
+                (Duration::from_secs(30), DEFAULT_TIMEOUT),
             ]
         );
     }

@@ -21,10 +21,7 @@ use super::Problem;
 /// problems of the others: the sections that parse are returned with every problem found.
 /// Linear in the size of the file: each section is parsed alone and moved to its place.
 pub(super) fn deserialize(text: &str) -> (RawConfig, Vec<Problem>) {
-    if text
-        .lines()
-        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
-    {
+    if is_blank(text) {
         let problem = Problem {
             line: 1,
             column: 1,
@@ -89,6 +86,177 @@ pub(super) fn deserialize(text: &str) -> (RawConfig, Vec<Problem>) {
     problems.sort_by_key(|p| (p.line, p.column));
     problems.dedup_by_key(|p| (p.line, p.column));
     (raw, problems)
+}
+
+/// Where a streaming parse hands what it reads (see `stream`).
+pub(super) trait TargetSink {
+    /// The sections targets depend on, once: before the first target, or at the end of a
+    /// file without `targets`.
+    fn begin(&mut self, global: RawGlobal, modules: BTreeMap<String, RawModule>);
+    /// The target at position `i` of `targets`, as soon as it is read.
+    fn target(&mut self, i: usize, target: RawTarget);
+}
+
+/// The sections of the file that `stream` returns rather than hands over.
+#[derive(Default)]
+pub(super) struct Rest {
+    pub(super) target_files: Vec<At<String>>,
+    pub(super) adhoc_probes: Option<RawAdhocRules>,
+    pub(super) files: Vec<RawCertFile>,
+}
+
+/// Parses a valid file in one pass, handing `sink` the sections targets depend on and then
+/// each target as it is read, so the raw targets are never all held at once. Accepts exactly
+/// what the strict parse of `deserialize` accepts, with the same values. `None` when the file
+/// does not fit the schema, or when it writes `global` or `modules` after `targets` (the
+/// targets handed over were converted without them): what `sink` got must then be dropped and
+/// the file parsed with `deserialize`.
+pub(super) fn stream(text: &str, sink: &mut dyn TargetSink) -> Option<Rest> {
+    if is_blank(text) {
+        return None;
+    }
+    let options = serde_saphyr::options! { with_snippet: false, budget: Some(budget(text.len())) };
+    serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
+        serde::de::DeserializeSeed::deserialize(TopLevel { sink }, de)
+    })
+    .ok()
+    .flatten()
+}
+
+/// `RawConfig`'s fields (as its derived `Deserialize` names them).
+#[derive(Clone, Copy, serde::Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum Key {
+    Global,
+    Targets,
+    TargetFiles,
+    Modules,
+    AdhocProbes,
+    Files,
+}
+
+impl Key {
+    fn name(self) -> &'static str {
+        match self {
+            Key::Global => "global",
+            Key::Targets => "targets",
+            Key::TargetFiles => "target_files",
+            Key::Modules => "modules",
+            Key::AdhocProbes => "adhoc_probes",
+            Key::Files => "files",
+        }
+    }
+}
+
+const KEYS: &[&str] = &[
+    "global",
+    "targets",
+    "target_files",
+    "modules",
+    "adhoc_probes",
+    "files",
+];
+
+/// The whole file, as `RawConfig` would read it; `None` inside when it is out of order.
+struct TopLevel<'s> {
+    sink: &'s mut dyn TargetSink,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for TopLevel<'_> {
+    type Value = Option<Rest>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
+        de.deserialize_struct("RawConfig", KEYS, self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for TopLevel<'_> {
+    type Value = Option<Rest>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("struct RawConfig")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        use serde::de::Error as _;
+        let mut global: Option<RawGlobal> = None;
+        let mut modules: Option<BTreeMap<String, RawModule>> = None;
+        let mut rest = Rest::default();
+        let mut seen = 0u8;
+        let mut begun = false;
+        let mut in_order = true;
+        while let Some(key) = map.next_key::<Key>()? {
+            let bit = 1u8 << (key as u8);
+            if seen & bit != 0 {
+                return Err(A::Error::duplicate_field(key.name()));
+            }
+            seen |= bit;
+            match key {
+                Key::Global => {
+                    global = Some(map.next_value()?);
+                    in_order &= !begun;
+                }
+                Key::Modules => {
+                    modules = Some(map.next_value()?);
+                    in_order &= !begun;
+                }
+                Key::Targets => {
+                    begun = true;
+                    self.sink.begin(
+                        global.take().unwrap_or_default(),
+                        modules.take().unwrap_or_default(),
+                    );
+                    map.next_value_seed(Targets {
+                        sink: &mut *self.sink,
+                    })?;
+                }
+                Key::TargetFiles => rest.target_files = map.next_value()?,
+                Key::AdhocProbes => rest.adhoc_probes = map.next_value()?,
+                Key::Files => rest.files = map.next_value()?,
+            }
+        }
+        if !begun {
+            self.sink
+                .begin(global.unwrap_or_default(), modules.unwrap_or_default());
+        }
+        Ok(in_order.then_some(rest))
+    }
+}
+
+/// `targets`, as `Vec<RawTarget>` would read it, each element handed to the sink.
+struct Targets<'s> {
+    sink: &'s mut dyn TargetSink,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Targets<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
+        de.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Targets<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a sequence")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0;
+        while let Some(target) = seq.next_element::<RawTarget>()? {
+            self.sink.target(i, target);
+            i += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Only blank lines and comments: `deserialize` says the file is empty.
+fn is_blank(text: &str) -> bool {
+    text.lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
 }
 
 /// Where each line of a text starts, to find a section's first line without scanning the
@@ -406,6 +574,87 @@ pub(crate) fn parse_as<T: serde::de::DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::super::problems_of;
+    use super::*;
+
+    /// What a streaming parse handed over, in order.
+    #[derive(Default)]
+    struct Recorder(Vec<String>);
+
+    impl TargetSink for Recorder {
+        fn begin(&mut self, global: RawGlobal, modules: BTreeMap<String, RawModule>) {
+            let interval = global.interval.map(|i| i.value);
+            let modules: Vec<String> = modules.into_keys().collect();
+            self.0
+                .push(format!("begin interval={interval:?} modules={modules:?}"));
+        }
+
+        fn target(&mut self, i: usize, target: RawTarget) {
+            self.0.push(format!(
+                "target {i} {} line {}",
+                target.address.value, target.address.line
+            ));
+        }
+    }
+
+    fn streamed(yaml: &str) -> (Option<Rest>, Vec<String>) {
+        let mut sink = Recorder::default();
+        let rest = stream(yaml, &mut sink);
+        (rest, sink.0)
+    }
+
+    #[test]
+    fn stream_hands_over_the_head_then_each_target_in_order() {
+        let yaml = "global: {interval: 30s}\nmodules: {m: {}}\ntargets:\n  - address: a:443\n  - address: b:443\ntarget_files: [more.yml]\n";
+        let (rest, seen) = streamed(yaml);
+        assert_eq!(
+            seen,
+            [
+                "begin interval=Some(\"30s\") modules=[\"m\"]",
+                "target 0 a:443 line 4",
+                "target 1 b:443 line 5",
+            ]
+        );
+        let rest = rest.expect("a valid file in order");
+        assert_eq!(rest.target_files.len(), 1);
+    }
+
+    #[test]
+    fn stream_begins_at_the_end_of_a_file_without_targets() {
+        let (rest, seen) = streamed("global: {interval: 30s}\n");
+        assert!(rest.is_some());
+        assert_eq!(seen, ["begin interval=Some(\"30s\") modules=[]"]);
+    }
+
+    #[test]
+    fn stream_gives_up_on_global_or_modules_below_targets() {
+        for yaml in [
+            "targets:\n  - address: a:443\nglobal: {interval: 30s}\n",
+            "targets: []\nmodules: {m: {}}\n",
+        ] {
+            assert!(streamed(yaml).0.is_none(), "{yaml}");
+        }
+    }
+
+    #[test]
+    fn stream_gives_up_on_what_the_strict_parse_refuses() {
+        for yaml in [
+            "",
+            "# only a comment\n",
+            "targets:\n  - address: a:443\n    tmeout: 5s\n",
+            "targets:\n  - name: x\n",
+            "global: {}\nglobal: {}\ntargets: []\n",
+            "targets: []\nunknown: 1\n",
+            "targets: {a: 1}\n",
+            "- address: a:443\n",
+            "targets: [] [\n",
+        ] {
+            assert!(streamed(yaml).0.is_none(), "{yaml:?}");
+            assert!(
+                parse_as::<RawConfig>(yaml, "").is_err() || is_blank(yaml),
+                "{yaml:?}"
+            );
+        }
+    }
 
     const EXPECTED_FIELDS: &str = "expected one of name, address, module, server_name, ca_file, client_cert_file, client_key_file, interval, timeout, ip_protocol, resolve, probe, starttls, http, scan_interval, scan, proxy_url, revocation, expect_cert_file, labels, aia_fetch";
 
