@@ -1,10 +1,12 @@
 //! The `/metrics` answer: at most `--web.max-concurrent-scrapes` at once (a scrape waits
 //! briefly for a slot, then gets 503), each rendered on a thread of its own, never one of
 //! tokio's blocking pool, which probes' name resolution needs. The render hands its chunks to
-//! the HTTP body without ever waiting for the client, gzip-compressed (fast level, streaming,
-//! on a second thread that runs alongside the render) when the scraper accepts it. A scraper
-//! that stops reading holds its slot and the chunks rendered for it, no thread, until the
-//! listener's write timeout drops the connection.
+//! the HTTP body, gzip-compressed (fast level, streaming, on a second thread that runs
+//! alongside the render) when the scraper accepts it, at most `BODY_AHEAD` pieces ahead of
+//! what the client has taken: a scrape's memory is a few hundred KiB whatever the size of the
+//! exposition (tens of MB at 50,000 targets). A scraper that stops reading holds its slot and
+//! its render thread, waiting, until the listener's write timeout drops the connection; the
+//! slots bound how many.
 //!
 //! What the exposition says is `metrics`' business; deadlines and connections are the
 //! listener's.
@@ -23,7 +25,7 @@ use axum::http::header::{
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use flate2::write::GzEncoder;
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::sync::mpsc::{channel as body_channel, Receiver as BodyReceiver, Sender as BodySender};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::state::State;
@@ -83,7 +85,7 @@ pub(crate) async fn respond(
     };
     let gzip = accepts_gzip(headers);
     let slot = Arc::new(slot);
-    let (tx, rx) = unbounded_channel();
+    let (tx, rx) = body_channel(BODY_AHEAD);
     let output = Output::new(tx, gzip);
     let render_slot = slot.clone();
     let spawned = std::thread::Builder::new()
@@ -159,6 +161,8 @@ fn lock(feed: &Mutex<Feed>) -> std::sync::MutexGuard<'_, Feed> {
 
 /// Text chunks (64 KiB each) the render may run ahead of the compressor.
 const AHEAD: usize = 8;
+/// Pieces (a text chunk, or what deflate made of one) the render may run ahead of the client.
+const BODY_AHEAD: usize = 8;
 
 /// Where the render's chunks go: straight into the output, or to a compressor thread, so
 /// rendering and compressing (each about half of a gzip scrape's CPU) run on two cores.
@@ -250,16 +254,17 @@ enum Piece {
     End,
 }
 
-/// The render's side of the channel: chunks as they are, or through a gzip stream.
+/// The render's side of the channel: chunks as they are, or through a gzip stream. Used on
+/// the render's and the compressor's threads only: a send waits while the body is full.
 struct Output {
-    tx: UnboundedSender<Piece>,
+    tx: BodySender<Piece>,
     gzip: Option<GzEncoder<Vec<u8>>>,
     /// The body is gone (client away): the rest is neither compressed nor sent.
     gone: bool,
 }
 
 impl Output {
-    fn new(tx: UnboundedSender<Piece>, gzip: bool) -> Self {
+    fn new(tx: BodySender<Piece>, gzip: bool) -> Self {
         let gzip = gzip.then(|| GzEncoder::new(Vec::new(), flate2::Compression::fast()));
         Output {
             tx,
@@ -300,13 +305,13 @@ impl Output {
     }
 
     fn send(&mut self, piece: Piece) {
-        self.gone = self.tx.send(piece).is_err();
+        self.gone = self.tx.blocking_send(piece).is_err();
     }
 }
 
 /// The HTTP body of a scrape: the pieces its render sends, holding the scrape's slot.
 struct Chunks {
-    rx: UnboundedReceiver<Piece>,
+    rx: BodyReceiver<Piece>,
     ended: bool,
     _slot: Arc<OwnedSemaphorePermit>,
 }
@@ -382,22 +387,34 @@ mod tests {
     }
 
     /// Everything the body has received so far.
-    fn drain(mut rx: UnboundedReceiver<Piece>) -> (Vec<u8>, bool) {
+    fn drain(mut rx: BodyReceiver<Piece>) -> (Vec<u8>, bool) {
         collect(std::iter::from_fn(|| rx.try_recv().ok()))
+    }
+
+    /// Everything the body receives from `produce` (run on a thread of its own, as the render
+    /// is: its sends wait while the body is full), and what `produce` returned.
+    fn received<T: Send + 'static>(
+        produce: impl FnOnce(BodySender<Piece>) -> T + Send + 'static,
+    ) -> ((Vec<u8>, bool), T) {
+        let (tx, mut rx) = body_channel(BODY_AHEAD);
+        let producer = std::thread::spawn(move || produce(tx));
+        let got = collect(std::iter::from_fn(|| rx.blocking_recv()));
+        (got, producer.join().expect("the producer does not panic"))
     }
 
     #[test]
     fn gzip_stream_decodes_to_the_chunks_pushed() {
-        let (tx, rx) = unbounded_channel();
-        let mut out = Output::new(tx, true);
-        let mut text = String::new();
-        for i in 0..2000 {
-            let chunk = format!("tls_probe_success{{target=\"t{i:05}\"}} 1\n").repeat(40);
-            text.push_str(&chunk);
-            out.push(chunk);
-        }
-        out.finish();
-        let (gz, ended) = drain(rx);
+        let ((gz, ended), text) = received(|tx| {
+            let mut out = Output::new(tx, true);
+            let mut text = String::new();
+            for i in 0..2000 {
+                let chunk = format!("tls_probe_success{{target=\"t{i:05}\"}} 1\n").repeat(40);
+                text.push_str(&chunk);
+                out.push(chunk);
+            }
+            out.finish();
+            text
+        });
         assert!(ended);
         assert!(gz.len() * 10 < text.len(), "{} of {}", gz.len(), text.len());
         let mut decoded = String::new();
@@ -407,26 +424,21 @@ mod tests {
         assert_eq!(decoded, text);
     }
 
-    /// Everything the body would receive, waiting until the sender is gone.
-    fn drain_blocking(mut rx: UnboundedReceiver<Piece>) -> (Vec<u8>, bool) {
-        collect(std::iter::from_fn(|| rx.blocking_recv()))
-    }
-
     #[test]
     fn compressor_thread_stream_decodes_to_the_exact_chunks_pushed() {
-        let (tx, rx) = unbounded_channel();
-        let mut feed = Feed::new(Output::new(tx, true));
-        assert!(matches!(feed, Feed::Compressor { .. }));
-        let mut text = String::new();
-        for i in 0..(AHEAD * 8) {
-            let chunk =
-                format!("tls_probe_duration_seconds{{target=\"t{i:05}\"}} 0.{i}\n").repeat(1500);
-            text.push_str(&chunk);
-            feed.push(chunk);
-        }
-        feed.finish();
-        drop(feed);
-        let (gz, ended) = drain_blocking(rx);
+        let ((gz, ended), text) = received(|tx| {
+            let mut feed = Feed::new(Output::new(tx, true));
+            assert!(matches!(feed, Feed::Compressor { .. }));
+            let mut text = String::new();
+            for i in 0..(AHEAD * 8) {
+                let chunk = format!("tls_probe_duration_seconds{{target=\"t{i:05}\"}} 0.{i}\n")
+                    .repeat(1500);
+                text.push_str(&chunk);
+                feed.push(chunk);
+            }
+            feed.finish();
+            text
+        });
         assert!(ended);
         let mut decoded = String::new();
         flate2::read::GzDecoder::new(&gz[..])
@@ -436,8 +448,50 @@ mod tests {
     }
 
     #[test]
+    fn a_scraper_that_stops_reading_holds_only_the_pieces_ahead() {
+        let (tx, mut rx) = body_channel(BODY_AHEAD);
+        let pushed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = pushed.clone();
+        let render = std::thread::spawn(move || {
+            let mut out = Output::new(tx, false);
+            for _ in 0..(BODY_AHEAD * 100) {
+                out.push("a 1\n".repeat(16 * 1024));
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            out.finish();
+            out.gone
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while rx.len() < BODY_AHEAD {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the body never filled"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // The render waits in its next send: nothing more is rendered, so nothing piles up.
+        assert_eq!(pushed.load(std::sync::atomic::Ordering::SeqCst), BODY_AHEAD);
+        assert!(!render.is_finished());
+        assert_eq!(
+            rx.try_recv().ok().map(|p| matches!(p, Piece::Data(_))),
+            Some(true)
+        );
+        // The client goes away: the render stops sending at once and ends.
+        drop(rx);
+        assert!(
+            render.join().expect("the render does not panic"),
+            "the output saw the client go"
+        );
+    }
+
+    /// Everything the body would receive, waiting until the sender is gone.
+    fn drain_blocking(mut rx: BodyReceiver<Piece>) -> (Vec<u8>, bool) {
+        collect(std::iter::from_fn(|| rx.blocking_recv()))
+    }
+
+    #[test]
     fn a_render_that_stops_early_never_sends_the_end_through_the_compressor() {
-        let (tx, rx) = unbounded_channel();
+        let (tx, rx) = body_channel(BODY_AHEAD);
         let mut feed = Feed::new(Output::new(tx, true));
         feed.push("a 1\n".repeat(100_000));
         drop(feed);
@@ -447,7 +501,7 @@ mod tests {
 
     #[test]
     fn a_gone_client_stops_the_compressor_and_the_feed() {
-        let (tx, rx) = unbounded_channel();
+        let (tx, rx) = body_channel(BODY_AHEAD);
         drop(rx);
         let mut feed = Feed::new(Output::new(tx, true));
         // The compressor notices on its first send; the feed on a send after that.
@@ -460,7 +514,7 @@ mod tests {
 
     #[test]
     fn identity_stream_is_the_chunks_then_the_end() {
-        let (tx, rx) = unbounded_channel();
+        let (tx, rx) = body_channel(BODY_AHEAD);
         let mut out = Output::new(tx, false);
         out.push("a 1\n".into());
         out.push("b 2\n".into());
@@ -470,7 +524,7 @@ mod tests {
 
     #[test]
     fn a_gone_client_stops_the_output() {
-        let (tx, rx) = unbounded_channel();
+        let (tx, rx) = body_channel(BODY_AHEAD);
         drop(rx);
         let mut out = Output::new(tx, false);
         out.push("a 1\n".into());
