@@ -612,7 +612,7 @@ mod tests {
             produced_at: 0,
         }));
         o.ocsp_checked = true;
-        o.http = Some(Ok(HttpFacts {
+        o.http = Some(Box::new(Ok(HttpFacts {
             status: 200,
             hsts: Some(Hsts {
                 max_age: u64::MAX,
@@ -620,20 +620,20 @@ mod tests {
                 preload: false,
             }),
             hsts_header: Some("max-age=99999999999999999999; includeSubDomains".to_string()),
-        }));
-        o.redirect = Some(RedirectFacts {
+        })));
+        o.redirect = Some(Box::new(RedirectFacts {
             status: 301,
             to_https: true,
             hops: 2,
             location: Some("https://api/".to_string()),
-        });
-        o.scan = Some(ScanResult {
+        }));
+        o.scan = Some(Box::new(ScanResult {
             protocols: LegacyVersion::ALL.iter().map(|v| (*v, true)).collect(),
             weak: WeakClass::ALL.iter().map(|c| (*c, false)).collect(),
             handshakes: 11,
             duration: Duration::from_millis(900),
             legacy_chain: None,
-        });
+        }));
         o
     }
 
@@ -667,7 +667,9 @@ mod tests {
         let mut scan = sample(4_000);
         scan.failure = None;
         scan.ocsp = Some(Err(OcspError::NotSuccessful(3)));
-        scan.http = Some(Err("connect to 127.0.0.1:1 timed out".to_string()));
+        scan.http = Some(Box::new(
+            Err("connect to 127.0.0.1:1 timed out".to_string()),
+        ));
         let scan = AddressOutcome {
             ip: Some(IpAddr::from([127, 0, 0, 1])),
             outcome: Arc::new(scan),

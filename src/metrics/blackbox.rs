@@ -70,7 +70,7 @@ pub(super) fn render(e: &mut Encoder, p: &OnDemand) {
     let verified = chain.is_some_and(|c| c.problem.is_none());
     let http = p.target.kind == ProbeKind::Tls && p.target.http.is_some();
     // Status of a response over a session Go would have accepted; `None` without one.
-    let status = match &o.http {
+    let status = match o.http.as_deref() {
         Some(Ok(facts)) if verified => Some(facts.status),
         _ => None,
     };
@@ -235,11 +235,11 @@ mod tests {
     fn http_series_follow_blackbox_http_prober() {
         let t = target("{name: web, address: \"127.0.0.1:443\", http: {path: /health}}");
         let mut o = outcome(chain_of(vec![facts("api", 90_000)], true));
-        o.http = Some(Ok(HttpFacts {
+        o.http = Some(Box::new(Ok(HttpFacts {
             status: 404,
             hsts: None,
             hsts_header: None,
-        }));
+        })));
         let p = |o| OnDemand {
             target: &t,
             outcome: o,

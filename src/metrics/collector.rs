@@ -127,13 +127,13 @@ impl Hot {
             aia_valid: o.aia.as_ref().map(|a| a.valid),
             ocsp_stapled: o.ocsp_checked.then_some(o.ocsp.is_some()),
             ocsp_verified: o.ocsp.as_ref().map(Result::is_ok),
-            http_status: match (&o.http, &o.redirect) {
+            http_status: match (o.http.as_deref(), o.redirect.as_deref()) {
                 (Some(Ok(f)), _) => Some(f64::from(f.status)),
                 (Some(Err(_)), _) => Some(0.0),
                 (None, Some(redirect)) => Some(f64::from(redirect.status)),
                 (None, None) => None,
             },
-            hsts: match &o.http {
+            hsts: match o.http.as_deref() {
                 Some(Ok(f)) => Some(f.hsts.map_or((0.0, false, false), |h| {
                     (h.max_age as f64, h.include_subdomains, h.preload)
                 })),

@@ -86,7 +86,7 @@ pub(super) fn render(e: &mut Encoder, p: &OnDemand) {
         ocsp(e, p);
     }
     // ssl_exporter's https prober fails when the GET does; it does not judge the status.
-    let success = o.success() && (!https || matches!(o.http, Some(Ok(_))));
+    let success = o.success() && (!https || matches!(o.http.as_deref(), Some(Ok(_))));
     e.family(&PROBE_SUCCESS);
     e.sample(&PROBE_SUCCESS, "", &[], if success { 1.0 } else { 0.0 });
     e.family(&PROBER);

@@ -212,7 +212,7 @@ async fn redirect(target: &Target, ctx: &ProbeCtx) -> ProbeOutcome {
             });
             ProbeOutcome {
                 failure,
-                redirect: Some(facts),
+                redirect: Some(Box::new(facts)),
                 ..ProbeOutcome::new(phases, start.elapsed())
             }
         }
@@ -267,7 +267,7 @@ async fn scan(target: &Target, ctx: &ProbeCtx) -> ProbeOutcome {
     });
     ProbeOutcome {
         chain,
-        scan: Some(result),
+        scan: Some(Box::new(result)),
         ..ProbeOutcome::new(phases, start.elapsed())
     }
 }

@@ -48,7 +48,9 @@ pub struct Negotiated {
     pub group: Option<String>,
 }
 
-/// Everything one check of one address found.
+/// Everything one check of one address found. What few probes have (a scan, an HTTP answer,
+/// a redirect, an AIA-completed chain) is boxed: a target keeps its latest outcome, and inline
+/// these were 216 of its 592 bytes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProbeOutcome {
     /// `None` on success; otherwise the single reason the check counts as failed.
@@ -82,13 +84,13 @@ pub struct ProbeOutcome {
     /// The chain completed from AIA caIssuers URLs (`aia_fetch` targets that received
     /// certificates).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aia: Option<AiaFacts>,
+    pub aia: Option<Box<AiaFacts>>,
     /// The HTTP GET over the session (`http:` targets): its facts, or why it failed.
-    pub http: Option<Result<HttpFacts, String>>,
+    pub http: Option<Box<Result<HttpFacts, String>>>,
     /// The plain-HTTP redirect check (`probe: http_redirect` targets).
-    pub redirect: Option<RedirectFacts>,
+    pub redirect: Option<Box<RedirectFacts>>,
     /// The legacy protocol and weak cipher scan (`Check::Scan`).
-    pub scan: Option<ScanResult>,
+    pub scan: Option<Box<ScanResult>>,
 }
 
 impl ProbeOutcome {

@@ -42,7 +42,9 @@ pub(super) async fn probe(target: &Target, ctx: &ProbeCtx) -> ProbeOutcome {
     // After the session is closed and the verdict taken: chasing never changes either, and
     // its time is not the endpoint's.
     if let (true, Some(chain)) = (target.aia_fetch, out.chain.clone()) {
-        out.aia = Some(aia::assess(target, &chain, &sent, ctx.deadline).await);
+        out.aia = Some(Box::new(
+            aia::assess(target, &chain, &sent, ctx.deadline).await,
+        ));
     }
     out.finished_at = SystemTime::now();
     out
@@ -188,11 +190,11 @@ async fn run(
             http::get(&mut stream, &check.host, &check.path),
         )
         .await;
-        out.http = Some(match got {
+        out.http = Some(Box::new(match got {
             Ok(Ok(facts)) => Ok(facts),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err("HTTP request timed out".to_string()),
-        });
+        }));
     }
     // Be polite: close_notify, but never wait long for it, nor past the deadline.
     let close_by = (Instant::now() + Duration::from_millis(100)).min(ctx.deadline);

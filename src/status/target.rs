@@ -236,7 +236,7 @@ fn latest(out: &mut String, p: &Probed, now: i64) {
     for f in &o.revocation {
         fact(out, "revocation", revocation(f, now));
     }
-    match &o.http {
+    match o.http.as_deref() {
         Some(Ok(h)) => {
             fact(out, "HTTP status", h.status);
             let hsts = match (&h.hsts, &h.hsts_header) {
@@ -680,7 +680,7 @@ mod tests {
             produced_at: 0,
             next_update: Some(NOW + 2 * DAY),
         }));
-        o.http = Some(Ok(HttpFacts {
+        o.http = Some(Box::new(Ok(HttpFacts {
             status: 200,
             hsts: Some(Hsts {
                 max_age: 31_536_000,
@@ -688,13 +688,13 @@ mod tests {
                 preload: false,
             }),
             hsts_header: Some("max-age=31536000; includeSubDomains".into()),
-        }));
-        o.redirect = Some(RedirectFacts {
+        })));
+        o.redirect = Some(Box::new(RedirectFacts {
             status: 301,
             to_https: true,
             hops: 1,
             location: Some("https://x/?a=<b>&c=\"d\"".into()),
-        });
+        }));
         fixtures::record(&state, &t[0], o);
         let p = page(&state, "api<1>");
         for want in [
@@ -712,7 +712,7 @@ mod tests {
         let (state, t) = fixtures::state(ONE);
         let mut scan = ProbeOutcome::new(Default::default(), Duration::from_secs(2));
         scan.finished_at = std::time::UNIX_EPOCH + Duration::from_secs(1_699_999_000);
-        scan.scan = Some(ScanResult {
+        scan.scan = Some(Box::new(ScanResult {
             protocols: LegacyVersion::ALL
                 .iter()
                 .map(|v| (*v, matches!(v, LegacyVersion::Tls10 | LegacyVersion::Tls12)))
@@ -724,7 +724,7 @@ mod tests {
             handshakes: 11,
             duration: Duration::from_millis(1500),
             legacy_chain: None,
-        });
+        }));
         let one = AddressOutcome {
             ip: None,
             outcome: Arc::new(scan),
