@@ -4,9 +4,10 @@
 //! the HTTP body, gzip-compressed (fast level, streaming, on a second thread that runs
 //! alongside the render) when the scraper accepts it, at most `BODY_AHEAD` pieces ahead of
 //! what the client has taken: a scrape's memory is a few hundred KiB whatever the size of the
-//! exposition (tens of MB at 50,000 targets). A scraper that stops reading holds its slot and
-//! its render thread, waiting, until the listener's write timeout drops the connection; the
-//! slots bound how many.
+//! exposition (tens of MB at 50,000 targets). A scraper that stops reading holds its slot, its
+//! render thread, waiting, and the render's snapshot of the state until the listener's write
+//! timeout drops the connection: entries that change meanwhile are copied on write (about 450
+//! bytes each, at most one copy per entry per stalled scrape). The slots bound how many.
 //!
 //! What the exposition says is `metrics`' business; deadlines and connections are the
 //! listener's.
@@ -462,7 +463,9 @@ mod tests {
             out.gone
         });
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while rx.len() < BODY_AHEAD {
+        // Full, and the last push counted (it is counted just after its send returns).
+        while rx.len() < BODY_AHEAD || pushed.load(std::sync::atomic::Ordering::SeqCst) < BODY_AHEAD
+        {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the body never filled"

@@ -45,11 +45,16 @@ pub(super) struct Converter {
     pub(super) roots: HashMap<Option<PathBuf>, Result<Arc<Roots>, String>>,
     /// One rustls config per client identity (none, or cert+key paths).
     pub(super) configs: HashMap<Option<(PathBuf, PathBuf)>, Arc<ClientConfig>>,
+    /// Certificate Transparency log lists by path, with their digest, or the problem.
+    pub(super) log_lists: HashMap<PathBuf, Result<LogListRead, String>>,
     /// The modules targets may name, as they merge them (see `modules`).
     pub(super) prepared: PreparedModules,
     /// Converting a target file's targets (whose positions are in that file, not the config).
     pub(super) in_target_file: bool,
 }
+
+/// A log list and the SHA-256 of its file.
+pub(super) type LogListRead = (Arc<LogList>, [u8; 32]);
 
 /// Settings a target inherits from `global`.
 pub(super) struct Defaults {
@@ -111,8 +116,21 @@ impl Converter {
             files: HashMap::new(),
             roots: HashMap::new(),
             configs: HashMap::new(),
+            log_lists: HashMap::new(),
             prepared: PreparedModules::new(),
             in_target_file: false,
+        }
+    }
+
+    /// The converter for a second conversion of the same load, starting with `problems`: what
+    /// it read from files (contents, trust anchors, client configs, log lists) is kept, since
+    /// a load reads each file once; what it converted is dropped.
+    pub(super) fn restart(self, problems: Vec<Problem>) -> Self {
+        Converter {
+            problems,
+            prepared: PreparedModules::new(),
+            in_target_file: false,
+            ..self
         }
     }
 

@@ -17,21 +17,27 @@ impl Converter {
     pub(super) fn ct_log_list(&mut self, span: &At<String>) -> Option<(Arc<LogList>, [u8; 32])> {
         const FIELD: &str = "global.ct_log_list_file";
         let path = self.resolve(&span.value);
-        let bytes = super::read::read_bounded(&path, super::read::LOG_LIST_LIMIT)
-            .map_err(|e| {
-                let m = e.shown_as(std::path::Path::new(&span.value)).to_string();
-                self.problem(span, FIELD, m);
-            })
-            .ok()?;
-        let list = LogList::from_json(&bytes)
-            .map_err(|e| self.problem(span, FIELD, format!("{}: {e}", span.value)))
-            .ok()?;
-        let mut digest = [0u8; 32];
-        digest.copy_from_slice(
-            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes).as_ref(),
-        );
-        Some((Arc::new(list), digest))
+        let list = match self.log_lists.get(&path) {
+            Some(cached) => cached.clone(),
+            None => {
+                let list = read_list(&path, &span.value);
+                self.log_lists.insert(path, list.clone());
+                list
+            }
+        };
+        list.map_err(|m| self.problem(span, FIELD, m)).ok()
     }
+}
+
+/// The list at `path` (written `shown` in the config) and the SHA-256 of its file, or the
+/// problem.
+fn read_list(path: &std::path::Path, shown: &str) -> Result<(Arc<LogList>, [u8; 32]), String> {
+    let bytes = super::read::read_bounded(path, super::read::LOG_LIST_LIMIT)
+        .map_err(|e| e.shown_as(std::path::Path::new(shown)).to_string())?;
+    let list = LogList::from_json(&bytes).map_err(|e| format!("{shown}: {e}"))?;
+    let mut digest = [0u8; 32];
+    digest.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes).as_ref());
+    Ok((Arc::new(list), digest))
 }
 
 #[cfg(test)]

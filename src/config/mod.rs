@@ -393,12 +393,14 @@ fn parse_with(text: &str, path: &Path, cache: &mut TargetFileCache) -> Result<Co
     let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     // A file that parses (the usual case) is converted as it is read. One that does not, or
     // that writes `global` or `modules` below `targets`, takes the parse that salvages.
-    let mut conv = convert::Converter::new(base.clone(), Vec::new());
+    let mut conv = convert::Converter::new(base, Vec::new());
     let config = match conv.stream(text, path, cache) {
         Some(config) => config,
         None => {
             let (raw, problems) = salvage::deserialize(text);
-            conv = convert::Converter::new(base, problems);
+            // The files the attempt read are not read again (a hung one would now read as
+            // stuck).
+            conv = conv.restart(problems);
             conv.config(raw, path, cache)
         }
     };
@@ -485,6 +487,8 @@ mod tests {
             // Valid YAML, invalid config: the same problems either way.
             "global: {interval: 30s}\ntargets:\n  - address: a:443\n    timeout: 2m\n  - name: x\n    address: b:443\n  - name: x\n    address: c:443\n    module: nope\n",
             "targets: []\n",
+            // A file problem found by the streamed attempt, then by the parse that follows.
+            "targets:\n  - address: a:443\n    ca_file: missing.pem\n  - address: b:443\n    ca_file: missing.pem\nglobal: {interval: 30s}\n",
         ];
         for yaml in files {
             let streamed = parse(yaml, Path::new("t.yml")).map_err(|e| e.lines());

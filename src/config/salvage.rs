@@ -106,11 +106,12 @@ pub(super) struct Rest {
 }
 
 /// Parses a valid file in one pass, handing `sink` the sections targets depend on and then
-/// each target as it is read, so the raw targets are never all held at once. Accepts exactly
-/// what the strict parse of `deserialize` accepts, with the same values. `None` when the file
-/// does not fit the schema, or when it writes `global` or `modules` after `targets` (the
-/// targets handed over were converted without them): what `sink` got must then be dropped and
-/// the file parsed with `deserialize`.
+/// each target as it is read, so the raw targets are never all held at once. Accepts only what
+/// the strict parse of `deserialize` accepts, with the same values (a top-level sequence, which
+/// that parse reads as the fields in order, is left to it). `None` when the file does not fit,
+/// or when it writes `global` or `modules` after `targets` (the targets handed over were
+/// converted without them): what `sink` got must then be dropped and the file parsed with
+/// `deserialize`.
 pub(super) fn stream(text: &str, sink: &mut dyn TargetSink) -> Option<Rest> {
     if is_blank(text) {
         return None;
