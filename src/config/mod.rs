@@ -404,6 +404,11 @@ fn parse_with(text: &str, path: &Path, cache: &mut TargetFileCache) -> Result<Co
             conv.config(raw, path, cache)
         }
     };
+    finished(conv, config, path)
+}
+
+/// The config `conv` built from the file at `path`, or every problem it found.
+fn finished(conv: convert::Converter, config: Config, path: &Path) -> Result<Config, ConfigError> {
     conv.finish()
         .map(|()| config)
         .map_err(|problems| ConfigError::Invalid {
@@ -458,13 +463,7 @@ mod tests {
         let (raw, problems) = salvage::deserialize(yaml);
         let mut conv = convert::Converter::new(PathBuf::from("."), problems);
         let config = conv.config(raw, path, &mut TargetFileCache::new());
-        conv.finish().map(|()| config).map_err(|problems| {
-            ConfigError::Invalid {
-                path: path.to_path_buf(),
-                problems,
-            }
-            .lines()
-        })
+        finished(conv, config, path).map_err(|e| e.lines())
     }
 
     /// Each target's name and fingerprint, in order.
