@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::Target;
 use crate::files::FileSet;
-use crate::probe::legacy::LegacyVersion;
+use crate::probe::legacy::{LegacyVersion, ScanResult, WeakClass};
 use crate::probe::outcome::{AddressOutcome, ProbeOutcome};
 use crate::probe::Check;
 use crate::tls::chain::Chain;
@@ -31,7 +31,7 @@ pub struct Entry {
     pub latest: Box<[Probed]>,
     /// The latest successful legacy scan, per address (a failed scan keeps the previous
     /// result of its address).
-    pub scans: Box<[AddressOutcome]>,
+    pub scans: Box<[Scanned]>,
     pub probes_total: u64,
     pub failures_total: FailureCounts,
     /// The last `HISTORY_LEN` probes; cleared with the counters.
@@ -117,6 +117,114 @@ pub struct Probed {
     /// nor 1.3), the chain the scan of the same address captured. Decided whenever either is
     /// recorded, so readers never choose.
     pub chain: Option<Arc<Chain>>,
+}
+
+/// One address's latest successful legacy scan, as a target keeps it: what its series and the
+/// status page show, in ~80 bytes. A whole outcome per scan (with its boxed scan result and two
+/// lists) was ~600 bytes a target, and a scan's outcome carries nothing else they read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scanned {
+    /// The address scanned, for `resolve: all` targets.
+    pub ip: Option<IpAddr>,
+    /// When the scan finished.
+    pub finished_at: SystemTime,
+    /// How long its handshakes took (`ScanResult::duration`).
+    pub duration: Duration,
+    /// ClientHellos sent.
+    pub handshakes: u32,
+    protocols: Found,
+    weak: Found,
+    /// The chain of the highest version below TLS 1.3 it accepted, judged.
+    pub chain: Option<Arc<Chain>>,
+}
+
+impl Scanned {
+    /// The record of a successful scan; `None` for a failed one (or an outcome of no scan).
+    pub fn of(a: &AddressOutcome) -> Option<Scanned> {
+        let o = &a.outcome;
+        let s = o.scan.as_deref().filter(|_| o.success())?;
+        Some(Scanned {
+            ip: a.ip,
+            finished_at: o.finished_at,
+            duration: s.duration,
+            handshakes: s.handshakes,
+            protocols: Found::of(&LegacyVersion::ALL, &s.protocols),
+            weak: Found::of(&WeakClass::ALL, &s.weak),
+            chain: o.chain.clone(),
+        })
+    }
+
+    /// Every version the scan asked for, in `LegacyVersion::ALL` order, with whether the server
+    /// accepted it.
+    pub fn protocols(&self) -> impl Iterator<Item = (LegacyVersion, bool)> + '_ {
+        self.protocols.iter(&LegacyVersion::ALL)
+    }
+
+    /// Every weak class the scan asked for, in `WeakClass::ALL` order, with whether the server
+    /// accepted a suite of it.
+    pub fn weak(&self) -> impl Iterator<Item = (WeakClass, bool)> + '_ {
+        self.weak.iter(&WeakClass::ALL)
+    }
+
+    /// Whether the server accepts `v`; `None` for a version the scan did not ask for.
+    pub fn accepts(&self, v: LegacyVersion) -> Option<bool> {
+        self.protocols().find(|(p, _)| *p == v).map(|(_, a)| a)
+    }
+
+    /// The record as an outcome, the shape a state file keeps (`storage`): `Scanned::of` of it
+    /// gives this record back.
+    pub fn to_outcome(&self) -> AddressOutcome {
+        let mut o = ProbeOutcome::new(Default::default(), self.duration);
+        o.finished_at = self.finished_at;
+        o.chain = self.chain.clone();
+        o.scan = Some(Box::new(ScanResult {
+            protocols: self.protocols().collect(),
+            weak: self.weak().collect(),
+            handshakes: self.handshakes,
+            duration: self.duration,
+            legacy_chain: None,
+        }));
+        AddressOutcome {
+            ip: self.ip,
+            outcome: Arc::new(o),
+        }
+    }
+}
+
+/// What a scan found for each member of a short fixed list (`LegacyVersion::ALL`,
+/// `WeakClass::ALL`): bit i of `known` says the scan asked for member i, bit i of `accepted`
+/// that the server accepted it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Found {
+    known: u8,
+    accepted: u8,
+}
+
+const _: () = assert!(LegacyVersion::ALL.len() <= 8 && WeakClass::ALL.len() <= 8);
+
+impl Found {
+    fn of<T: PartialEq>(all: &[T], found: &[(T, bool)]) -> Found {
+        let mut f = Found {
+            known: 0,
+            accepted: 0,
+        };
+        for (i, member) in all.iter().enumerate() {
+            if let Some((_, accepted)) = found.iter().find(|(m, _)| m == member) {
+                f.known |= 1 << i;
+                if *accepted {
+                    f.accepted |= 1 << i;
+                }
+            }
+        }
+        f
+    }
+
+    fn iter<T: Copy>(self, all: &[T]) -> impl Iterator<Item = (T, bool)> + '_ {
+        all.iter()
+            .enumerate()
+            .filter(move |(i, _)| self.known & (1 << i) != 0)
+            .map(move |(i, m)| (*m, self.accepted & (1 << i) != 0))
+    }
 }
 
 /// Probes a target's history keeps.
@@ -436,7 +544,7 @@ impl State {
                     outcome: a.outcome,
                 })
                 .collect(),
-            scans: scans.into_boxed_slice(),
+            scans: scans.iter().filter_map(Scanned::of).collect(),
             probes_total: 0,
             failures_total: FailureCounts::default(),
             history: History::default(),
@@ -538,13 +646,9 @@ impl Entry {
     fn record_scan(&mut self, outcomes: Vec<AddressOutcome>) {
         let previous = std::mem::take(&mut self.scans);
         self.scans = outcomes
-            .into_iter()
+            .iter()
             .filter_map(|a| {
-                if a.outcome.success() {
-                    Some(a)
-                } else {
-                    previous.iter().find(|p| p.ip == a.ip).cloned()
-                }
+                Scanned::of(a).or_else(|| previous.iter().find(|p| p.ip == a.ip).cloned())
             })
             .collect();
     }
@@ -557,10 +661,9 @@ impl Entry {
                     return None;
                 }
                 let scan = self.scans.iter().find(|s| s.ip == p.ip)?;
-                let result = scan.outcome.scan.as_ref()?;
-                let legacy_only = result.accepts(LegacyVersion::Tls12) == Some(false)
-                    && result.accepts(LegacyVersion::Tls13) == Some(false);
-                scan.outcome.chain.clone().filter(|_| legacy_only)
+                let legacy_only = scan.accepts(LegacyVersion::Tls12) == Some(false)
+                    && scan.accepts(LegacyVersion::Tls13) == Some(false);
+                scan.chain.clone().filter(|_| legacy_only)
             });
         }
     }
@@ -680,6 +783,78 @@ mod tests {
         // every byte here is 10 KB resident and 10 KB more per scrape. 248 bytes with a full
         // failure array and `Vec`s.
         assert!(std::mem::size_of::<Entry>() <= 72);
+    }
+
+    fn scanned(at: u64, protocols: Vec<(LegacyVersion, bool)>) -> AddressOutcome {
+        let mut a = outcome(at, None);
+        let o = Arc::make_mut(&mut a.outcome);
+        o.scan = Some(Box::new(ScanResult {
+            protocols,
+            weak: WeakClass::ALL
+                .iter()
+                .map(|c| (*c, *c == WeakClass::Anon))
+                .collect(),
+            handshakes: 17,
+            duration: Duration::from_micros(1_234_567),
+            legacy_chain: None,
+        }));
+        a
+    }
+
+    #[test]
+    fn a_scan_is_kept_as_its_facts_and_reads_back_as_the_same_outcome() {
+        // Ordered like `ALL`, one version missing: the record keeps exactly the members asked.
+        let asked = vec![
+            (LegacyVersion::Ssl30, false),
+            (LegacyVersion::Tls10, true),
+            (LegacyVersion::Tls12, true),
+            (LegacyVersion::Tls13, false),
+        ];
+        let a = scanned(40, asked.clone());
+        let s = Scanned::of(&a).expect("a successful scan");
+        assert_eq!(s.protocols().collect::<Vec<_>>(), asked);
+        assert_eq!(
+            s.weak().collect::<Vec<_>>(),
+            a.outcome
+                .scan
+                .as_ref()
+                .map(|r| r.weak.clone())
+                .unwrap_or_default()
+        );
+        assert_eq!(s.accepts(LegacyVersion::Tls11), None);
+        assert_eq!(s.accepts(LegacyVersion::Tls10), Some(true));
+        assert_eq!(s.accepts(LegacyVersion::Tls13), Some(false));
+        assert_eq!(
+            (s.finished_at, s.duration, s.handshakes),
+            (
+                UNIX_EPOCH + Duration::from_secs(40),
+                Duration::from_micros(1_234_567),
+                17
+            )
+        );
+        assert_eq!(Scanned::of(&s.to_outcome()), Some(s.clone()));
+        assert!(std::mem::size_of::<Scanned>() <= 80);
+        // A failed scan and an outcome of no scan are no record.
+        let mut failed = scanned(41, asked);
+        Arc::make_mut(&mut failed.outcome).failure = refused(41).outcome.failure.clone();
+        assert_eq!(Scanned::of(&failed), None);
+        assert_eq!(Scanned::of(&outcome(42, None)), None);
+    }
+
+    #[test]
+    fn a_failed_scan_keeps_the_previous_result_of_its_address() {
+        let state = State::default();
+        let t = targets(ONE);
+        state.set_targets(&t);
+        let first = scanned(10, vec![(LegacyVersion::Tls12, true)]);
+        state.record(&t[0], Check::Scan, vec![first.clone()]);
+        state.record(&t[0], Check::Scan, vec![refused(20)]);
+        let en = state.get("a").expect("entry");
+        assert_eq!(&*en.scans, &[Scanned::of(&first).expect("record")][..]);
+        let second = scanned(30, vec![(LegacyVersion::Tls12, false)]);
+        state.record(&t[0], Check::Scan, vec![second.clone()]);
+        let en = state.get("a").expect("entry");
+        assert_eq!(&*en.scans, &[Scanned::of(&second).expect("record")][..]);
     }
 
     #[test]

@@ -39,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Target;
 use crate::probe::outcome::AddressOutcome;
-use crate::state::State;
+use crate::state::{Scanned, State};
 
 /// The `format` field of every state file: anything else is not ours.
 pub const FORMAT: &str = "tls_exporter state";
@@ -260,7 +260,7 @@ pub fn save(state: &State, path: &Path, fingerprints: &mut Fingerprints) -> Resu
                     outcome: p.outcome.clone(),
                 })
                 .collect(),
-            scans: &e.scans,
+            scans: e.scans.iter().map(Scanned::to_outcome).collect(),
         })
         .collect();
     let out = FileOut {
@@ -401,7 +401,7 @@ struct TargetOut<'a> {
     name: &'a str,
     fingerprint: &'a str,
     latest: Vec<AddressOutcome>,
-    scans: &'a [AddressOutcome],
+    scans: Vec<AddressOutcome>,
 }
 
 /// What is read first, to tell a foreign or other-version file from a malformed one.
@@ -685,7 +685,19 @@ mod tests {
             format!("{:?}", s.latest),
             format!("{:?}", one(sample(5_000)))
         );
-        assert_eq!(format!("{:?}", s.scans), format!("{:?}", vec![scan]));
+        // A target keeps a scan's facts, not its whole outcome (`state::Scanned`): those read
+        // back unchanged, and restored they are the record the state holds.
+        let kept = Scanned::of(&scan).expect("a successful scan");
+        let read: Vec<_> = s.scans.iter().filter_map(Scanned::of).collect();
+        assert_eq!(read, vec![kept.clone()]);
+        assert_eq!(
+            format!("{:?}", s.scans),
+            format!("{:?}", vec![kept.to_outcome()])
+        );
+        let after = State::default();
+        after.restore(&t, Vec::new(), s.scans.clone());
+        let en = after.get("api").expect("restored");
+        assert_eq!(&*en.scans, &[kept][..]);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use rustls::AlertDescription;
 use tokio::time::{timeout_at, Instant};
 
 use crate::config::{ProbeKind, Target};
-use crate::tls::verifier;
+use crate::tls::cache;
 use crate::verdict::{Failure, FailureReason};
 use outcome::{AddressOutcome, Phases, ProbeOutcome};
 
@@ -250,16 +250,18 @@ async fn scan(target: &Target, ctx: &ProbeCtx) -> ProbeOutcome {
         ip_protocol: target.ip_protocol,
     };
     let scanned = legacy::scan_via(to, route, Some(&name), ctx.deadline, SCAN_PARALLEL).await;
-    let result = match scanned {
+    let mut result = match scanned {
         Ok(result) => result,
         Err(e) => {
             let f = Failure::new(e.reason(), e.to_string());
             return ProbeOutcome::failed(f, phases, start.elapsed());
         }
     };
-    let chain = result.legacy_chain.as_ref().map(|chain| {
-        Arc::new(verifier::judge(
-            chain,
+    // Judged like a probe's chain (reusing an assessment of the same bytes, `tls::cache`); the
+    // DER is not kept past this.
+    let chain = result.legacy_chain.take().map(|chain| {
+        Arc::new(cache::judge(
+            &chain,
             &target.roots,
             &target.server_name,
             rustls_pki_types::UnixTime::now(),

@@ -12,7 +12,7 @@ use super::dates::{self, Rfc3339};
 use super::expiry::{Expiry, Urgency};
 use super::html::{self, Esc, Scripts};
 use crate::config::{IpProtocol, ProbeKind};
-use crate::probe::outcome::{AddressOutcome, ProbeOutcome};
+use crate::probe::outcome::ProbeOutcome;
 use crate::revocation::{Fact, Status};
 use crate::state::{Entry, Probed};
 use crate::tls::chain::Chain;
@@ -484,13 +484,12 @@ fn scans(out: &mut String, en: &Entry, now: i64) {
         out.push_str("<p class=\"muted\">No scan has finished yet.</p></section>\n");
         return;
     }
-    for AddressOutcome { ip, outcome } in &en.scans {
-        let Some(s) = &outcome.scan else { continue };
-        if let Some(ip) = ip {
+    for s in &en.scans {
+        if let Some(ip) = s.ip {
             let _ = write!(out, "<h3>{ip}</h3>");
         }
         facts_open(out);
-        let at = dates::unix(outcome.finished_at);
+        let at = dates::unix(s.finished_at);
         fact(
             out,
             "scanned",
@@ -513,14 +512,9 @@ fn scans(out: &mut String, en: &Entry, now: i64) {
         fact(
             out,
             "protocols accepted",
-            list(
-                s.protocols
-                    .iter()
-                    .map(|(v, a)| (v.as_label(), *a))
-                    .collect(),
-            ),
+            list(s.protocols().map(|(v, a)| (v.as_label(), a)).collect()),
         );
-        let weak = list(s.weak.iter().map(|(c, a)| (c.as_label(), *a)).collect());
+        let weak = list(s.weak().map(|(c, a)| (c.as_label(), a)).collect());
         let class = if weak == "none" { "" } else { "warn" };
         let _ = write!(
             out,
@@ -574,6 +568,7 @@ mod tests {
     use super::*;
     use crate::probe::http::{Hsts, HttpFacts, RedirectFacts};
     use crate::probe::legacy::{LegacyVersion, ScanResult, WeakClass};
+    use crate::probe::outcome::AddressOutcome;
     use crate::probe::Check;
     use crate::status::fixtures::{self, DAY, NOW};
     use crate::tls::ocsp::Stapled;

@@ -154,8 +154,8 @@ impl WeakClass {
     }
 }
 
-/// What one scan found. Stored (serde) without `legacy_chain`: by then the probe has judged
-/// it into the outcome's chain, which is stored.
+/// What one scan found. The probe takes `legacy_chain` out to judge it into the outcome's
+/// chain (no outcome keeps the DER), and state files store the rest.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ScanResult {
     /// Every version of `LegacyVersion::ALL`, in that order, with whether the server accepted
