@@ -184,6 +184,12 @@ impl Scheduler {
             removed.life.end();
         }
         self.queue.purge();
+        // Every target's probe loop and, when it scans, its scan loop.
+        let checks = plan
+            .iter()
+            .map(|(t, _)| 1 + usize::from(t.scan_interval.is_some()))
+            .sum();
+        self.queue.reserve(checks);
         // State first, with the Arcs the loops will probe: a fast first result is never
         // recorded before its target exists.
         let active: Vec<Arc<Target>> = plan.iter().map(|(t, _)| t.clone()).collect();
