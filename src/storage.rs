@@ -592,8 +592,8 @@ mod tests {
         o.finished_at = UNIX_EPOCH + Duration::new(at, 250_000_000);
         o.negotiated = Some(Negotiated {
             version: "TLS 1.2",
-            cipher: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".to_string(),
-            group: Some("x25519".to_string()),
+            cipher: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".into(),
+            group: Some("x25519".into()),
         });
         o.chain = Some(Arc::new(Chain {
             certs: vec![(0, Arc::new(facts("api"))), (2, Arc::new(facts("ca")))],

@@ -675,8 +675,8 @@ mod tests {
         o.finished_at = UNIX_EPOCH + Duration::from_secs(5_000);
         o.negotiated = Some(Negotiated {
             version: "TLS 1.3",
-            cipher: "TLS_AES_128_GCM_SHA256".to_string(),
-            group: Some("X25519".to_string()),
+            cipher: "TLS_AES_128_GCM_SHA256".into(),
+            group: Some("X25519".into()),
         });
         o.chain = Some(Arc::new(Chain {
             certs: vec![(0, Arc::new(facts("api\nx", not_after)))],

@@ -81,8 +81,8 @@ pub(crate) fn outcome(chain: Chain) -> ProbeOutcome {
     o.failure = chain.problem.clone();
     o.negotiated = Some(Negotiated {
         version: "TLS 1.3",
-        cipher: "TLS_AES_128_GCM_SHA256".to_string(),
-        group: Some("X25519".to_string()),
+        cipher: "TLS_AES_128_GCM_SHA256".into(),
+        group: Some("X25519".into()),
     });
     o.ocsp_checked = true;
     o.chain = Some(Arc::new(chain));

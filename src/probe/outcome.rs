@@ -7,6 +7,7 @@
 //! `storage` can keep the latest outcomes across a restart; a change to their shape is a change
 //! of the state file format (see `storage::VERSION`).
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -42,10 +43,11 @@ pub struct Phases {
 pub struct Negotiated {
     /// `TLS 1.2` or `TLS 1.3`.
     pub version: &'static str,
-    /// IANA cipher suite name.
-    pub cipher: String,
-    /// IANA key-exchange group name, when the handshake used one.
-    pub group: Option<String>,
+    /// IANA cipher suite name: a static name for every suite rustls knows (no allocation per
+    /// probe or per target), owned only for an unknown code or as read from a state file.
+    pub cipher: Cow<'static, str>,
+    /// IANA key-exchange group name, when the handshake used one (static like `cipher`).
+    pub group: Option<Cow<'static, str>>,
 }
 
 /// Everything one check of one address found. What few probes have (a scan, an HTTP answer,
@@ -160,8 +162,8 @@ impl<'de> Deserialize<'de> for Negotiated {
                 .into_iter()
                 .find(|n| *n == s.version)
                 .unwrap_or("unknown"),
-            cipher: s.cipher,
-            group: s.group,
+            cipher: Cow::Owned(s.cipher),
+            group: s.group.map(Cow::Owned),
         })
     }
 }

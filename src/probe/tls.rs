@@ -6,6 +6,7 @@
 //! With `revocation:` on, the latest known revocation state of the verified path is read from
 //! `revocation`'s shared cache (never waited for), and a revoked certificate fails the probe.
 
+use std::borrow::Cow;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -170,7 +171,7 @@ async fn run(
         version: version.map_or("unknown", names::version),
         cipher: conn
             .negotiated_cipher_suite()
-            .map_or_else(|| "unknown".to_string(), |s| names::cipher(s.suite())),
+            .map_or(Cow::Borrowed("unknown"), |s| names::cipher(s.suite())),
         group: conn
             .negotiated_key_exchange_group()
             .map(|g| names::group(g.name())),

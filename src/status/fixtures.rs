@@ -58,8 +58,8 @@ pub(super) fn healthy(cn: &str, not_before: i64, not_after: i64) -> ProbeOutcome
     o.handshake_ok = true;
     o.negotiated = Some(Negotiated {
         version: "TLS 1.3",
-        cipher: "TLS13_AES_128_GCM_SHA256".to_string(),
-        group: Some("X25519".to_string()),
+        cipher: "TLS13_AES_128_GCM_SHA256".into(),
+        group: Some("X25519".into()),
     });
     o.chain = Some(Arc::new(Chain {
         certs: vec![(0, Arc::new(cert(cn, not_before, not_after)))],
