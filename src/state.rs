@@ -172,7 +172,8 @@ impl Scanned {
     }
 
     /// The record as an outcome, the shape a state file keeps (`storage`): `Scanned::of` of it
-    /// gives this record back.
+    /// gives this record back. What the record does not keep is left empty (no reader of a
+    /// scan's outcome looks at it): the phases, and `duration` is the scan's own.
     pub fn to_outcome(&self) -> AddressOutcome {
         let mut o = ProbeOutcome::new(Default::default(), self.duration);
         o.finished_at = self.finished_at;
@@ -644,6 +645,13 @@ impl Entry {
     }
 
     fn record_scan(&mut self, outcomes: Vec<AddressOutcome>) {
+        // A scan that failed before reaching any address (the name did not resolve, for a
+        // `resolve: all` target too) says nothing about the addresses: all keep their results.
+        if let [a] = outcomes.as_slice() {
+            if a.ip.is_none() && !a.outcome.success() {
+                return;
+            }
+        }
         let previous = std::mem::take(&mut self.scans);
         self.scans = outcomes
             .iter()
@@ -855,6 +863,52 @@ mod tests {
         state.record(&t[0], Check::Scan, vec![second.clone()]);
         let en = state.get("a").expect("entry");
         assert_eq!(&*en.scans, &[Scanned::of(&second).expect("record")][..]);
+    }
+
+    #[test]
+    fn addresses_keep_their_scans_when_one_fails_or_the_name_does_not_resolve() {
+        let state = State::default();
+        let t = targets(ONE);
+        state.set_targets(&t);
+        let at = |ip: [u8; 4], mut a: AddressOutcome| {
+            a.ip = Some(IpAddr::from(ip));
+            a
+        };
+        let one = at(
+            [127, 0, 0, 1],
+            scanned(10, vec![(LegacyVersion::Tls12, true)]),
+        );
+        let two = at(
+            [127, 0, 0, 2],
+            scanned(10, vec![(LegacyVersion::Tls10, true)]),
+        );
+        state.record(&t[0], Check::Scan, vec![one.clone(), two.clone()]);
+        let kept = |a: &AddressOutcome| Scanned::of(a).expect("record");
+        let both = vec![kept(&one), kept(&two)];
+        // The name did not resolve: one failure and no address.
+        let unresolved = outcome(
+            20,
+            Some(Failure::new(
+                FailureReason::DnsError,
+                "api.example did not resolve",
+            )),
+        );
+        state.record(&t[0], Check::Scan, vec![unresolved]);
+        assert_eq!(state.get("a").expect("entry").scans.to_vec(), both);
+        // One address failed, the other scanned anew.
+        let two_again = at(
+            [127, 0, 0, 2],
+            scanned(30, vec![(LegacyVersion::Tls11, true)]),
+        );
+        state.record(
+            &t[0],
+            Check::Scan,
+            vec![at([127, 0, 0, 1], refused(30)), two_again.clone()],
+        );
+        assert_eq!(
+            state.get("a").expect("entry").scans.to_vec(),
+            vec![kept(&one), kept(&two_again)]
+        );
     }
 
     #[test]
