@@ -460,9 +460,10 @@ def gauge(text, name):
 
 def run_scale(a, work, nginx_pids, r):
     """50,000 targets every 60 s (833 probes/s offered) for `a.scale_minutes`: start-up and
-    whole-set reload time, scheduler lag (p99 of 10 s samples of the exporter's own
-    one-minute maximum after the first two intervals), skipped ticks, peak RSS, /metrics with
-    gzip."""
+    whole-set reload time, how long every target takes to be probed again after a reload that
+    changed them all, scheduler lag (p99 of 10 s samples of the exporter's own one-minute
+    maximum, once the last reload's round and its minute are over), skipped ticks, peak RSS
+    (start-up, reloads and the window apart), /metrics with gzip."""
     n = a.scale_targets
     res = {"targets": n, "minutes": a.scale_minutes}
     t0 = time.monotonic()
@@ -471,18 +472,33 @@ def run_scale(a, work, nginx_pids, r):
     res["startup_s"] = time.monotonic() - t0  # process start to /-/ready (config loaded, loops started)
     # Every target's first probe lands within its first interval (warm-up spreads them).
     ex.wait_all_probed(n, 150)
-    res["rss_idle"], _ = proc_mem_mb(ex.pid)
+    # Peak so far: start-up, the first round and the driver's scrapes (plain text) meanwhile.
+    res["rss_idle"], res["hwm_start"] = proc_mem_mb(ex.pid)
     # Reloads of the whole set, timed by the answer of POST /-/reload (which returns when the
     # new config is applied): the same file (every target unchanged), then a file in which
     # every target changed (a label added: every loop restarts), then the first file again.
     res["reload_s"] = ex.reload()
     exporter_config(ex.config, a.ca, a.ports, n, "60s", "5s", a.concurrency, label="gen: '2'", scan=True)
     res["reload_changed_s"] = ex.reload()
+    # Every changed target restarts and probes again within the warm-up (at most 10 s): at
+    # 50,000 that offers more than the machine can probe, so the round takes longer and its
+    # probes start late. Timed from the reload's answer to the last target's new result, with
+    # the lag gauge read then (its one-minute maximum covers the round).
+    t = time.monotonic()
+    ex.wait_all_probed(n, 150)
+    res["catch_up_s"] = time.monotonic() - t
+    res["catch_up_lag_s"] = gauge(ex.scrape().decode(), "tls_exporter_scheduler_lag_seconds")
     exporter_config(ex.config, a.ca, a.ports, n, "60s", "5s", a.concurrency, scan=True)
     ex.reload()
-    # The lag gauge is a one-minute maximum: let the minute of the start-up and the reload
-    # pass before sampling it.
+    ex.wait_all_probed(n, 150)
+    # The window measures the steady schedule: the lag gauge is a one-minute maximum, so let
+    # the minute of the last round pass before sampling it.
     time.sleep(a.scale_settle)
+    # The peak of the reloads, then the peak of the window alone (steady probing and a gzip
+    # scrape every 10 s): writing 5 to clear_refs resets VmHWM to the current RSS.
+    _, res["hwm_reloads"] = proc_mem_mb(ex.pid)
+    with open(f"/proc/{ex.pid}/clear_refs", "w") as f:
+        f.write("5")
     lags, times = [], []
     skipped0 = gauge(ex.scrape().decode(), "tls_exporter_probes_skipped_total")
     end = time.monotonic() + a.scale_minutes * 60
@@ -504,7 +520,8 @@ def run_scale(a, work, nginx_pids, r):
     res["scrape_gzip_mb"] = len(gz) / 1e6
     res["cores"] = wd["cpu"] / wd["seconds"]
     res["other_cores"] = wd["other_cores"]
-    res["rss_end"], res["hwm"] = proc_mem_mb(ex.pid)
+    res["rss_end"], res["hwm_window"] = proc_mem_mb(ex.pid)
+    res["hwm"] = max(res["hwm_start"], res["hwm_reloads"], res["hwm_window"])
     res["per_target_kb"] = (res["rss_idle"] - a.base_rss) * 1000 / n
     ex.stop()
     return res
@@ -519,13 +536,16 @@ def scale_report(a, runs):
         ("start-up (process start to ready), s", m("startup_s"), "≤ 2"),
         ("reload of the whole set, unchanged (POST /-/reload answered), s", m("reload_s"), "≤ 2"),
         ("reload of the whole set, every target changed, s", m("reload_changed_s"), "≤ 2"),
+        ("after that reload: every target probed again, s (lag meanwhile, s)", f"{fmt(m('catch_up_s'))} ({fmt(m('catch_up_lag_s'))})", ""),
         ("scheduler lag p99 (10 s samples of the 1-minute max), s", m("lag_p99_s"), "≤ 1"),
         ("scheduler lag max, s", m("lag_max_s"), ""),
         ("skipped ticks over the window", m("skipped"), "0"),
         ("/metrics gzip p50 / p99, ms", f"{m('scrape_gzip_p50_ms'):,.0f} / {m('scrape_gzip_p99_ms'):,.0f}", "≤ 1,000"),
         ("/metrics gzip size, MB", m("scrape_gzip_mb"), ""),
         ("RSS after every target probed once, MB", m("rss_idle"), ""),
-        ("peak RSS (VmHWM), MB", m("hwm"), "≤ 150"),
+        ("peak RSS (VmHWM), MB: start-up and first round, with plain scrapes", m("hwm_start"), ""),
+        (f"peak RSS, MB: the {a.scale_minutes:g}-minute window (probing, a gzip scrape every 10 s)", m("hwm_window"), ""),
+        ("peak RSS, MB: overall, including the whole-set reloads", m("hwm"), "≤ 150"),
         ("RSS per target beyond an empty exporter, KB", m("per_target_kb"), "≤ 2"),
         ("exporter CPU cores used", m("cores"), ""),
         ("other load on the machine, cores", m("other_cores"), ""),
