@@ -80,12 +80,12 @@ impl Config {
             aia_fetch: a.aia_fetch,
             expect_cert_file: None,
             output: None,
-            files: Files {
+            files: Arc::new(Files {
                 ca: None,
                 client_cert: None,
                 client_key: None,
                 ct_logs: a.ct_logs.as_ref().map(|(_, d)| *d),
-            },
+            }),
         })
     }
 }

@@ -51,6 +51,9 @@ pub(super) struct Converter {
     pub(super) prepared: PreparedModules,
     /// Converting a target file's targets (whose positions are in that file, not the config).
     pub(super) in_target_file: bool,
+    /// The file contents of the latest target converted, which the next target shares when
+    /// it was built from the same files (nearly always: most targets name the global ones).
+    pub(super) last_files: Option<Arc<Files>>,
 }
 
 /// A log list and the SHA-256 of its file.
@@ -119,6 +122,7 @@ impl Converter {
             log_lists: HashMap::new(),
             prepared: PreparedModules::new(),
             in_target_file: false,
+            last_files: None,
         }
     }
 
@@ -130,6 +134,7 @@ impl Converter {
             problems,
             prepared: PreparedModules::new(),
             in_target_file: false,
+            last_files: None,
             ..self
         }
     }
@@ -385,7 +390,7 @@ impl Converter {
             ct_logs: defaults.ct_logs.clone(),
             aia_fetch: t.aia_fetch.as_ref().map_or(defaults.aia_fetch, |a| a.value),
         };
-        Some(checked.into_target())
+        Some(checked.into_target(&mut self.last_files))
     }
 
     /// The interval and timeout of a target (its own, else the global ones); `None` when either
@@ -483,8 +488,9 @@ struct Checked {
 }
 
 impl Checked {
-    /// The target, with the file contents that tell an unchanged target across a reload.
-    fn into_target(self) -> Target {
+    /// The target, with the file contents that tell an unchanged target across a reload
+    /// (`last`'s record when they are the same, which becomes `last` otherwise).
+    fn into_target(self, last: &mut Option<Arc<Files>>) -> Target {
         let (interval, timeout) = self.timing;
         let probe = self.probe;
         let tls = self.tls;
@@ -493,6 +499,10 @@ impl Checked {
             client_cert: tls.client_cert,
             client_key: tls.client_key,
             ct_logs: self.ct_logs.as_ref().map(|(_, d)| *d),
+        };
+        let files = match last {
+            Some(shared) if **shared == files => shared.clone(),
+            _ => last.insert(Arc::new(files)).clone(),
         };
         Target {
             client_cert_not_after: tls.client_cert_not_after,

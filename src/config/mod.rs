@@ -202,10 +202,10 @@ pub struct Target {
     /// The `/probe` format of its module's `output:`, when `&format=` names none. Not
     /// compared by `same_as`: it does not change how the target is probed.
     pub output: Option<Output>,
-    /// The contents of the files the target was built from (shared by every target of one
-    /// load that names the same file): with the settings above, what tells an unchanged
-    /// target across a reload.
-    files: Files,
+    /// The contents of the files the target was built from (one record shared by every
+    /// target of a load built from the same files): with the settings above, what tells an
+    /// unchanged target across a reload.
+    files: Arc<Files>,
 }
 
 /// The settings `same_as` compares, as references into the target.
@@ -312,7 +312,7 @@ impl Target {
             client_cert,
             client_key,
             ct_logs,
-        } = &self.files;
+        } = &*self.files;
         let mut digest = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
         // Files as raw bytes (a CA bundle is not worth formatting); every part tagged and
         // length-prefixed, so two different targets never feed the same bytes.
@@ -546,6 +546,30 @@ mod tests {
         .expect("valid");
         assert!(a.targets[0].same_as(&b.targets[0]));
         assert!(!a.targets[0].same_as(&c.targets[0]));
+    }
+
+    #[test]
+    fn targets_built_from_the_same_files_share_one_record_of_them() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for name in ["a.pem", "b.pem"] {
+            let ca = rcgen::generate_simple_self_signed(vec![name.to_string()]).expect("ca");
+            std::fs::write(dir.path().join(name), ca.cert.pem()).expect("write");
+        }
+        let yaml = "global: {ca_file: a.pem}\ntargets:\n  - address: a:443\n  - address: b:443\n  - address: c:443\n    ca_file: b.pem\n  - address: d:443\n";
+        let path = dir.path().join("t.yml");
+        let c = parse(yaml, &path).expect("valid");
+        let files: Vec<&Arc<Files>> = c.targets.iter().map(|t| &t.files).collect();
+        assert!(Arc::ptr_eq(files[0], files[1]));
+        assert_ne!(files[0], files[2], "another ca_file is other contents");
+        assert_eq!(files[0], files[3]);
+        assert!(files[0].ca.is_some());
+        // A second load reads the files again: its targets are still the same as these.
+        let again = parse(yaml, &path).expect("valid");
+        assert!(c
+            .targets
+            .iter()
+            .zip(&again.targets)
+            .all(|(a, b)| a.same_as(b)));
     }
 
     #[test]
