@@ -24,8 +24,8 @@ use super::raw::{RawConfig, RawGlobal, RawModule, RawTarget};
 use super::salvage::{self, Rest, TargetSink};
 use super::tls_material::TlsMaterial;
 use super::{
-    duration, format_duration, Adhoc, Config, Files, Output, Problem, Target, TargetFileCache,
-    DEFAULT_CONCURRENCY, DEFAULT_INTERVAL, DEFAULT_SCAN_INTERVAL, DEFAULT_TIMEOUT,
+    duration, format_duration, Adhoc, Config, Files, FilesIdentity, Output, Problem, Target,
+    TargetFileCache, DEFAULT_CONCURRENCY, DEFAULT_INTERVAL, DEFAULT_SCAN_INTERVAL, DEFAULT_TIMEOUT,
 };
 use crate::revocation::Settings as RevocationSettings;
 use crate::tls::ct::LogList;
@@ -51,9 +51,9 @@ pub(super) struct Converter {
     pub(super) prepared: PreparedModules,
     /// Converting a target file's targets (whose positions are in that file, not the config).
     pub(super) in_target_file: bool,
-    /// The file contents of the latest target converted, which the next target shares when
-    /// it was built from the same files (nearly always: most targets name the global ones).
-    pub(super) last_files: Option<Arc<Files>>,
+    /// One record of file contents per set of files targets were built from, which every
+    /// such target shares (see `Files::identity`).
+    pub(super) file_records: HashMap<FilesIdentity, Arc<Files>>,
 }
 
 /// A log list and the SHA-256 of its file.
@@ -122,7 +122,7 @@ impl Converter {
             log_lists: HashMap::new(),
             prepared: PreparedModules::new(),
             in_target_file: false,
-            last_files: None,
+            file_records: HashMap::new(),
         }
     }
 
@@ -134,7 +134,6 @@ impl Converter {
             problems,
             prepared: PreparedModules::new(),
             in_target_file: false,
-            last_files: None,
             ..self
         }
     }
@@ -390,7 +389,7 @@ impl Converter {
             ct_logs: defaults.ct_logs.clone(),
             aia_fetch: t.aia_fetch.as_ref().map_or(defaults.aia_fetch, |a| a.value),
         };
-        Some(checked.into_target(&mut self.last_files))
+        Some(checked.into_target(&mut self.file_records))
     }
 
     /// The interval and timeout of a target (its own, else the global ones); `None` when either
@@ -488,9 +487,9 @@ struct Checked {
 }
 
 impl Checked {
-    /// The target, with the file contents that tell an unchanged target across a reload
-    /// (`last`'s record when they are the same, which becomes `last` otherwise).
-    fn into_target(self, last: &mut Option<Arc<Files>>) -> Target {
+    /// The target, with the file contents that tell an unchanged target across a reload (the
+    /// record in `records` of the same files, added when there is none yet).
+    fn into_target(self, records: &mut HashMap<FilesIdentity, Arc<Files>>) -> Target {
         let (interval, timeout) = self.timing;
         let probe = self.probe;
         let tls = self.tls;
@@ -500,10 +499,10 @@ impl Checked {
             client_key: tls.client_key,
             ct_logs: self.ct_logs.as_ref().map(|(_, d)| *d),
         };
-        let files = match last {
-            Some(shared) if **shared == files => shared.clone(),
-            _ => last.insert(Arc::new(files)).clone(),
-        };
+        let files = records
+            .entry(files.identity())
+            .or_insert_with(|| Arc::new(files))
+            .clone();
         Target {
             client_cert_not_after: tls.client_cert_not_after,
             expect_cert_file: self.expect_cert_file,

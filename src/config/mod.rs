@@ -368,6 +368,20 @@ struct Files {
     ct_logs: Option<[u8; 32]>,
 }
 
+/// Which contents a `Files` holds, within one load: a load reads each file once, so the same
+/// file is the same `Arc` (compared by address) for every target that names it.
+type FilesIdentity = ([usize; 3], Option<[u8; 32]>);
+
+impl Files {
+    fn identity(&self) -> FilesIdentity {
+        let at = |f: &Option<Arc<[u8]>>| f.as_ref().map_or(0, |b| b.as_ptr() as usize);
+        (
+            [at(&self.ca), at(&self.client_cert), at(&self.client_key)],
+            self.ct_logs,
+        )
+    }
+}
+
 /// Reads and validates the config file at `path` (and its target files, with no history).
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     load_with(path, &mut TargetFileCache::new())
@@ -562,6 +576,8 @@ mod tests {
         assert!(Arc::ptr_eq(files[0], files[1]));
         assert_ne!(files[0], files[2], "another ca_file is other contents");
         assert_eq!(files[0], files[3]);
+        // Back to the global files after another target's: the same record again.
+        assert!(Arc::ptr_eq(files[0], files[3]));
         assert!(files[0].ca.is_some());
         // A second load reads the files again: its targets are still the same as these.
         let again = parse(yaml, &path).expect("valid");
