@@ -48,14 +48,12 @@ pub fn render_targets(state: &State, now: SystemTime) -> String {
     e.out
 }
 
-/// A target with its label set (`target="…",team="…"`), escaped once per scrape.
+/// A target with its label set (`target="…",team="…"`), escaped once per scrape. Its
+/// settings are read from the target: the per-target families are a few passes, not worth a
+/// copy per target in every scrape's peak.
 struct Labeled<'a> {
     en: &'a Entry,
     labels: String,
-    /// The target's settings the per-target families show, copied (see `Hot`).
-    interval: f64,
-    client_cert_not_after: Option<i64>,
-    scan_interval: Option<f64>,
 }
 
 /// One address's outcome with the label set its series carry: the target's, plus `ip="…"`
@@ -196,23 +194,20 @@ fn targets(e: &mut Encoder, entries: &[Arc<Entry>], now: SystemTime) {
         .map(|en| Labeled {
             en,
             labels: label_set(en),
-            interval: en.target.interval.as_secs_f64(),
-            client_cert_not_after: en.target.client_cert_not_after,
-            scan_interval: en.target.scan_interval.map(|d| d.as_secs_f64()),
         })
         .collect();
-    let rows: Vec<Row> = labeled
-        .iter()
-        .flat_map(|l| {
-            let tls = l.en.target.kind == ProbeKind::Tls;
-            l.en.latest.iter().map(move |p| Row {
-                labels: with_ip(&l.labels, p.ip),
-                outcome: &p.outcome,
-                chain: p.chain.as_deref(),
-                hot: Hot::of(&p.outcome, tls),
-            })
+    // Sized exactly: grown by doubling, the array and its last copy would both be in the
+    // scrape's peak.
+    let mut rows: Vec<Row> = Vec::with_capacity(labeled.iter().map(|l| l.en.latest.len()).sum());
+    rows.extend(labeled.iter().flat_map(|l| {
+        let tls = l.en.target.kind == ProbeKind::Tls;
+        l.en.latest.iter().map(move |p| Row {
+            labels: with_ip(&l.labels, p.ip),
+            outcome: &p.outcome,
+            chain: p.chain.as_deref(),
+            hot: Hot::of(&p.outcome, tls),
         })
-        .collect();
+    }));
 
     per_row(e, &PROBE_SUCCESS, &rows, |r| {
         Some(bool_value(r.hot.success))
@@ -241,12 +236,15 @@ fn targets(e: &mut Encoder, entries: &[Arc<Entry>], now: SystemTime) {
         }
     }
     per_row(e, &PROBE_TIMESTAMP, &rows, |r| r.hot.finished_at.get());
-    per_target(e, &PROBE_INTERVAL, &labeled, |l| Some(l.interval));
+    per_target(e, &PROBE_INTERVAL, &labeled, |l| {
+        Some(l.en.target.interval.as_secs_f64())
+    });
     per_target(e, &CLIENT_CERT_NOT_AFTER, &labeled, |l| {
-        l.client_cert_not_after.map(|t| t as f64)
+        l.en.target.client_cert_not_after.map(|t| t as f64)
     });
     per_target(e, &CLIENT_CERT_DAYS_TO_EXPIRY, &labeled, |l| {
-        l.client_cert_not_after
+        l.en.target
+            .client_cert_not_after
             .map(|t| (t as f64 - now_s) / 86_400.0)
     });
     per_target(e, &PROBES_TOTAL, &labeled, |l| {
@@ -303,11 +301,15 @@ fn per_row(e: &mut Encoder, f: &Family, rows: &[Row], value: impl Fn(&Row) -> Op
 }
 
 fn scans(e: &mut Encoder, labeled: &[Labeled]) {
-    per_target(e, &SCAN_INTERVAL, labeled, |l| l.scan_interval);
-    let with: Vec<_> = labeled
-        .iter()
-        .flat_map(|l| l.en.scans.iter().map(|s| (with_ip(&l.labels, s.ip), s)))
-        .collect();
+    per_target(e, &SCAN_INTERVAL, labeled, |l| {
+        l.en.target.scan_interval.map(|d| d.as_secs_f64())
+    });
+    let mut with = Vec::with_capacity(labeled.iter().map(|l| l.en.scans.len()).sum());
+    with.extend(
+        labeled
+            .iter()
+            .flat_map(|l| l.en.scans.iter().map(|s| (with_ip(&l.labels, s.ip), s))),
+    );
     e.family(&PROTOCOL_ACCEPTED);
     for (labels, s) in &with {
         for (v, accepted) in s.protocols() {
@@ -357,11 +359,12 @@ pub(super) fn bool_value(b: bool) -> f64 {
 }
 
 fn negotiated(e: &mut Encoder, rows: &[Row]) {
-    let with: Vec<_> = rows
-        .iter()
-        .filter(|r| r.hot.negotiated)
-        .filter_map(|r| r.outcome.negotiated.as_ref().map(|n| (r, n)))
-        .collect();
+    let mut with = Vec::with_capacity(rows.len());
+    with.extend(
+        rows.iter()
+            .filter(|r| r.hot.negotiated)
+            .filter_map(|r| r.outcome.negotiated.as_ref().map(|n| (r, n))),
+    );
     e.family(&VERSION_INFO);
     for (r, n) in &with {
         e.sample(&VERSION_INFO, &r.labels, &[("version", n.version)], 1.0);
@@ -379,10 +382,8 @@ fn negotiated(e: &mut Encoder, rows: &[Row]) {
 }
 
 fn chains(e: &mut Encoder, rows: &[Row], now_s: f64) {
-    let with: Vec<(&Row, &Chain)> = rows
-        .iter()
-        .filter_map(|r| r.chain.map(|c| (r, c)))
-        .collect();
+    let mut with: Vec<(&Row, &Chain)> = Vec::with_capacity(rows.len());
+    with.extend(rows.iter().filter_map(|r| r.chain.map(|c| (r, c))));
     e.family(&CHAIN_VALID);
     for (r, c) in &with {
         e.sample(
