@@ -695,14 +695,29 @@ pub fn tune_allocator() {
 
 /// Hands memory freed by a large transient job (a scrape, a config load) back to the OS.
 /// glibc keeps freed heap in per-thread arenas otherwise, so RSS would ratchet up to the
-/// largest scrape ever served on each worker thread. With jemalloc as the global allocator
-/// (the default build) this covers what the C libraries (aws-lc) allocate with `malloc`;
-/// jemalloc's own background thread purges the Rust heap.
+/// largest scrape ever served on each worker thread; `malloc_trim` covers what the C
+/// libraries (aws-lc) allocate with `malloc`. With jemalloc as the global allocator (the
+/// default build) the Rust heap's freed pages are purged now too, not over the next second
+/// of background decay: scrapes back to back (an HA pair, a retry) each found the last one's
+/// pages still resident and added their own. Measured at 10,000 targets (scans on) over 25
+/// gzip scrapes in a row: peak RSS 47.0 → 43.8 MB.
 pub fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks the allocator's own free lists; it takes no pointers.
     unsafe {
         libc::malloc_trim(0);
+    }
+    #[cfg(all(feature = "jemalloc", target_os = "linux"))]
+    // SAFETY: "arena.<MALLCTL_ARENAS_ALL>.purge" takes no argument and returns nothing (all
+    // pointers null, length 0); it only releases the allocator's own unused dirty pages.
+    unsafe {
+        let _ = tikv_jemalloc_sys::mallctl(
+            c"arena.4096.purge".as_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+        );
     }
 }
 
