@@ -20,6 +20,10 @@ handshake; a few ports, any SNI name under bench.test), then for each run:
                          the exporter at 500 probes/s with chain reuse and with
                          --debug.no-chain-cache, blackbox at 500/s, the rustls floor at 500/s;
                          same-run ratios. `--only cpu` runs just these.
+  memory (`--only`)      10,000 targets, the default config (scans on, scan_interval 40s so every
+                         target holds a scan): RSS once probed and scanned, peak RSS over 25 gzip
+                         scrapes back to back
+  scale (`--only`)       50,000 targets every 60 s: see run_scale
 
 CPU is utime+stime from /proc/<pid>/stat, memory VmRSS/VmHWM from /proc/<pid>/status, read from
 outside the measured process. Every process this script starts is killed when it exits.
@@ -276,12 +280,14 @@ http {{
 # tls_exporter
 
 
-def exporter_config(path, ca, ports, n, interval, timeout, concurrency, label=None, scan=False):
+def exporter_config(path, ca, ports, n, interval, timeout, concurrency, label=None, scan=False, scan_interval=None):
     with open(path, "w") as f:
         f.write(
             f"global:\n  interval: {interval}\n  timeout: {timeout}\n"
-            f"  concurrency: {concurrency}\n  ca_file: {ca}\n"
+            + (f"  concurrency: {concurrency}\n" if concurrency else "")
+            + f"  ca_file: {ca}\n"
             + ("" if scan else "  scan: false\n")
+            + (f"  scan_interval: {scan_interval}\n" if scan and scan_interval else "")
             + ("targets:\n" if n else "targets: []\n")
         )
         for i in range(1, n + 1):
@@ -309,11 +315,11 @@ def parse_exposition(text):
 
 
 class Exporter:
-    def __init__(self, a, work, tag, n, interval, timeout, concurrency, scan=False):
+    def __init__(self, a, work, tag, n, interval, timeout, concurrency, scan=False, scan_interval=None):
         self.port = free_port()
         cfg = os.path.join(work, f"exporter-{tag}.yml")
         self.config = cfg
-        exporter_config(cfg, a.ca, a.ports, n, interval, timeout, concurrency, scan=scan)
+        exporter_config(cfg, a.ca, a.ports, n, interval, timeout, concurrency, scan=scan, scan_interval=scan_interval)
         self.proc = PROCS.start(
             [a.exporter, f"--config.file={cfg}", f"--web.listen-address=127.0.0.1:{self.port}",
              "--web.enable-lifecycle"]
@@ -553,6 +559,76 @@ def scale_report(a, runs):
     out = [f"| figure ({a.scale_targets:,} targets, interval 60 s, default config: scans on, {a.scale_minutes} min) | median of {len(runs)} | target |", "|---|---:|---|"]
     for name, v, target in rows:
         out.append(f"| {name} | {v if isinstance(v, str) else fmt(v)} | {target} |")
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# memory: 10,000 targets with the default config, scrapes back to back
+
+
+def run_memory(a, work, r):
+    """10,000 targets (interval 20 s, 500 probes/s), the default concurrency, legacy scans on
+    as by default, with `scan_interval: 40s` so that every target holds its scan when the
+    scrapes start (the default's first scans are spread over ten minutes): RSS once every
+    target was probed and
+    scanned, then `a.memory_scrapes` gzip scrapes back to back (as an HA pair or a retrying
+    scraper sends them) with RSS sampled every 20 ms meanwhile; the peak is VmHWM, which also
+    covers start-up."""
+    n = a.memory_targets
+    # The default concurrency (64), not the bench's 256: probes in flight are most of a
+    # start-up's peak (a rustls connection each).
+    ex = Exporter(a, work, f"memory-{r}", n, "20s", "5s", None, scan=True, scan_interval="40s")
+    ex.wait_all_probed(n, 60)
+    # Every scan's first run lands within its first interval (40 s, warm-up spread).
+    time.sleep(45)
+    res = {"targets": n}
+    res["rss_before"], res["hwm_before"] = proc_mem_mb(ex.pid)
+    top, done = [0.0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            top[0] = max(top[0], proc_mem_mb(ex.pid)[0])
+            time.sleep(0.02)
+
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    times = []
+    for _ in range(a.memory_scrapes):
+        t0 = time.perf_counter()
+        gz = ex.scrape(gzip=True)
+        times.append(time.perf_counter() - t0)
+    done.set()
+    t.join()
+    text = gzip.decompress(gz).decode()
+    res["scanned"] = sum(1 for line in text.splitlines() if line.startswith('tls_protocol_accepted{') and 'version="TLS 1.2"' in line)
+    res["rss_sampled_max"] = top[0]
+    res["rss_after"], res["hwm"] = proc_mem_mb(ex.pid)
+    time.sleep(3)
+    res["rss_3s_after"], _ = proc_mem_mb(ex.pid)
+    res["scrape_gzip_p50_ms"] = percentile(times, 50) * 1000
+    res["scrape_gzip_mb"] = len(gz) / 1e6
+    ex.stop()
+    if res["scanned"] < n:
+        raise SystemExit(f"bench: memory: only {res['scanned']} of {n} targets were scanned before the scrapes")
+    return res
+
+
+def memory_report(a, runs):
+    def m(key):
+        return statistics.median(r["memory"][key] for r in runs)
+
+    rows = [
+        ("RSS once every target was probed and scanned, MB", m("rss_before"), ""),
+        ("peak RSS before the scrapes (start-up, first rounds), MB", m("hwm_before"), ""),
+        (f"peak RSS including {a.memory_scrapes} gzip scrapes back to back (VmHWM), MB", m("hwm"), "≤ 45"),
+        ("RSS right after the last scrape / 3 s later, MB", f"{fmt(m('rss_after'))} / {fmt(m('rss_3s_after'))}", ""),
+        ("/metrics gzip p50, ms (size, MB)", f"{m('scrape_gzip_p50_ms'):,.0f} ({fmt(m('scrape_gzip_mb'))})", ""),
+    ]
+    out = [f"| figure ({a.memory_targets:,} targets, interval 20 s, default config: concurrency 64, scans on, scan_interval 40s) | median of {len(runs)} | runs | target |", "|---|---:|---|---|"]
+    keys = ["rss_before", "hwm_before", "hwm", None, None]
+    for (name, v, target), k in zip(rows, keys):
+        each = " / ".join(fmt(r["memory"][k]) for r in runs) if k else ""
+        out.append(f"| {name} | {v if isinstance(v, str) else fmt(v)} | {each} | {target} |")
     return "\n".join(out) + "\n"
 
 
@@ -1056,7 +1132,9 @@ def main():
     ap.add_argument("--pin", action="store_true", help="nginx on CPU 1, prober (and driver) on CPU 0")
     ap.add_argument("--out", default="")
     ap.add_argument("--versions", default="{}", help="JSON object of version strings for the report")
-    ap.add_argument("--only", default="", choices=["", "cpu", "scale"], help="cpu: only the CPU-per-probe cases; scale: only the 50,000-target run")
+    ap.add_argument("--only", default="", choices=["", "cpu", "scale", "memory"], help="cpu: only the CPU-per-probe cases; scale: only the 50,000-target run; memory: only the 10,000-target peak with the default config")
+    ap.add_argument("--memory-targets", type=int, default=10000)
+    ap.add_argument("--memory-scrapes", type=int, default=25)
     ap.add_argument("--scale-targets", type=int, default=50000)
     ap.add_argument("--scale-minutes", type=float, default=10.0)
     ap.add_argument("--cases", default=",".join(CPU_CASES), help="CPU cases to run (comma-separated; empty: none)")
@@ -1088,8 +1166,20 @@ def main():
         a.ports = [free_port() for _ in range(a.ports)]
         ngx = start_nginx(a, a.work, a.ports)
         nginx_pids = tree_pids(ngx.pid)
-        case_nginx = cpu_case_endpoints(a, a.work, nginx_pids) if a.only != "scale" else {}
+        case_nginx = cpu_case_endpoints(a, a.work, nginx_pids) if a.only not in ("scale", "memory") else {}
         runs = []
+        if a.only == "memory":
+            for r in range(1, a.runs + 1):
+                print(f"bench: run {r}/{a.runs}: {a.memory_targets:,} targets, {a.memory_scrapes} scrapes", file=sys.stderr, flush=True)
+                runs.append({"memory": run_memory(a, a.work, r)})
+                print(f"bench: run {r}: {runs[-1]['memory']}", file=sys.stderr, flush=True)
+            table = memory_report(a, runs)
+            print(table)
+            if a.out:
+                with open(a.out, "w") as fh:
+                    fh.write(f"# scripts/bench --only memory\n\n- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC\n- command: `{a.command}`\n- {a.placement}\n- tls_exporter: {json.loads(a.versions).get('tls_exporter', '?')}\n\n{table}\n## Raw per-run figures\n\n```json\n{json.dumps(runs, indent=1)}\n```\n")
+                print(f"bench: wrote {a.out}", file=sys.stderr)
+            return
         if a.only == "scale":
             empty = Exporter(a, a.work, "empty", 0, "60s", "5s", a.concurrency)
             time.sleep(2)
