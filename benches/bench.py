@@ -617,18 +617,19 @@ def memory_report(a, runs):
     def m(key):
         return statistics.median(r["memory"][key] for r in runs)
 
+    def each(key):
+        return " / ".join(fmt(r["memory"][key]) for r in runs)
+
     rows = [
-        ("RSS once every target was probed and scanned, MB", m("rss_before"), ""),
-        ("peak RSS before the scrapes (start-up, first rounds), MB", m("hwm_before"), ""),
-        (f"peak RSS including {a.memory_scrapes} gzip scrapes back to back (VmHWM), MB", m("hwm"), "≤ 45"),
-        ("RSS right after the last scrape / 3 s later, MB", f"{fmt(m('rss_after'))} / {fmt(m('rss_3s_after'))}", ""),
-        ("/metrics gzip p50, ms (size, MB)", f"{m('scrape_gzip_p50_ms'):,.0f} ({fmt(m('scrape_gzip_mb'))})", ""),
+        ("RSS once every target was probed and scanned, MB", fmt(m("rss_before")), each("rss_before"), ""),
+        ("peak RSS before the scrapes (start-up, first rounds), MB", fmt(m("hwm_before")), each("hwm_before"), ""),
+        (f"peak RSS including {a.memory_scrapes} gzip scrapes back to back (VmHWM), MB", fmt(m("hwm")), each("hwm"), "≤ 45"),
+        ("RSS right after the last scrape / 3 s later, MB", f"{fmt(m('rss_after'))} / {fmt(m('rss_3s_after'))}", "", ""),
+        ("/metrics gzip p50, ms (size, MB)", f"{m('scrape_gzip_p50_ms'):,.0f} ({fmt(m('scrape_gzip_mb'))})", "", ""),
     ]
     out = [f"| figure ({a.memory_targets:,} targets, interval 20 s, default config: concurrency 64, scans on, scan_interval 40s) | median of {len(runs)} | runs | target |", "|---|---:|---|---|"]
-    keys = ["rss_before", "hwm_before", "hwm", None, None]
-    for (name, v, target), k in zip(rows, keys):
-        each = " / ".join(fmt(r["memory"][k]) for r in runs) if k else ""
-        out.append(f"| {name} | {v if isinstance(v, str) else fmt(v)} | {each} | {target} |")
+    for name, v, runs_text, target in rows:
+        out.append(f"| {name} | {v} | {runs_text} | {target} |")
     return "\n".join(out) + "\n"
 
 
@@ -1116,6 +1117,24 @@ def report(a, runs, versions):
 # ---------------------------------------------------------------------------------------------
 
 
+def run_part(a, key, label, run, report, header, raw=False):
+    """`--only KEY`: `a.runs` runs of `run(r)`, the table `report` makes of them printed and
+    written to `a.out` under `header` (with the per-run figures when `raw`)."""
+    runs = []
+    for r in range(1, a.runs + 1):
+        print(f"bench: run {r}/{a.runs}: {label}", file=sys.stderr, flush=True)
+        runs.append({key: run(r)})
+        print(f"bench: run {r}: {runs[-1][key]}", file=sys.stderr, flush=True)
+    table = report(a, runs)
+    print(table)
+    if a.out:
+        with open(a.out, "w") as fh:
+            fh.write(f"# scripts/bench --only {key}\n\n{header}\n\n{table}")
+            if raw:
+                fh.write(f"\n## Raw per-run figures\n\n```json\n{json.dumps(runs, indent=1)}\n```\n")
+        print(f"bench: wrote {a.out}", file=sys.stderr)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", required=True, help="scratch directory (PKI in WORK/pki)")
@@ -1169,32 +1188,22 @@ def main():
         case_nginx = cpu_case_endpoints(a, a.work, nginx_pids) if a.only not in ("scale", "memory") else {}
         runs = []
         if a.only == "memory":
-            for r in range(1, a.runs + 1):
-                print(f"bench: run {r}/{a.runs}: {a.memory_targets:,} targets, {a.memory_scrapes} scrapes", file=sys.stderr, flush=True)
-                runs.append({"memory": run_memory(a, a.work, r)})
-                print(f"bench: run {r}: {runs[-1]['memory']}", file=sys.stderr, flush=True)
-            table = memory_report(a, runs)
-            print(table)
-            if a.out:
-                with open(a.out, "w") as fh:
-                    fh.write(f"# scripts/bench --only memory\n\n- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC\n- command: `{a.command}`\n- {a.placement}\n- tls_exporter: {json.loads(a.versions).get('tls_exporter', '?')}\n\n{table}\n## Raw per-run figures\n\n```json\n{json.dumps(runs, indent=1)}\n```\n")
-                print(f"bench: wrote {a.out}", file=sys.stderr)
+            header = (
+                f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC\n"
+                f"- command: `{a.command}`\n- {a.placement}\n"
+                f"- tls_exporter: {json.loads(a.versions).get('tls_exporter', '?')}"
+            )
+            label = f"{a.memory_targets:,} targets, {a.memory_scrapes} scrapes"
+            run_part(a, "memory", label, lambda r: run_memory(a, a.work, r), memory_report, header, raw=True)
             return
         if a.only == "scale":
             empty = Exporter(a, a.work, "empty", 0, "60s", "5s", a.concurrency)
             time.sleep(2)
             a.base_rss, _ = proc_mem_mb(empty.pid)
             empty.stop()
-            for r in range(1, a.runs + 1):
-                print(f"bench: run {r}/{a.runs}: {a.scale_targets:,} targets", file=sys.stderr, flush=True)
-                runs.append({"scale": run_scale(a, a.work, nginx_pids, r)})
-                print(f"bench: run {r}: {runs[-1]['scale']}", file=sys.stderr, flush=True)
-            table = scale_report(a, runs)
-            print(table)
-            if a.out:
-                with open(a.out, "w") as fh:
-                    fh.write(f"# scripts/bench --only scale\n\n{a.command}\n\n{a.placement}\n\n{table}")
-                print(f"bench: wrote {a.out}", file=sys.stderr)
+            label = f"{a.scale_targets:,} targets"
+            header = f"{a.command}\n\n{a.placement}"
+            run_part(a, "scale", label, lambda r: run_scale(a, a.work, nginx_pids, r), scale_report, header)
             return
         for r in range(1, a.runs + 1):
             run = {}
