@@ -13,7 +13,7 @@ use std::time::Duration;
 use rustls_pki_types::ServerName;
 
 use super::endpoint::Endpoint;
-use super::{Config, Files, HttpCheck, IpProtocol, Module, ProbeKind, Target};
+use super::{Config, HttpCheck, IpProtocol, Module, ProbeKind, Target};
 use crate::revocation::Settings as RevocationSettings;
 
 impl Config {
@@ -50,9 +50,11 @@ impl Config {
         let name_text = server_name.unwrap_or(&endpoint.host).to_string();
         let server_name = ServerName::try_from(name_text.clone())
             .map_err(|_| format!("{name_text:?} is not a valid DNS name or IP address"))?;
-        let http = endpoint.http_path.as_ref().map(|path| HttpCheck {
-            host: http_host(endpoint, 443),
-            path: path.clone(),
+        let http = endpoint.http_path.as_ref().map(|path| {
+            Box::new(HttpCheck {
+                host: http_host(endpoint, 443),
+                path: path.clone(),
+            })
         });
         let a = &self.adhoc;
         let address = endpoint.address();
@@ -73,19 +75,10 @@ impl Config {
             scan_interval: None,
             revocation: RevocationSettings::default(),
             proxy: a.proxy.clone(),
-            roots: a.roots.clone(),
-            client_config: a.client_config.clone(),
-            client_cert_not_after: None,
-            ct_logs: a.ct_logs.as_ref().map(|(l, _)| l.clone()),
+            material: a.material.clone(),
             aia_fetch: a.aia_fetch,
             expect_cert_file: None,
             output: None,
-            files: Arc::new(Files {
-                ca: None,
-                client_cert: None,
-                client_key: None,
-                ct_logs: a.ct_logs.as_ref().map(|(_, d)| *d),
-            }),
         })
     }
 }
@@ -156,12 +149,14 @@ impl Module {
             .http_path
             .clone()
             .or_else(|| tpl.http.as_ref().map(|h| h.path.clone()));
-        let http = path.map(|path| HttpCheck {
-            host: self
-                .http_host
-                .clone()
-                .unwrap_or_else(|| http_host(endpoint, default_port)),
-            path,
+        let http = path.map(|path| {
+            Box::new(HttpCheck {
+                host: self
+                    .http_host
+                    .clone()
+                    .unwrap_or_else(|| http_host(endpoint, default_port)),
+                path,
+            })
         });
         let address = endpoint.address();
         Ok(Target {
@@ -180,16 +175,12 @@ impl Module {
             http,
             // On-demand probes do not scan.
             scan_interval: None,
-            roots: tpl.roots.clone(),
-            client_config: tpl.client_config.clone(),
-            client_cert_not_after: tpl.client_cert_not_after,
+            material: tpl.material.clone(),
             output: self.output,
             proxy: tpl.proxy.clone(),
             revocation: tpl.revocation,
             expect_cert_file: None,
-            ct_logs: tpl.ct_logs.clone(),
             aia_fetch: tpl.aia_fetch,
-            files: tpl.files.clone(),
         })
     }
 }
@@ -227,14 +218,10 @@ impl Target {
             scan_interval: self.scan_interval,
             proxy: self.proxy.clone(),
             revocation: self.revocation,
-            roots: self.roots.clone(),
-            client_config: self.client_config.clone(),
-            client_cert_not_after: self.client_cert_not_after,
-            ct_logs: self.ct_logs.clone(),
+            material: self.material.clone(),
             aia_fetch: self.aia_fetch,
             expect_cert_file: self.expect_cert_file.clone(),
             output: self.output,
-            files: self.files.clone(),
         }
     }
 }
@@ -276,8 +263,8 @@ mod tests {
         assert_eq!((t.host.as_str(), t.port), ("::1", 8443));
         assert_eq!(t.address, "[::1]:8443");
         assert_eq!(
-            t.http,
-            Some(HttpCheck {
+            t.http.as_deref(),
+            Some(&HttpCheck {
                 host: "[::1]:8443".into(),
                 path: "/x?y=1".into()
             })
@@ -318,8 +305,8 @@ mod tests {
         let ep = endpoint::parse("https://w.example:8443/x").expect("parses");
         let t = module("web").adhoc("w", &ep, None).expect("target");
         assert_eq!(
-            t.http,
-            Some(HttpCheck {
+            t.http.as_deref(),
+            Some(&HttpCheck {
                 host: "w.example:8443".into(),
                 path: "/x".into()
             })
@@ -371,6 +358,6 @@ mod tests {
         // Same target to the reader (name, labels, files); no longer `same_as` it, which now
         // compares the settings themselves (timeout, resolve) rather than a stored copy.
         assert_eq!((p.name.as_str(), &p.labels), (t.name.as_str(), &t.labels));
-        assert_eq!(p.files, t.files);
+        assert!(Arc::ptr_eq(&p.material, &t.material));
     }
 }

@@ -22,10 +22,11 @@ use super::modules::{Module, PreparedModules};
 use super::probe_settings::ProbeSettings;
 use super::raw::{RawConfig, RawGlobal, RawModule, RawTarget};
 use super::salvage::{self, Rest, TargetSink};
-use super::tls_material::TlsMaterial;
+use super::tls_material::{not_after, TlsMaterial};
 use super::{
-    duration, format_duration, Adhoc, Config, Files, FilesIdentity, Output, Problem, Target,
-    TargetFileCache, DEFAULT_CONCURRENCY, DEFAULT_INTERVAL, DEFAULT_SCAN_INTERVAL, DEFAULT_TIMEOUT,
+    duration, format_duration, Adhoc, Config, Files, FilesIdentity, Material, Output, Problem,
+    Target, TargetFileCache, DEFAULT_CONCURRENCY, DEFAULT_INTERVAL, DEFAULT_SCAN_INTERVAL,
+    DEFAULT_TIMEOUT,
 };
 use crate::revocation::Settings as RevocationSettings;
 use crate::tls::ct::LogList;
@@ -51,9 +52,9 @@ pub(super) struct Converter {
     pub(super) prepared: PreparedModules,
     /// Converting a target file's targets (whose positions are in that file, not the config).
     pub(super) in_target_file: bool,
-    /// One record of file contents per set of files targets were built from, which every
-    /// such target shares (see `Files::identity`).
-    pub(super) file_records: HashMap<FilesIdentity, Arc<Files>>,
+    /// One record of TLS material per set of files targets were built from, which every such
+    /// target shares (see `Files::identity`).
+    pub(super) file_records: HashMap<FilesIdentity, Arc<Material>>,
 }
 
 /// A log list and the SHA-256 of its file.
@@ -240,14 +241,23 @@ impl Converter {
         let adhoc = Adhoc {
             interval: defaults.interval.unwrap_or(DEFAULT_INTERVAL),
             timeout: defaults.timeout.unwrap_or(DEFAULT_TIMEOUT),
-            roots: global_roots.unwrap_or_else(|| Arc::new(Roots::webpki())),
-            client_config: self
-                .configs
-                .entry(None)
-                .or_insert_with(|| verifier::client_config(None))
-                .clone(),
+            material: Arc::new(Material {
+                roots: global_roots.unwrap_or_else(|| Arc::new(Roots::webpki())),
+                client_config: self
+                    .configs
+                    .entry(None)
+                    .or_insert_with(|| verifier::client_config(None))
+                    .clone(),
+                client_cert_not_after: None,
+                ct_logs: defaults.ct_logs.as_ref().map(|(l, _)| l.clone()),
+                files: Files {
+                    ca: None,
+                    client_cert: None,
+                    client_key: None,
+                    ct_logs: defaults.ct_logs.as_ref().map(|(_, d)| *d),
+                },
+            }),
             proxy: defaults.proxy.clone(),
-            ct_logs: defaults.ct_logs.clone(),
             aia_fetch: defaults.aia_fetch,
         };
         Config {
@@ -487,9 +497,9 @@ struct Checked {
 }
 
 impl Checked {
-    /// The target, with the file contents that tell an unchanged target across a reload (the
-    /// record in `records` of the same files, added when there is none yet).
-    fn into_target(self, records: &mut HashMap<FilesIdentity, Arc<Files>>) -> Target {
+    /// The target, with its TLS material: the record in `records` of the same files, added
+    /// when there is none yet (so each client certificate is parsed once per load).
+    fn into_target(self, records: &mut HashMap<FilesIdentity, Arc<Material>>) -> Target {
         let (interval, timeout) = self.timing;
         let probe = self.probe;
         let tls = self.tls;
@@ -499,13 +509,20 @@ impl Checked {
             client_key: tls.client_key,
             ct_logs: self.ct_logs.as_ref().map(|(_, d)| *d),
         };
-        let files = records
+        let material = records
             .entry(files.identity())
-            .or_insert_with(|| Arc::new(files))
+            .or_insert_with(|| {
+                Arc::new(Material {
+                    roots: tls.roots,
+                    client_config: tls.client_config,
+                    client_cert_not_after: files.client_cert.as_deref().and_then(not_after),
+                    ct_logs: self.ct_logs.map(|(l, _)| l),
+                    files,
+                })
+            })
             .clone();
         Target {
-            client_cert_not_after: tls.client_cert_not_after,
-            expect_cert_file: self.expect_cert_file,
+            expect_cert_file: self.expect_cert_file.map(PathBuf::into_boxed_path),
             name: self.name,
             address: self.address,
             host: self.host,
@@ -522,12 +539,9 @@ impl Checked {
             scan_interval: probe.scan_interval,
             proxy: probe.proxy,
             revocation: probe.revocation,
-            roots: tls.roots,
-            client_config: tls.client_config,
-            ct_logs: self.ct_logs.as_ref().map(|(l, _)| l.clone()),
+            material,
             aia_fetch: self.aia_fetch,
             output: self.output,
-            files,
         }
     }
 }

@@ -66,13 +66,13 @@ mod tests {
         let flags: Vec<_> = a
             .targets
             .iter()
-            .map(|t| (t.ct_logs.is_some(), t.aia_fetch))
+            .map(|t| (t.material.ct_logs.is_some(), t.aia_fetch))
             .collect();
         assert_eq!(flags, vec![(true, true), (true, false)]);
         assert!(a.targets.iter().zip(&b.targets).all(|(x, y)| x.same_as(y)));
         assert!(a.targets.iter().zip(&c.targets).all(|(x, y)| !x.same_as(y)));
         let adhoc = a.adhoc_target("c.test:443", None).unwrap();
-        assert!(adhoc.ct_logs.is_some() && adhoc.aia_fetch);
+        assert!(adhoc.material.ct_logs.is_some() && adhoc.aia_fetch);
     }
 
     #[test]

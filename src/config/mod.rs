@@ -89,10 +89,9 @@ pub struct Config {
 struct Adhoc {
     interval: Duration,
     timeout: Duration,
-    roots: Arc<Roots>,
-    client_config: Arc<ClientConfig>,
+    /// The global trust anchors, no client certificate, the global log list.
+    material: Arc<Material>,
     proxy: Option<Arc<Proxy>>,
-    ct_logs: Option<(Arc<LogList>, [u8; 32])>,
     aia_fetch: bool,
 }
 
@@ -180,7 +179,8 @@ pub struct Target {
     /// Upgrade the connection with this protocol's STARTTLS before the handshake.
     pub starttls: Option<StartTls>,
     /// One HTTP GET over the session (`Tls`), or the redirect check's request (`HttpRedirect`).
-    pub http: Option<HttpCheck>,
+    /// Boxed: most targets have none, and a pointer is a sixth of the request's size.
+    pub http: Option<Box<HttpCheck>>,
     /// How often to scan for legacy protocols and weak ciphers; `None`: never (`scan: false`
     /// and redirect targets).
     pub scan_interval: Option<Duration>,
@@ -188,24 +188,33 @@ pub struct Target {
     pub proxy: Option<Arc<Proxy>>,
     /// Revocation checks beyond the staple (`revocation:`, `revocation_max_crl_size`).
     pub revocation: RevocationSettings,
+    /// What it verifies servers with and presents to them, with the file contents that was
+    /// built from (one record shared by every target of a load built from the same files).
+    pub material: Arc<Material>,
+    /// When the chain is incomplete, fetch the missing issuer from the AIA caIssuers URL
+    /// (`tls_chain_valid_with_aia`).
+    pub aia_fetch: bool,
+    /// The certificate file holding the leaf this target should serve (`expect_cert_file`).
+    pub expect_cert_file: Option<Box<Path>>,
+    /// The `/probe` format of its module's `output:`, when `&format=` names none. Not
+    /// compared by `same_as`: it does not change how the target is probed.
+    pub output: Option<Output>,
+}
+
+/// A target's TLS material: what it verifies servers with and presents to them, and the
+/// contents of the files that was built from. A load builds one record per set of files and
+/// shares it among every target naming those files, so a target costs one pointer for it.
+#[derive(Debug)]
+pub struct Material {
     pub roots: Arc<Roots>,
     pub client_config: Arc<ClientConfig>,
     /// Expiry of the client certificate presented for mTLS (unix seconds).
     pub client_cert_not_after: Option<i64>,
     /// The global `ct_log_list_file`, to verify SCTs against (`None`: SCTs are only counted).
     pub ct_logs: Option<Arc<LogList>>,
-    /// When the chain is incomplete, fetch the missing issuer from the AIA caIssuers URL
-    /// (`tls_chain_valid_with_aia`).
-    pub aia_fetch: bool,
-    /// The certificate file holding the leaf this target should serve (`expect_cert_file`).
-    pub expect_cert_file: Option<PathBuf>,
-    /// The `/probe` format of its module's `output:`, when `&format=` names none. Not
-    /// compared by `same_as`: it does not change how the target is probed.
-    pub output: Option<Output>,
-    /// The contents of the files the target was built from (one record shared by every
-    /// target of a load built from the same files): with the settings above, what tells an
-    /// unchanged target across a reload.
-    files: Arc<Files>,
+    /// The contents of the files: with the target's settings, what tells an unchanged target
+    /// across a reload (everything above is derived from them).
+    files: Files,
 }
 
 /// The settings `same_as` compares, as references into the target.
@@ -220,7 +229,7 @@ type Settings<'a> = (
     &'a bool,
     &'a ProbeKind,
     &'a Option<StartTls>,
-    &'a Option<HttpCheck>,
+    &'a Option<Box<HttpCheck>>,
     &'a Option<Duration>,
 );
 
@@ -232,7 +241,7 @@ impl Target {
             && same_revocation(&self.revocation, &other.revocation)
             && self.expect_cert_file == other.expect_cert_file
             && self.aia_fetch == other.aia_fetch
-            && self.files == other.files
+            && self.material.files == other.material.files
     }
 
     /// Every setting the target was built from, except file contents. Exhaustive, so a new
@@ -254,11 +263,8 @@ impl Target {
             starttls,
             http,
             scan_interval,
-            // Derived from the files.
-            roots: _,
-            client_config: _,
-            client_cert_not_after: _,
-            files: _,
+            // Derived from the files (compared by `same_as` as their contents).
+            material: _,
             // Not how it is probed: only how `/probe` answers.
             output: _,
             // Compared by `same_as` and appended by `fingerprint` on their own (a target
@@ -268,8 +274,6 @@ impl Target {
             // Compared by `same_as` and digested by `fingerprint` only when set.
             expect_cert_file: _,
             aia_fetch: _,
-            // Derived from the log list file, whose digest is in `files`.
-            ct_logs: _,
         } = self;
         (
             name,
@@ -312,7 +316,7 @@ impl Target {
             client_cert,
             client_key,
             ct_logs,
-        } = &*self.files;
+        } = &self.material.files;
         let mut digest = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
         // Files as raw bytes (a CA bundle is not worth formatting); every part tagged and
         // length-prefixed, so two different targets never feed the same bytes.
@@ -572,12 +576,14 @@ mod tests {
         let yaml = "global: {ca_file: a.pem}\ntargets:\n  - address: a:443\n  - address: b:443\n  - address: c:443\n    ca_file: b.pem\n  - address: d:443\n";
         let path = dir.path().join("t.yml");
         let c = parse(yaml, &path).expect("valid");
-        let files: Vec<&Arc<Files>> = c.targets.iter().map(|t| &t.files).collect();
-        assert!(Arc::ptr_eq(files[0], files[1]));
+        let records: Vec<&Arc<Material>> = c.targets.iter().map(|t| &t.material).collect();
+        let files: Vec<&Files> = records.iter().map(|m| &m.files).collect();
+        assert!(Arc::ptr_eq(records[0], records[1]));
         assert_ne!(files[0], files[2], "another ca_file is other contents");
+        assert!(!Arc::ptr_eq(records[0], records[2]));
         assert_eq!(files[0], files[3]);
         // Back to the global files after another target's: the same record again.
-        assert!(Arc::ptr_eq(files[0], files[3]));
+        assert!(Arc::ptr_eq(records[0], records[3]));
         assert!(files[0].ca.is_some());
         // A second load reads the files again: its targets are still the same as these.
         let again = parse(yaml, &path).expect("valid");
@@ -586,6 +592,17 @@ mod tests {
             .iter()
             .zip(&again.targets)
             .all(|(a, b)| a.same_as(b)));
+    }
+
+    /// A `Target` lives in an `Arc` (16 bytes more), allocated from jemalloc's 256-byte
+    /// class: every byte beyond 240 would take it to the 320-byte class, 64 more bytes per
+    /// target in every copy of the config (two while a reload builds the new one). Rare or
+    /// shared settings go behind a pointer (`http`, `material`, `expect_cert_file`).
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_target_fits_the_256_byte_allocation_class() {
+        let size = std::mem::size_of::<Target>();
+        assert!(size <= 240, "Target is {size} bytes");
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub(super) struct ProbeSettings {
     pub(super) resolve_all: bool,
     pub(super) kind: ProbeKind,
     pub(super) starttls: Option<StartTls>,
-    pub(super) http: Option<HttpCheck>,
+    pub(super) http: Option<Box<HttpCheck>>,
     pub(super) scan_interval: Option<Duration>,
     pub(super) proxy: Option<Arc<Proxy>>,
     pub(super) revocation: RevocationSettings,
@@ -200,7 +200,7 @@ impl Converter {
         t: &RawTarget,
         kind: ProbeKind,
         address: Option<&(String, u16)>,
-    ) -> Option<HttpCheck> {
+    ) -> Option<Box<HttpCheck>> {
         if t.http.is_none() && kind == ProbeKind::Tls {
             return None;
         }
@@ -240,7 +240,7 @@ impl Converter {
             Some(p) => p.value.clone(),
             None => "/".to_string(),
         };
-        Some(HttpCheck { host, path })
+        Some(Box::new(HttpCheck { host, path }))
     }
 }
 

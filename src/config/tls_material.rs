@@ -20,11 +20,17 @@ use crate::tls::verifier::{self, Roots};
 pub(super) struct TlsMaterial {
     pub(super) roots: Arc<Roots>,
     pub(super) client_config: Arc<ClientConfig>,
-    /// Expiry of the client certificate (unix seconds).
-    pub(super) client_cert_not_after: Option<i64>,
     pub(super) ca: Option<Arc<[u8]>>,
     pub(super) client_cert: Option<Arc<[u8]>>,
     pub(super) client_key: Option<Arc<[u8]>>,
+}
+
+/// Expiry (unix seconds) of the first certificate of a PEM client certificate file.
+pub(super) fn not_after(pem: &[u8]) -> Option<i64> {
+    let der = CertificateDer::pem_slice_iter(pem).next()?.ok()?;
+    crate::tls::cert::parse(der.as_ref())
+        .ok()
+        .map(|f| f.not_after)
 }
 
 /// The rustls config a target presents itself with, and the PEM files it was built from.
@@ -52,17 +58,10 @@ impl Converter {
         let roots = self.roots_for(ca_file, &ca_field);
         let client = self.client_identity(i, t);
         let (roots, client) = (roots?, client?);
-        let client_cert_not_after = client
-            .cert
-            .as_deref()
-            .and_then(|pem| CertificateDer::pem_slice_iter(pem).next()?.ok())
-            .and_then(|der| crate::tls::cert::parse(der.as_ref()).ok())
-            .map(|f| f.not_after);
         let ca = ca_file.and_then(|c| self.files.get(&self.resolve(&c.value)).cloned()?.ok());
         Some(TlsMaterial {
             roots,
             client_config: client.config,
-            client_cert_not_after,
             ca,
             client_cert: client.cert,
             client_key: client.key,

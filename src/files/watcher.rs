@@ -39,7 +39,7 @@ impl Plan {
         let mut expected: BTreeMap<PathBuf, Duration> = BTreeMap::new();
         for t in targets {
             if let Some(p) = &t.expect_cert_file {
-                let every = expected.entry(p.clone()).or_insert(t.interval);
+                let every = expected.entry(p.to_path_buf()).or_insert(t.interval);
                 *every = (*every).min(t.interval);
             }
         }

@@ -95,7 +95,7 @@ fn expected(e: &mut Encoder, set: &FileSet, entries: &[Arc<Entry>]) {
     let with: Vec<(String, &Entry, &CertFile)> = entries
         .iter()
         .filter_map(|en| {
-            let file = set.expected.get(en.target.expect_cert_file.as_ref()?)?;
+            let file = set.expected.get(en.target.expect_cert_file.as_deref()?)?;
             Some((label_set(en), &**en, file))
         })
         .collect();

@@ -240,10 +240,11 @@ fn targets(e: &mut Encoder, entries: &[Arc<Entry>], now: SystemTime) {
         Some(l.en.target.interval.as_secs_f64())
     });
     per_target(e, &CLIENT_CERT_NOT_AFTER, &labeled, |l| {
-        l.en.target.client_cert_not_after.map(|t| t as f64)
+        l.en.target.material.client_cert_not_after.map(|t| t as f64)
     });
     per_target(e, &CLIENT_CERT_DAYS_TO_EXPIRY, &labeled, |l| {
         l.en.target
+            .material
             .client_cert_not_after
             .map(|t| (t as f64 - now_s) / 86_400.0)
     });

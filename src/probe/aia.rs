@@ -99,8 +99,12 @@ pub(super) async fn assess(
         };
         facts.fetched += 1;
         certs.extend(issuers.iter().cloned());
-        let completed =
-            verifier::judge(&certs, &target.roots, &target.server_name, UnixTime::now());
+        let completed = verifier::judge(
+            &certs,
+            &target.material.roots,
+            &target.server_name,
+            UnixTime::now(),
+        );
         match completed.problem {
             None => {
                 facts.valid = true;

@@ -180,7 +180,7 @@ async fn redirect(target: &Target, ctx: &ProbeCtx) -> ProbeOutcome {
         host: target.host.clone(),
         path: "/".to_string(),
     };
-    let check = target.http.as_ref().unwrap_or(&default);
+    let check = target.http.as_deref().unwrap_or(&default);
     let t = Instant::now();
     let result = http::redirect_via(
         &addrs,
@@ -262,7 +262,7 @@ async fn scan(target: &Target, ctx: &ProbeCtx) -> ProbeOutcome {
     let chain = result.legacy_chain.take().map(|chain| {
         Arc::new(cache::judge(
             &chain,
-            &target.roots,
+            &target.material.roots,
             &target.server_name,
             rustls_pki_types::UnixTime::now(),
         ))

@@ -122,14 +122,14 @@ async fn run(
         // the handshake signature was verified during the handshake, as on every probe.
         out.chain = Some(Arc::new(cache::judge(
             &rec.chain,
-            &target.roots,
+            &target.material.roots,
             &target.server_name,
             now,
         )));
         out.ocsp_checked = true;
         if let Some(chain) = out.chain.as_deref() {
             // Answers the shared cache has now; due fetches start beside this probe.
-            let anchors = target.roots.anchors();
+            let anchors = target.material.roots.anchors();
             let subjects = revocation::subjects(&rec.chain, chain, anchors, target.revocation.mode);
             out.revocation = revocation::latest(&subjects, &target.revocation);
         }
@@ -138,7 +138,7 @@ async fn run(
             out.ocsp = Some(ocsp::check_chain(
                 &rec.ocsp,
                 &rec.chain,
-                target.roots.anchors(),
+                target.material.roots.anchors(),
                 secs,
             ));
         }
@@ -152,8 +152,8 @@ async fn run(
             &rec.chain,
             stapled.as_deref(),
             None,
-            target.roots.anchors(),
-            target.ct_logs.as_deref(),
+            target.material.roots.anchors(),
+            target.material.ct_logs.as_deref(),
         );
         for problem in &scts.problems {
             tracing::debug!(target = target.name.as_str(), "{problem}");
@@ -230,7 +230,7 @@ async fn handshake(
     ctx: &ProbeCtx,
     rec: &mut Recorder,
 ) -> Result<TlsStream<TcpStream>, Failure> {
-    let connector = TlsConnector::from(target.client_config.clone());
+    let connector = TlsConnector::from(target.material.client_config.clone());
     let mut connect = connector.connect(target.server_name.clone(), tcp);
     // rustls calls our verifier synchronously inside each poll; route what it sees into `rec`.
     let recorded = poll_fn(|cx| verifier::recording(rec, || Pin::new(&mut connect).poll(cx)));

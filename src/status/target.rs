@@ -133,7 +133,7 @@ fn settings(out: &mut String, en: &Entry, now: i64) {
             format!("every {}", crate::config::format_duration(i))
         }),
     );
-    if let Some(na) = t.client_cert_not_after {
+    if let Some(na) = t.material.client_cert_not_after {
         fact(
             out,
             "client certificate expires",
