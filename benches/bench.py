@@ -281,7 +281,9 @@ http {{
 
 
 def exporter_config(path, ca, ports, n, interval, timeout, concurrency, label=None, scan=False, scan_interval=None):
-    with open(path, "w") as f:
+    """Writes the config to `path` at once (a temporary file renamed over it), as a deployment
+    does: a file written in place could be read half-written."""
+    with open(path + ".tmp", "w") as f:
         f.write(
             f"global:\n  interval: {interval}\n  timeout: {timeout}\n"
             + (f"  concurrency: {concurrency}\n" if concurrency else "")
@@ -296,6 +298,7 @@ def exporter_config(path, ca, ports, n, interval, timeout, concurrency, label=No
                 f"    server_name: t{i:05d}.bench.test\n"
                 + (f"    labels: {{{label}}}\n" if label else "")
             )
+    os.replace(path + ".tmp", path)
 
 
 def parse_exposition(text):
@@ -315,7 +318,7 @@ def parse_exposition(text):
 
 
 class Exporter:
-    def __init__(self, a, work, tag, n, interval, timeout, concurrency, scan=False, scan_interval=None):
+    def __init__(self, a, work, tag, n, interval, timeout, concurrency, scan=False, scan_interval=None, flags=()):
         self.port = free_port()
         cfg = os.path.join(work, f"exporter-{tag}.yml")
         self.config = cfg
@@ -323,7 +326,7 @@ class Exporter:
         self.proc = PROCS.start(
             [a.exporter, f"--config.file={cfg}", f"--web.listen-address=127.0.0.1:{self.port}",
              "--web.enable-lifecycle"]
-            + list(getattr(a, "exporter_flags", ())),
+            + list(getattr(a, "exporter_flags", ())) + list(flags),
             os.path.join(work, f"exporter-{tag}.log"),
             cpus=a.pin_prober,
         )
@@ -473,8 +476,11 @@ def run_scale(a, work, nginx_pids, r):
     n = a.scale_targets
     res = {"targets": n, "minutes": a.scale_minutes}
     t0 = time.monotonic()
-    # The default config: legacy scans on (first scans spread over the first 10 minutes).
-    ex = Exporter(a, work, f"scale-{r}", n, "60s", "5s", a.concurrency, scan=True)
+    # The default config: legacy scans on (first scans spread over the first 10 minutes). The
+    # file watcher is off: each reload below is the POST's, timed, not one the watcher started
+    # on seeing the new file first (the POST would then time a reload that found no change).
+    ex = Exporter(a, work, f"scale-{r}", n, "60s", "5s", a.concurrency, scan=True,
+                  flags=["--config.watch-interval=0s"])
     res["startup_s"] = time.monotonic() - t0  # process start to /-/ready (config loaded, loops started)
     # Every target's first probe lands within its first interval (warm-up spreads them).
     ex.wait_all_probed(n, 150)
