@@ -30,6 +30,13 @@ pub const REPORTED_PROBLEMS: usize = 1_000;
 /// read (`config::read::READ_DEADLINE`), so reloads that are merely slow still queue.
 pub const RELOAD_WAIT: Duration = Duration::from_secs(12);
 
+/// How long the watcher waits, once it sees a file change, for the files to hold still before
+/// reloading.
+const SETTLE: Duration = Duration::from_millis(500);
+
+/// At most this many such waits: files still changing after them are reloaded as they are.
+const SETTLE_ROUNDS: usize = 10;
+
 /// Why a reload did not apply a new config; the config in force keeps running.
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
@@ -232,8 +239,22 @@ impl Reloader {
             if self.stopping.load(Ordering::Relaxed) {
                 return;
             }
-            let now = fingerprint(&self.config()).await;
+            let mut now = fingerprint(&self.config()).await;
             if now != seen {
+                // Reload once the files hold still: a file written in place can be caught half
+                // written, and half a config may well parse (with the rest of its targets
+                // missing until the next change). A file that never holds still is read anyway.
+                for _ in 0..SETTLE_ROUNDS {
+                    tokio::time::sleep(SETTLE).await;
+                    let again = fingerprint(&self.config()).await;
+                    if again == now {
+                        break;
+                    }
+                    now = again;
+                }
+                if self.stopping.load(Ordering::Relaxed) {
+                    return;
+                }
                 tracing::info!("config or target files changed; reloading");
                 let _ = self.reload().await;
                 // Compare against what was just loaded (the loaded config may name new files).

@@ -68,6 +68,44 @@ async fn reload_applies_good_config_and_removed_series_vanish() {
     );
 }
 
+/// A config rewritten in place in two writes a moment apart (as `cat >` or an editor may) is
+/// reloaded once, whole: the watcher (checking every 100 ms, so it sees the first half) waits
+/// for the file to hold still for 500 ms, so the first half (which parses, with one target of
+/// three) is never applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_written_in_place_is_reloaded_once_it_holds_still() {
+    use std::io::Write;
+    let f = fixture().await;
+    let e = Exporter::start_with(
+        f.dir,
+        &targets(f.port, &["a", "b"]),
+        &["--config.watch-interval=100ms"],
+    );
+    e.wait_for("both targets probed", |m| {
+        m.value("tls_probe_success{target=\"a\",team=\"core\"}") == Some(1.0)
+            && m.value("tls_probe_success{target=\"b\",team=\"core\"}") == Some(1.0)
+    });
+    let whole = targets(f.port, &["a", "b", "c"]);
+    let first = targets(f.port, &["a"]);
+    let mut file = std::fs::File::create(&e.config).expect("truncate config");
+    file.write_all(first.as_bytes()).expect("write first half");
+    file.sync_data().expect("sync");
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let rest = whole.strip_prefix(first.as_str()).expect("prefix");
+    file.write_all(rest.as_bytes()).expect("write the rest");
+    drop(file);
+    e.wait_for("c probed after the watcher's reload", |m| {
+        m.value("tls_probe_success{target=\"c\",team=\"core\"}") == Some(1.0)
+    });
+    let log = e.log();
+    let reloads: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("config reloaded"))
+        .collect();
+    assert_eq!(reloads.len(), 1, "one reload, of the whole file:\n{log}");
+    assert!(reloads[0].contains("targets=3"), "{log}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_changing_concurrency_and_one_target_keeps_every_series() {
     let f = fixture().await;
