@@ -128,8 +128,9 @@ impl Converter {
     }
 
     /// The converter for a second conversion of the same load, starting with `problems`: what
-    /// it read from files (contents, trust anchors, client configs, log lists) is kept, since
-    /// a load reads each file once; what it converted is dropped.
+    /// it read from files (contents, trust anchors, client configs, log lists, and the
+    /// `Material` records built from them) is kept, since a load reads each file once; the
+    /// targets and modules it converted are dropped.
     pub(super) fn restart(self, problems: Vec<Problem>) -> Self {
         Converter {
             problems,

@@ -188,7 +188,7 @@ pub struct Target {
     pub proxy: Option<Arc<Proxy>>,
     /// Revocation checks beyond the staple (`revocation:`, `revocation_max_crl_size`).
     pub revocation: RevocationSettings,
-    /// What it verifies servers with and presents to them, with the file contents that was
+    /// What it verifies servers with and presents to them, with the file contents they were
     /// built from (one record shared by every target of a load built from the same files).
     pub material: Arc<Material>,
     /// When the chain is incomplete, fetch the missing issuer from the AIA caIssuers URL
@@ -202,7 +202,7 @@ pub struct Target {
 }
 
 /// A target's TLS material: what it verifies servers with and presents to them, and the
-/// contents of the files that was built from. A load builds one record per set of files and
+/// contents of the files they were built from. A load builds one record per set of files and
 /// shares it among every target naming those files, so a target costs one pointer for it.
 #[derive(Debug)]
 pub struct Material {
@@ -373,7 +373,11 @@ struct Files {
 }
 
 /// Which contents a `Files` holds, within one load: a load reads each file once, so the same
-/// file is the same `Arc` (compared by address) for every target that names it.
+/// file is the same `Arc` (compared by address) for every target that names it. It also keys
+/// the load's `Material` records, which holds because everything else in a record follows from
+/// it within one load: trust anchors are cached by the same resolved path as the CA file's
+/// contents, client configs by the same pair of paths as the certificate and key files, and
+/// the log list is the global one, whose digest is part of the key.
 type FilesIdentity = ([usize; 3], Option<[u8; 32]>);
 
 impl Files {
@@ -603,6 +607,28 @@ mod tests {
     fn a_target_fits_the_256_byte_allocation_class() {
         let size = std::mem::size_of::<Target>();
         assert!(size <= 240, "Target is {size} bytes");
+    }
+
+    /// The fingerprint of a target with every optional part set, pinned. `storage` matches saved
+    /// outcomes to targets by it across upgrades, so a build that changed it (say, through the
+    /// `Debug` text of a setting) would orphan every saved outcome: change the value only on
+    /// purpose, and say so in the release notes.
+    #[test]
+    fn fingerprint_of_a_full_target_is_the_same_in_every_build() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/valid");
+        for name in ["ca.pem", "client.pem", "client.key"] {
+            std::fs::copy(fixtures.join(name), dir.path().join(name)).expect("copy fixture");
+        }
+        std::fs::write(dir.path().join("logs.json"), r#"{"operators": []}"#).expect("write");
+        // Every path that is digested as a path is absolute, so the value does not depend on
+        // where the test runs; the files themselves are digested by content.
+        let yaml = "global: {ca_file: ca.pem, ct_log_list_file: logs.json, revocation: ocsp, proxy_url: 'http://proxy.test:3128', aia_fetch: true}\ntargets:\n  - name: web\n    address: web.test:8443\n    server_name: www.web.test\n    client_cert_file: client.pem\n    client_key_file: client.key\n    http: {path: /health, host: web.test}\n    expect_cert_file: /etc/tls/expected.pem\n    starttls: smtp\n    labels: {team: core}\n    interval: 30s\n    timeout: 5s\n    scan_interval: 1h\n    ip_protocol: ip6\n";
+        let c = parse(yaml, &dir.path().join("t.yml")).expect("valid");
+        assert_eq!(
+            c.targets[0].fingerprint(),
+            "f31911b25df14fc8a51818f45b85773fd32bcc4074afe614ca45fbffc732051b"
+        );
     }
 
     #[test]
