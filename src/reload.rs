@@ -239,19 +239,14 @@ impl Reloader {
             if self.stopping.load(Ordering::Relaxed) {
                 return;
             }
-            let mut now = fingerprint(&self.config()).await;
+            let now = fingerprint(&self.config()).await;
             if now != seen {
-                // Reload once the files hold still: a file written in place can be caught half
-                // written, and half a config may well parse (with the rest of its targets
-                // missing until the next change). A file that never holds still is read anyway.
-                for _ in 0..SETTLE_ROUNDS {
-                    tokio::time::sleep(SETTLE).await;
-                    let again = fingerprint(&self.config()).await;
-                    if again == now {
-                        break;
-                    }
-                    now = again;
-                }
+                tracing::debug!("config or target files changed; waiting for them to hold still");
+                settled(now, || {
+                    let config = self.config();
+                    async move { fingerprint(&config).await }
+                })
+                .await;
                 if self.stopping.load(Ordering::Relaxed) {
                     return;
                 }
@@ -262,6 +257,26 @@ impl Reloader {
             }
         }
     }
+}
+
+/// Waits until `read` gives the same answer twice, `SETTLE` apart (at most `SETTLE_ROUNDS`
+/// times), starting from `now`; returns the last answer. The watcher reloads only then: a file
+/// written in place can be caught half written, and half a config may well parse, with the
+/// rest of its targets missing until the next change. Files that never hold still are read as
+/// they are after the last round.
+async fn settled<T: PartialEq, F: std::future::Future<Output = T>>(
+    mut now: T,
+    mut read: impl FnMut() -> F,
+) -> T {
+    for _ in 0..SETTLE_ROUNDS {
+        tokio::time::sleep(SETTLE).await;
+        let again = read().await;
+        if again == now {
+            break;
+        }
+        now = again;
+    }
+    now
 }
 
 /// Size and modification time of the config file and of every file its target-file patterns
@@ -360,6 +375,31 @@ fn mark_success(state: &State) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Files that change twice and then hold still are answered after three rounds; files that
+    /// never hold still after `SETTLE_ROUNDS`, with what the last round read.
+    #[tokio::test(start_paused = true)]
+    async fn settling_waits_for_files_to_hold_still_and_no_longer_than_its_rounds() {
+        let reads = std::cell::Cell::new(0u32);
+        let start = tokio::time::Instant::now();
+        let got = settled(0u32, || {
+            reads.set(reads.get() + 1);
+            std::future::ready(reads.get().min(2))
+        })
+        .await;
+        assert_eq!((got, reads.get()), (2, 3));
+        assert_eq!(start.elapsed(), SETTLE * 3);
+
+        let reads = std::cell::Cell::new(0u32);
+        let start = tokio::time::Instant::now();
+        let got = settled(0u32, || {
+            reads.set(reads.get() + 1);
+            std::future::ready(reads.get())
+        })
+        .await;
+        assert_eq!(got as usize, SETTLE_ROUNDS);
+        assert_eq!(start.elapsed(), SETTLE * SETTLE_ROUNDS as u32);
+    }
 
     fn reloader(dir: &Path) -> Reloader {
         let path = dir.join("config.yml");

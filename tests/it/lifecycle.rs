@@ -69,9 +69,9 @@ async fn reload_applies_good_config_and_removed_series_vanish() {
 }
 
 /// A config rewritten in place in two writes a moment apart (as `cat >` or an editor may) is
-/// reloaded once, whole: the watcher (checking every 100 ms, so it sees the first half) waits
-/// for the file to hold still for 500 ms, so the first half (which parses, with one target of
-/// three) is never applied.
+/// reloaded once, whole: the watcher sees the first half (the test waits for it to say so) and
+/// waits for the file to hold still for 500 ms, so the first half (which parses, with one target
+/// of three) is never applied.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_config_written_in_place_is_reloaded_once_it_holds_still() {
     use std::io::Write;
@@ -89,8 +89,16 @@ async fn a_config_written_in_place_is_reloaded_once_it_holds_still() {
     let first = targets(f.port, &["a"]);
     let mut file = std::fs::File::create(&e.config).expect("truncate config");
     file.write_all(first.as_bytes()).expect("write first half");
-    file.sync_data().expect("sync");
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    let seen = "waiting for them to hold still";
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !e.log().contains(seen) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the watcher never saw the change:\n{}",
+            e.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let rest = whole.strip_prefix(first.as_str()).expect("prefix");
     file.write_all(rest.as_bytes()).expect("write the rest");
     drop(file);
