@@ -558,7 +558,7 @@ def scale_report(a, runs):
         ("peak RSS (VmHWM), MB: start-up and first round, with plain scrapes", m("hwm_start"), ""),
         (f"peak RSS, MB: the {a.scale_minutes:g}-minute window (probing, a gzip scrape every 10 s)", m("hwm_window"), ""),
         ("peak RSS, MB: overall, including the whole-set reloads", m("hwm"), "≤ 150"),
-        ("RSS per target beyond an empty exporter, KB", m("per_target_kb"), "≤ 2"),
+        ("RSS per target beyond an empty exporter (the config's own share included), KB", m("per_target_kb"), "≤ 2 beyond the config"),
         ("exporter CPU cores used", m("cores"), ""),
         ("other load on the machine, cores", m("other_cores"), ""),
     ]
@@ -1091,22 +1091,11 @@ def report(a, runs, versions):
         cpu = "## CPU per probe, with and without chain reuse\n\n" + cpu_report(runs)
         table = cpu if a.only == "cpu" else table + "\n\n" + cpu
 
-    cpu_model = "unknown"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu_model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     header = [
         "# tls_exporter benchmark results",
         "",
-        f"- date: {now}",
-        f"- machine: {NCPU} CPUs ({cpu_model}), {platform.system()} {platform.release()}, "
-        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB",
+        f"- date: {utc_now()}",
+        f"- machine: {machine()}",
         f"- runs: {len(runs)} (median of each figure){' — quick smoke run, not a result' if a.quick else ''}",
         f"- windows: fixed rate {a.window:.0f}s, saturated {a.sat_window:.0f}s, 10,000 targets {a.window_10k:.0f}s; "
         f"concurrency {a.concurrency} (blackbox saturated driver: {a.bb_sat_concurrency} threads)",
@@ -1123,9 +1112,38 @@ def report(a, runs, versions):
 # ---------------------------------------------------------------------------------------------
 
 
-def run_part(a, key, label, run, report, header, raw=False):
+def utc_now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def machine():
+    """CPUs, their model, the kernel and the memory of this machine, in one line."""
+    cpu_model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu_model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{NCPU} CPUs ({cpu_model}), {platform.system()} {platform.release()}, {memory:.0f} GiB"
+
+
+def part_doc(key, date, command, placement, version, table, runs):
+    """The results file of `--only KEY`: what ran where (date, machine, command), the table and
+    the per-run figures."""
+    return (
+        f"# scripts/bench --only {key}\n\n- date: {date}\n- machine: {machine()}\n"
+        f"- command: `{command}`\n- {placement}\n- tls_exporter: {version}\n\n{table}"
+        f"\n## Raw per-run figures\n\n```json\n{json.dumps(runs, indent=1)}\n```\n"
+    )
+
+
+def run_part(a, key, label, run, report):
     """`--only KEY`: `a.runs` runs of `run(r)`, the table `report` makes of them printed and
-    written to `a.out` under `header` (with the per-run figures when `raw`)."""
+    written to `a.out` (see `part_doc`)."""
     runs = []
     for r in range(1, a.runs + 1):
         print(f"bench: run {r}/{a.runs}: {label}", file=sys.stderr, flush=True)
@@ -1134,11 +1152,49 @@ def run_part(a, key, label, run, report, header, raw=False):
     table = report(a, runs)
     print(table)
     if a.out:
+        version = json.loads(a.versions).get("tls_exporter", "?")
         with open(a.out, "w") as fh:
-            fh.write(f"# scripts/bench --only {key}\n\n{header}\n\n{table}")
-            if raw:
-                fh.write(f"\n## Raw per-run figures\n\n```json\n{json.dumps(runs, indent=1)}\n```\n")
-        print(f"bench: wrote {a.out}", file=sys.stderr)
+            fh.write(part_doc(key, utc_now(), a.command, a.placement, version, table, runs))
+        wrote(a.out)
+
+
+def wrote(path):
+    """Says `path` was written; when it is one of the parts' files, rebuilds results.md."""
+    print(f"bench: wrote {path}", file=sys.stderr)
+    benches = os.path.dirname(os.path.abspath(__file__))
+    if os.path.dirname(os.path.abspath(path)) == benches and os.path.basename(path) in dict(PARTS):
+        gather(benches)
+        print(f"bench: wrote {os.path.join(benches, 'results.md')}", file=sys.stderr)
+
+
+# The results file of each part, in the order `gather` lists them.
+PARTS = [
+    ("results-full.md", "The whole benchmark (`scripts/bench`): CPU per probe, saturation, 10,000 targets, blackbox_exporter and the rustls floor"),
+    ("results-cpu.md", "CPU per probe with and without chain reuse (`scripts/bench --only cpu`)"),
+    ("results-memory.md", "10,000 targets with the default config, scrapes back to back (`scripts/bench --only memory`)"),
+    ("results-scale.md", "50,000 targets on one process (`scripts/bench --only scale`)"),
+]
+
+
+def gather(benches=os.path.dirname(os.path.abspath(__file__))):
+    """Rewrites `benches/results.md`: the latest run of every part, each with its date,
+    machine and command, as its own file has them (the per-run figures stay in that file)."""
+    out = [
+        "# tls_exporter benchmark results",
+        "",
+        "The latest run of each part of `scripts/bench`, rebuilt after every run from the part's own",
+        "file (which also has the per-run figures). Medians of the runs; ratios are same-run ratios.",
+    ]
+    for name, title in PARTS:
+        path = os.path.join(benches, name)
+        if not os.path.exists(path):
+            continue
+        with open(path) as fh:
+            text = fh.read().split("\n## Raw per-run figures")[0].rstrip()
+        body = text.split("\n", 1)[1].strip() if text.startswith("# ") else text
+        out += ["", f"## {title}", "", f"From `benches/{name}`.", "", body.replace("\n## ", "\n### ")]
+    with open(os.path.join(benches, "results.md"), "w") as fh:
+        fh.write("\n".join(out) + "\n")
 
 
 def main():
@@ -1194,13 +1250,8 @@ def main():
         case_nginx = cpu_case_endpoints(a, a.work, nginx_pids) if a.only not in ("scale", "memory") else {}
         runs = []
         if a.only == "memory":
-            header = (
-                f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC\n"
-                f"- command: `{a.command}`\n- {a.placement}\n"
-                f"- tls_exporter: {json.loads(a.versions).get('tls_exporter', '?')}"
-            )
             label = f"{a.memory_targets:,} targets, {a.memory_scrapes} scrapes"
-            run_part(a, "memory", label, lambda r: run_memory(a, a.work, r), memory_report, header, raw=True)
+            run_part(a, "memory", label, lambda r: run_memory(a, a.work, r), memory_report)
             return
         if a.only == "scale":
             empty = Exporter(a, a.work, "empty", 0, "60s", "5s", a.concurrency)
@@ -1208,8 +1259,7 @@ def main():
             a.base_rss, _ = proc_mem_mb(empty.pid)
             empty.stop()
             label = f"{a.scale_targets:,} targets"
-            header = f"{a.command}\n\n{a.placement}"
-            run_part(a, "scale", label, lambda r: run_scale(a, a.work, nginx_pids, r), scale_report, header)
+            run_part(a, "scale", label, lambda r: run_scale(a, a.work, nginx_pids, r), scale_report)
             return
         for r in range(1, a.runs + 1):
             run = {}
@@ -1245,7 +1295,7 @@ def main():
         if a.out:
             with open(a.out, "w") as fh:
                 fh.write(doc)
-            print(f"bench: wrote {a.out}", file=sys.stderr)
+            wrote(a.out)
     finally:
         PROCS.stop_all()
 
